@@ -1,0 +1,306 @@
+// Package image turns a root filesystem into ingot's bootable disk image:
+// /usr as EROFS with a dm-verity tree, a UKI that pins that /usr by its root
+// hash, systemd-boot on an ESP, and a GPT with two A/B slots. It needs no root
+// privileges and no host tools, and the same inputs give the same bytes.
+//
+//	res, err := image.Build(ctx, image.Options{
+//		RootFS: "rootfs.tar.zst", Version: "1.0.0", OutputDir: "out",
+//		Epoch: 1700000000, InitPath: "bin/ingot-init", AgentPath: "bin/ingot",
+//	})
+package image
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ingot-linux/ingot/format/uki"
+	"github.com/ingot-linux/ingot/image/rootfs"
+	"github.com/ingot-linux/ingot/layout"
+)
+
+// Options configure Build. The zero value of every optional field means the
+// default.
+type Options struct {
+	// RootFS is a directory or a tarball (.tar, .tar.gz, .tar.zst, .tar.xz)
+	// of a merged-/usr root filesystem.
+	RootFS string
+	// Version names the image; it becomes IMAGE_VERSION and part of file
+	// and partition names.
+	Version string
+	// OutputDir receives ingot_<version>.raw.
+	OutputDir string
+	// Epoch (SOURCE_DATE_EPOCH) caps every timestamp in the image.
+	Epoch int64
+	// InitPath is the static ingot-init binary that becomes the initrd's
+	// /init.
+	InitPath string
+	// AgentPath is the static ingot binary installed as /usr/bin/ingot.
+	AgentPath string
+	// KernelVersion picks a kernel when the root filesystem has several.
+	KernelVersion string
+	// Cmdline is appended to the kernel command line.
+	Cmdline []string
+	// Autologin gives a root shell on the serial console (development and
+	// tests only).
+	Autologin bool
+	// UsrSlotBytes is the size of each usr partition; 0 sizes it from the
+	// image with room to grow.
+	UsrSlotBytes int64
+	// ESPBytes is the size of the ESP; 0 means room for at least four UKIs
+	// and no less than 256 MiB.
+	ESPBytes int64
+	// Modules are the kernel modules the initrd loads; nil means
+	// DefaultModules.
+	Modules []string
+	// TempDir holds intermediate files; "" means a directory inside
+	// OutputDir, removed at the end.
+	TempDir string
+	// Progress, if set, is told about each stage.
+	Progress func(stage string)
+	// Logger receives details; nil discards them.
+	Logger *slog.Logger
+}
+
+// EpochFromContent as Options.Epoch caps timestamps at the newest one in the
+// root filesystem: reproducible without SOURCE_DATE_EPOCH.
+const EpochFromContent = -1
+
+func newestMtime(t *rootfs.Tree) int64 {
+	var newest int64
+	_ = t.Walk(".", func(e *rootfs.Entry) error {
+		newest = max(newest, e.MtimeUnix)
+		return nil
+	})
+	return newest
+}
+
+// Result describes a built image.
+type Result struct {
+	Version       string `json:"version"`
+	DiskPath      string `json:"disk"`
+	DiskBytes     int64  `json:"diskBytes"`
+	UsrHash       string `json:"usrhash"`
+	UsrBytes      int64  `json:"usrBytes"`
+	UsrSlotBytes  int64  `json:"usrSlotBytes"`
+	UKIBytes      int64  `json:"ukiBytes"`
+	KernelVersion string `json:"kernelVersion"`
+	Cmdline       string `json:"cmdline"`
+	// MissingModules are requested initrd modules the kernel has neither
+	// built in nor as modules.
+	MissingModules []string `json:"missingModules,omitempty"`
+}
+
+func (o *Options) progress(stage string) {
+	if o.Progress != nil {
+		o.Progress(stage)
+	}
+	o.Logger.Debug("image stage", "step", stage)
+}
+
+func (o *Options) check() error {
+	var errs []error
+	if o.RootFS == "" {
+		errs = append(errs, errors.New("no root filesystem given (--rootfs)"))
+	}
+	if err := layout.CheckVersion(o.Version); err != nil {
+		errs = append(errs, err)
+	}
+	if o.OutputDir == "" {
+		errs = append(errs, errors.New("no output directory given (--output)"))
+	}
+	if o.Epoch < 0 && o.Epoch != EpochFromContent {
+		errs = append(errs, fmt.Errorf("SOURCE_DATE_EPOCH %d is negative", o.Epoch))
+	}
+	if o.UsrSlotBytes < 0 || o.ESPBytes < 0 {
+		errs = append(errs, errors.New("sizes must not be negative"))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Modules == nil {
+		o.Modules = DefaultModules
+	}
+	return errors.Join(errs...)
+}
+
+// Build makes the disk image. On any error nothing is left in OutputDir.
+func Build(ctx context.Context, o Options) (*Result, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create output directory: %w", err)
+	}
+	final := filepath.Join(o.OutputDir, layout.Name+"_"+o.Version+".raw")
+	out, err := os.CreateTemp(o.OutputDir, "."+filepath.Base(final)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("output directory %s is not writable: %w", o.OutputDir, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			out.Close()
+			os.Remove(out.Name())
+		}
+	}()
+	work := o.TempDir
+	if work == "" {
+		work, err = os.MkdirTemp(o.OutputDir, ".ingot-work-*")
+		if err != nil {
+			return nil, fmt.Errorf("create work directory: %w", err)
+		}
+		defer os.RemoveAll(work)
+	}
+	init, err := readStatic(o.InitPath, "ingot-init", "--init")
+	if err != nil {
+		return nil, err
+	}
+	agent, err := readStatic(o.AgentPath, "ingot", "--agent")
+	if err != nil {
+		return nil, err
+	}
+
+	o.progress("read root filesystem")
+	t, err := rootfs.Load(o.RootFS, rootfs.Options{TempDir: work})
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	if o.Epoch == EpochFromContent {
+		o.Epoch = newestMtime(t)
+	}
+	in, err := inspect(t, o.KernelVersion)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	kernel, err1 := t.ReadFile(in.KernelPath)
+	stub, err2 := t.ReadFile(in.Stub)
+	loader, err3 := t.ReadFile(in.BootLoader)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	if err := prepare(t, &o, in, agent); err != nil {
+		return nil, fmt.Errorf("prepare /usr: %w", err)
+	}
+	t.ClampMtimes(o.Epoch)
+
+	o.progress("write /usr (EROFS) and its dm-verity tree")
+	usr, err := buildUsr(t, work, o.Epoch)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	o.progress("build initrd and UKI")
+	osr, err := t.ReadFile("usr/lib/os-release")
+	if err != nil {
+		return nil, err
+	}
+	initrd, mods, err := initramfs(t, in.KernelVersion, init, o.Modules, osr)
+	if err != nil {
+		return nil, err
+	}
+	cmdline := kernelCmdline(usr.RootHash, o.Cmdline)
+	var ukiBuf bytes.Buffer
+	err = uki.Build(&ukiBuf, stub, []uki.Section{
+		{Name: uki.SectionOSRel, Data: osr},
+		{Name: uki.SectionCmdline, Data: []byte(cmdline)},
+		{Name: uki.SectionUname, Data: []byte(in.KernelVersion)},
+		{Name: uki.SectionInitrd, Data: initrd},
+		{Name: uki.SectionLinux, Data: kernel},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build UKI: %w", err)
+	}
+	ukiBytes := ukiBuf.Bytes()
+
+	o.progress("write disk image")
+	d, err := writeDisk(out, &o, usr, loader, ukiBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := out.Sync(); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", out.Name(), err)
+	}
+	if err := out.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(out.Name(), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(out.Name(), final); err != nil {
+		return nil, fmt.Errorf("rename disk image into place: %w", err)
+	}
+	committed = true
+	syncDir(o.OutputDir)
+	return &Result{
+		Version:        o.Version,
+		DiskPath:       final,
+		DiskBytes:      d.diskBytes,
+		UsrHash:        hex.EncodeToString(usr.RootHash),
+		UsrBytes:       usr.DataBytes,
+		UsrSlotBytes:   d.usrSlotBytes,
+		UKIBytes:       int64(len(ukiBytes)),
+		KernelVersion:  in.KernelVersion,
+		Cmdline:        cmdline,
+		MissingModules: mods.Missing,
+	}, nil
+}
+
+// kernelCmdline pins /usr by its root hash and sends the console to both the
+// screen and the first serial port (the last console= is /dev/console).
+func kernelCmdline(rootHash []byte, extra []string) string {
+	args := []string{
+		"usrhash=" + hex.EncodeToString(rootHash),
+		"console=tty0", "console=ttyS0,115200",
+		"systemd.firstboot=off",
+		"panic=10",
+	}
+	return strings.Join(append(args, extra...), " ")
+}
+
+// readStatic reads a binary that must run without a dynamic loader: the
+// initrd has none, and /usr/bin/ingot must not depend on the image's libc.
+func readStatic(path, what, flag string) ([]byte, error) {
+	if path == "" {
+		return nil, fmt.Errorf("no %s binary given (%s)", what, flag)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s binary: %w (build it with make, or pass %s)", what, err, flag)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s binary %s is not an ELF executable: %w", what, path, err)
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_X86_64 {
+		return nil, fmt.Errorf("%s binary %s is for %v, not x86-64", what, path, f.Machine)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return nil, fmt.Errorf("%s binary %s is dynamically linked: build it with CGO_ENABLED=0", what, path)
+		}
+	}
+	return b, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

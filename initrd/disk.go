@@ -1,0 +1,190 @@
+package initrd
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ingot-linux/ingot/format/gpt"
+	"github.com/ingot-linux/ingot/layout"
+)
+
+// blockDev is a whole disk as the kernel shows it in /sys/class/block.
+type blockDev struct {
+	Name       string // "vda"
+	SizeBytes  int64
+	SectorSize int
+}
+
+// listDisks returns the whole disks (not partitions) under sysRoot/class/block.
+func listDisks(sysRoot string) ([]blockDev, error) {
+	dir := filepath.Join(sysRoot, "class/block")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var disks []blockDev
+	for _, e := range entries {
+		base := filepath.Join(dir, e.Name())
+		if _, err := os.Stat(filepath.Join(base, "partition")); err == nil {
+			continue
+		}
+		if strings.HasPrefix(e.Name(), "dm-") || strings.HasPrefix(e.Name(), "loop") || strings.HasPrefix(e.Name(), "ram") {
+			continue
+		}
+		sectors, err := readInt(filepath.Join(base, "size"))
+		if err != nil || sectors == 0 {
+			continue
+		}
+		ss, err := readInt(filepath.Join(base, "queue/logical_block_size"))
+		if err != nil || ss == 0 {
+			ss = 512
+		}
+		disks = append(disks, blockDev{Name: e.Name(), SizeBytes: sectors * 512, SectorSize: int(ss)})
+	}
+	sort.Slice(disks, func(i, j int) bool { return disks[i].Name < disks[j].Name })
+	return disks, nil
+}
+
+// partitionName returns the kernel name of partition index of disk ("vda2",
+// "nvme0n1p2") by looking it up in sysfs.
+func partitionName(sysRoot, disk string, index int) (string, error) {
+	dir := filepath.Join(sysRoot, "class/block", disk)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		n, err := readInt(filepath.Join(dir, e.Name(), "partition"))
+		if err == nil && int(n) == index {
+			return e.Name(), nil
+		}
+	}
+	return "", fmt.Errorf("partition %d of %s not known to the kernel", index, disk)
+}
+
+func readInt(p string) (int64, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+func readTable(dev string, d blockDev) (*gpt.Table, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return gpt.Read(f, d.SizeBytes, d.SectorSize)
+}
+
+// findUsr waits for the disk whose GPT has a usr partition with the PARTUUID
+// the usrhash names, and the matching verity partition.
+func findUsr(ctx context.Context, s *State) error {
+	usrUUID, verityUUID := layout.UsrPartUUIDs(s.Params.UsrHash)
+	deadline := time.Now().Add(s.Params.DeviceTimeout)
+	var lastErr error
+	for {
+		found, err := scanForUsr(s, usrUUID, verityUUID)
+		if found {
+			return nil
+		}
+		if err != nil {
+			lastErr = err
+		}
+		if time.Now().After(deadline) {
+			msg := fmt.Sprintf("no disk has a usr partition with PARTUUID %s after %v", usrUUID, s.Params.DeviceTimeout)
+			if lastErr != nil {
+				msg += fmt.Sprintf(" (last problem: %v)", lastErr)
+			}
+			return errors.New(msg)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func scanForUsr(s *State, usrUUID, verityUUID gpt.GUID) (bool, error) {
+	disks, err := listDisks(s.path("/sys"))
+	if err != nil {
+		return false, err
+	}
+	var lastErr error
+	for _, d := range disks {
+		t, err := readTable(s.path("/dev/"+d.Name), d)
+		if err != nil {
+			if !errors.Is(err, gpt.ErrNoTable) {
+				lastErr = fmt.Errorf("%s: %w", d.Name, err)
+			}
+			continue
+		}
+		var usr, verity *gpt.Partition
+		usrSeen := 0
+		for i := range t.Partitions {
+			p := &t.Partitions[i]
+			if p.Type == layout.TypeUsr {
+				usrSeen++
+				if p.UUID == usrUUID {
+					usr = p
+					s.Slot = layout.SlotName(usrSeen)
+				}
+			}
+			if p.Type == layout.TypeUsrVerity && p.UUID == verityUUID {
+				verity = p
+			}
+		}
+		if usr == nil {
+			continue
+		}
+		if verity == nil {
+			return false, fmt.Errorf("%s has the usr partition %s but no verity partition with PARTUUID %s", d.Name, usrUUID, verityUUID)
+		}
+		s.Disk = "/dev/" + d.Name
+		un, err1 := partitionName(s.path("/sys"), d.Name, usr.Index)
+		vn, err2 := partitionName(s.path("/sys"), d.Name, verity.Index)
+		if err := errors.Join(err1, err2); err != nil {
+			return false, err
+		}
+		s.UsrPart, s.VerityPart = "/dev/"+un, "/dev/"+vn
+		return true, nil
+	}
+	return false, lastErr
+}
+
+// derivedUUID makes a stable partition or filesystem UUID from the disk's GUID
+// and a purpose, so the same disk always gets the same root UUID.
+func derivedUUID(disk gpt.GUID, purpose string) gpt.GUID {
+	sum := sha256.Sum256(append(disk[:], []byte("ingot:"+purpose)...))
+	var b [16]byte
+	copy(b[:], sum[:16])
+	b[6] = b[6]&0x0f | 0x40 // version 4 layout, content-derived
+	b[8] = b[8]&0x3f | 0x80
+	return gpt.GUIDFromBytes(b)
+}
+
+var errNoRoot = errors.New("no root partition")
+
+// findRoot returns the root partition of the table, or errNoRoot.
+func findRoot(t *gpt.Table) (gpt.Partition, error) {
+	for _, p := range t.Partitions {
+		if p.Type == layout.TypeRoot {
+			return p, nil
+		}
+	}
+	return gpt.Partition{}, errNoRoot
+}
+
+func isZero(b []byte) bool { return len(bytes.Trim(b, "\x00")) == 0 }

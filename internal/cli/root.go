@@ -1,0 +1,97 @@
+// Package cli is the ingot command line: one constructor per verb, flags
+// turned into library options, results printed as text or --json.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ingot-linux/ingot/image"
+)
+
+// Version is the ingot tool's version, set at link time.
+var Version = "dev"
+
+// globals are the flags every verb shares.
+type globals struct {
+	json    bool
+	verbose bool
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+func (g *globals) logger() *slog.Logger {
+	if !g.verbose {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// render prints a result: JSON with --json, otherwise the text form.
+func (g *globals) render(v any, text func(w io.Writer)) error {
+	if g.json {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(g.stdout)
+	return nil
+}
+
+// newRoot builds the command tree.
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ingot",
+		Short: "Build, boot and update image-based Linux systems",
+		Long: `ingot turns a root filesystem into a verified, reproducible disk image
+(/usr as EROFS + dm-verity, a UKI that pins it, systemd-boot, A/B slots)
+and boots it.
+
+  ingot image --rootfs ROOTFS --version 1.0.0 --output out/
+  ingot vm out/ingot_1.0.0.raw`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log details to stderr")
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.AddCommand(newImageCmd(g), newVMCmd(g), newBootMarkerCmd(g))
+	return root
+}
+
+// Run executes the ingot command line and returns the process exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "ingot: %v\n", err)
+	return exitCode(err)
+}
+
+// Exit codes: 1 for failures, 2 for bad input, 130 for interrupts.
+func exitCode(err error) int {
+	var in *image.InputError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return 130
+	case errors.As(err, &in), errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
+
+var errUsage = errors.New("usage")

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ingot-linux/ingot/vm"
+)
+
+func newVMCmd(g *globals) *cobra.Command {
+	var (
+		c        vm.Config
+		diskSize string
+	)
+	cmd := &cobra.Command{
+		Use:   "vm IMAGE",
+		Short: "Boot a disk image in QEMU with UEFI firmware, console on this terminal",
+		Long: `Boot IMAGE in QEMU (TCG unless --accel kvm) with OVMF, its serial console on
+this terminal (Ctrl-A X quits). The guest writes to a copy-on-write overlay
+unless --persist, and sees a disk --disk-size large so that the first boot
+has room for the root partition.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if c.DiskSizeBytes, err = parseSize(diskSize); err != nil {
+				return fmt.Errorf("--disk-size: %w", err)
+			}
+			if _, err := os.Stat(args[0]); err != nil {
+				return fmt.Errorf("disk image: %w", err)
+			}
+			c.Image = args[0]
+			c.Interactive = true
+			c.Stdin = g.stdin
+			c.Output = g.stdout
+			c.Logger = g.logger()
+			m, err := vm.Start(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			select {
+			case <-m.Done():
+			case <-cmd.Context().Done():
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&c.Persist, "persist", false, "write to IMAGE itself instead of an overlay")
+	f.IntVar(&c.MemoryMiB, "memory", vm.DefaultMemoryMiB, "guest memory in MiB")
+	f.IntVar(&c.CPUs, "cpus", vm.DefaultCPUs, "virtual CPUs")
+	f.StringVar(&diskSize, "disk-size", "", "size of the guest's disk, e.g. 8G (default: image + 2G; with --persist: unchanged)")
+	f.StringArrayVar(&c.ExtraDisks, "disk", nil, "extra disk image to attach (repeatable)")
+	f.StringVar(&c.Accel, "accel", vm.DefaultAccel, "QEMU accelerator: tcg or kvm")
+	f.StringVar(&c.Firmware, "firmware", "", "OVMF code image (default: from the ovmf package)")
+	return cmd
+}

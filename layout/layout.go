@@ -1,0 +1,109 @@
+// Package layout is ingot's on-disk contract: partition types, indexes,
+// names and UUIDs, ESP paths and UKI file names. The image stage writes it,
+// ingot-init and the agent read it; keeping it in one place keeps them in
+// step.
+//
+//	usr, verity := layout.UsrPartUUIDs(rootHash)
+//	name := layout.UKIName("1.2.0", 3) // "ingot_1.2.0+3-0.efi"
+package layout
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/ingot-linux/ingot/format/gpt"
+)
+
+// Discoverable Partitions Specification type GUIDs for x86-64.
+var (
+	TypeESP          = gpt.MustParseGUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
+	TypeRoot         = gpt.MustParseGUID("4f68bce3-e8cd-4db1-96e7-fbcaf984b709")
+	TypeUsr          = gpt.MustParseGUID("8484680c-9521-48c6-9c11-b0720656f69e")
+	TypeUsrVerity    = gpt.MustParseGUID("77ff5f63-e7b6-4633-acf4-1565b864c0e6")
+	TypeUsrVeritySig = gpt.MustParseGUID("e7bb33fb-06cf-4e81-8273-e543b413e2e2")
+)
+
+// Partition indexes (1-based) of the contract.
+const (
+	ESPIndex          = 1
+	UsrAIndex         = 2
+	UsrVerityAIndex   = 3
+	UsrVeritySigIndex = 4
+	UsrBIndex         = 5
+	UsrVerityBIndex   = 6
+	UsrVeritySigB     = 7
+	RootIndex         = 8
+)
+
+// EmptyLabel marks a slot that holds no version yet.
+const EmptyLabel = "_empty"
+
+// Name is the image name used in labels, UKI file names and IMAGE_ID.
+const Name = "ingot"
+
+// UsrLabel is the partition name of a usr partition holding version.
+func UsrLabel(version string) string { return Name + "_" + version }
+
+// VerityLabel is the partition name of a usr-verity partition.
+func VerityLabel(version string) string { return Name + "_" + version + "_verity" }
+
+// VeritySigLabel is the partition name of a usr-verity-sig partition.
+func VeritySigLabel(version string) string { return Name + "_" + version + "_verity_sig" }
+
+// UsrPartUUIDs returns the PARTUUIDs the Discoverable Partitions
+// Specification gives the usr and usr-verity partitions of a root hash: its
+// first and last 128 bits.
+func UsrPartUUIDs(rootHash []byte) (usr, verity gpt.GUID) {
+	var a, b [16]byte
+	copy(a[:], rootHash)
+	if len(rootHash) >= 16 {
+		copy(b[:], rootHash[len(rootHash)-16:])
+	}
+	return gpt.GUIDFromBytes(a), gpt.GUIDFromBytes(b)
+}
+
+// SlotName returns "a" for the first usr partition on the disk and "b" for
+// the second.
+func SlotName(ordinal int) string {
+	if ordinal == 2 {
+		return "b"
+	}
+	return "a"
+}
+
+// ESP paths.
+const (
+	BootLoaderPath = "EFI/BOOT/BOOTX64.EFI"
+	LoaderConfPath = "loader/loader.conf"
+	UKIDir         = "EFI/Linux"
+)
+
+// UKIName is the file name of a version's UKI with tries boot attempts left,
+// per the Boot Loader Specification's boot counting ("+3-0").
+func UKIName(version string, tries int) string {
+	if tries <= 0 {
+		return fmt.Sprintf("%s_%s.efi", Name, version)
+	}
+	return fmt.Sprintf("%s_%s+%d-0.efi", Name, version, tries)
+}
+
+// VersionPattern is what a version may look like: it becomes part of file
+// and partition names.
+var VersionPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._~-]{0,31}$`)
+
+// CheckVersion rejects versions that cannot be part of the names above.
+func CheckVersion(v string) error {
+	if !VersionPattern.MatchString(v) {
+		return fmt.Errorf("version %q: use 1–32 letters, digits, '.', '_', '~' or '-', starting with a letter or digit", v)
+	}
+	return nil
+}
+
+// Files ingot adds to /usr.
+const (
+	// RootLayoutPath (under /usr) records the root filesystem's top-level
+	// links and directories for ingot-init.
+	RootLayoutPath = "lib/ingot/root.json"
+	// FactoryDir (under /usr) holds the image's /etc and /var.
+	FactoryDir = "share/ingot/factory"
+)

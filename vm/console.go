@@ -1,0 +1,241 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+)
+
+// ErrExited is returned (wrapped) by WaitFor, WaitForRegexp and Run when
+// QEMU exits before the awaited output arrives.
+var ErrExited = errors.New("qemu exited")
+
+// cleaner removes carriage returns, other control characters but newline
+// and tab, and terminal escape sequences from console output. It keeps
+// state across calls, so sequences split between reads are removed too.
+type cleaner struct {
+	state int
+}
+
+const (
+	stNormal = iota
+	stEsc    // after ESC
+	stCSI    // in ESC [ ... final
+	stString // in ESC ] / P / X / ^ / _ ... BEL or ESC \
+	stStrEsc // ESC inside a string sequence
+	stSkip1  // one more byte to drop (ESC ( B and the like)
+)
+
+// clean appends the printable part of src to dst.
+func (c *cleaner) clean(dst, src []byte) []byte {
+	for _, b := range src {
+		switch c.state {
+		case stNormal:
+			switch {
+			case b == 0x1b:
+				c.state = stEsc
+			case b == '\n' || b == '\t' || (b >= 0x20 && b != 0x7f):
+				dst = append(dst, b)
+			}
+		case stEsc:
+			switch b {
+			case '[':
+				c.state = stCSI
+			case ']', 'P', 'X', '^', '_':
+				c.state = stString
+			case '(', ')', '*', '+', '-', '.', '/', '#', '%', ' ':
+				c.state = stSkip1
+			default:
+				c.state = stNormal
+			}
+		case stCSI:
+			switch {
+			case b >= 0x40 && b <= 0x7e:
+				c.state = stNormal
+			case b < 0x20:
+				// Not a well-formed sequence: give up on it.
+				c.state = stNormal
+				if b == '\n' || b == '\t' {
+					dst = append(dst, b)
+				}
+			}
+		case stString:
+			switch b {
+			case 0x07:
+				c.state = stNormal
+			case 0x1b:
+				c.state = stStrEsc
+			}
+		case stStrEsc:
+			c.state = stNormal
+		case stSkip1:
+			c.state = stNormal
+		}
+	}
+	return dst
+}
+
+// WaitFor waits until the literal substr appears in the console output after
+// the cursor, moves the cursor past it and returns it. The output it scans
+// has CRs and terminal escapes removed (see Log). A timeout of 0 waits
+// as long as ctx allows. The error names the awaited text and ends with the
+// last lines of the console; it wraps ErrExited if QEMU exits first and
+// context.DeadlineExceeded on timeout.
+func (m *Machine) WaitFor(ctx context.Context, substr string, timeout time.Duration) (string, error) {
+	pat := []byte(substr)
+	match, err := m.wait(ctx, timeout, fmt.Sprintf("%q", substr), func(b []byte) ([]int, bool) {
+		i := bytes.Index(b, pat)
+		if i < 0 {
+			return nil, false
+		}
+		return []int{i, i + len(pat)}, true
+	})
+	if err != nil {
+		return "", err
+	}
+	return match[0], nil
+}
+
+// WaitForRegexp is WaitFor for a regular expression. It returns the match
+// and its submatches, as FindStringSubmatch does.
+func (m *Machine) WaitForRegexp(ctx context.Context, re *regexp.Regexp, timeout time.Duration) ([]string, error) {
+	return m.wait(ctx, timeout, "/"+re.String()+"/", func(b []byte) ([]int, bool) {
+		loc := re.FindSubmatchIndex(b)
+		return loc, loc != nil
+	})
+}
+
+// wait polls find over the output after the cursor until it matches. find
+// returns submatch index pairs relative to its argument.
+func (m *Machine) wait(ctx context.Context, timeout time.Duration, what string, find func([]byte) ([]int, bool)) ([]string, error) {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	for {
+		m.mu.Lock()
+		text := m.text[m.cursor:]
+		if loc, ok := find(text); ok {
+			sub := make([]string, len(loc)/2)
+			for i := range sub {
+				if loc[2*i] >= 0 {
+					sub[i] = string(text[loc[2*i]:loc[2*i+1]])
+				}
+			}
+			m.cursor += loc[1]
+			m.mu.Unlock()
+			return sub, nil
+		}
+		changed, running := m.changed, m.running
+		m.mu.Unlock()
+
+		if !running {
+			return nil, m.waitErr("waiting for "+what, fmt.Errorf("%w: %v", ErrExited, m.exitErr()))
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, m.waitErr("waiting for "+what, ctx.Err())
+		case <-expired:
+			return nil, m.waitErr("waiting for "+what,
+				fmt.Errorf("timeout after %v: %w", timeout, context.DeadlineExceeded))
+		}
+	}
+}
+
+// tailBytes is how much of the console an error message quotes.
+const tailBytes = 3000
+
+// waitErr wraps err with what and the end of the console output.
+func (m *Machine) waitErr(what string, err error) error {
+	return fmt.Errorf("%s: %w\n--- console (last %d bytes) ---\n%s\n--- end of console ---",
+		what, err, tailBytes, m.Tail(tailBytes))
+}
+
+// Log returns all console output so far, across reboots and restarts, with
+// carriage returns, other control characters and terminal escape sequences
+// removed. It is the text that WaitFor scans and that is written to
+// LogPath.
+func (m *Machine) Log() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return string(m.text)
+}
+
+// Tail returns the last n bytes of Log.
+func (m *Machine) Tail(n int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.text
+	if len(t) > n {
+		t = t[len(t)-n:]
+	}
+	return string(t)
+}
+
+// Cursor returns the offset in Log after which WaitFor and Run look.
+func (m *Machine) Cursor() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cursor
+}
+
+// SetCursor moves the cursor to offset pos in Log, clamped to the output
+// so far. SetCursor(0) makes WaitFor search all output again.
+func (m *Machine) SetCursor(pos int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cursor = min(max(pos, 0), len(m.text))
+}
+
+// ResetCursor moves the cursor to the start of the output.
+func (m *Machine) ResetCursor() { m.SetCursor(0) }
+
+// SkipOutput moves the cursor to the end of the output so far, so that
+// WaitFor only sees what arrives later (for example after a reboot
+// command).
+func (m *Machine) SkipOutput() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cursor = len(m.text)
+}
+
+// Console returns a reader of the cleaned console output (as in Log) from
+// its start. Read blocks until there is more output, and returns io.EOF once
+// QEMU has exited and everything has been read, or after Close. Each call
+// returns an independent reader, unaffected by the cursor.
+func (m *Machine) Console() io.Reader {
+	return &consoleReader{m: m}
+}
+
+type consoleReader struct {
+	m   *Machine
+	off int
+}
+
+func (r *consoleReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		r.m.mu.Lock()
+		if r.off < len(r.m.text) {
+			n := copy(p, r.m.text[r.off:])
+			r.off += n
+			r.m.mu.Unlock()
+			return n, nil
+		}
+		changed, done := r.m.changed, !r.m.running || r.m.closed
+		r.m.mu.Unlock()
+		if done {
+			return 0, io.EOF
+		}
+		<-changed
+	}
+}

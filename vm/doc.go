@@ -1,0 +1,41 @@
+// Package vm boots ingot disk images in QEMU and drives their serial
+// console, for the `ingot vm` command and for end-to-end tests.
+//
+// A Machine is one QEMU process (x86_64, q35, OVMF firmware, TCG by
+// default since this project's machines have no KVM) with the image attached
+// as a virtio-blk disk. By default the image is never written: the guest sees
+// a qcow2 copy-on-write overlay in a temporary run directory that is grown so
+// the first boot has free space, and a fresh copy of the firmware's NVRAM
+// template. The serial console is read into an in-memory log that WaitFor and
+// Run scan with a cursor, so a test only ever matches output that arrived
+// after its previous match. Guest reboots keep the QEMU process (there is no
+// -no-reboot), so a test can reboot the guest and wait for the next boot.
+//
+// Typical use in a test:
+//
+//	m, err := vm.Start(t.Context(), vm.Config{Image: img, Output: os.Stderr})
+//	if err != nil {
+//		t.Fatal(err)
+//	}
+//	t.Cleanup(func() { m.Close() })
+//	if _, err := m.WaitFor(ctx, "root@ingot:~#", 2*time.Minute); err != nil {
+//		t.Fatalf("%v\nconsole:\n%s", err, m.Log())
+//	}
+//	out, code, err := m.Run(ctx, "cat /etc/os-release", 30*time.Second)
+//	if err != nil || code != 0 {
+//		t.Fatalf("os-release: code %d, err %v\n%s", code, err, out)
+//	}
+//	m.Send("reboot\n")
+//	m.WaitFor(ctx, "Linux version", time.Minute) // the second boot
+//	m.Kill()                                      // power cut
+//	m.Restart(ctx)                                // power on, same disk and NVRAM
+//
+// For an interactive session set Interactive and pass os.Stdin as Stdin and
+// os.Stdout as Output: QEMU multiplexes its monitor on the console as with
+// -nographic (Ctrl-A X quits, Ctrl-A C switches to the monitor) and puts the
+// terminal in raw mode itself.
+//
+// Cleanup: Close kills QEMU and removes the temporary run directory. QEMU is
+// also killed when the context given to Start is done and, on Linux, when
+// the process that started it dies.
+package vm

@@ -1,0 +1,191 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireQEMU skips (or, with INGOT_REQUIRE_TOOLS=1, fails) a test that
+// needs QEMU, qemu-img and OVMF when one is missing.
+func requireQEMU(t *testing.T) {
+	t.Helper()
+	requireTool(t, DefaultQEMU, "qemu-system-x86")
+	requireTool(t, DefaultQEMUImg, "qemu-utils")
+	if _, err := findFirmware(firmwareCandidates(false)); err != nil {
+		if os.Getenv("INGOT_REQUIRE_TOOLS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+}
+
+// logWriter sends console output to the test log, a line at a time.
+type logWriter struct {
+	t   *testing.T
+	c   cleaner
+	buf []byte
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.buf = w.c.clean(w.buf, p)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.t.Logf("console: %s", w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// startOVMF boots OVMF on an empty 16 MiB raw disk: there is nothing to
+// boot, so it falls through to the UEFI shell on the serial console.
+func startOVMF(t *testing.T, ctx context.Context, cfg Config) *Machine {
+	t.Helper()
+	requireQEMU(t)
+	dir := t.TempDir()
+	if cfg.Image == "" {
+		cfg.Image = writeFile(t, filepath.Join(dir, "empty.raw"), nil, 16<<20)
+	}
+	if testing.Verbose() {
+		cfg.Output = &logWriter{t: t}
+	}
+	start := time.Now()
+	m, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	t.Logf("qemu up in %v: %s", time.Since(start).Round(time.Millisecond), strings.Join(m.Args(), " "))
+	return m
+}
+
+// waitFor is WaitFor that fails the test and logs how long it took.
+func waitFor(t *testing.T, ctx context.Context, m *Machine, s string, timeout time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if _, err := m.WaitFor(ctx, s, timeout); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%q after %v", s, time.Since(start).Round(time.Millisecond))
+}
+
+// bootShell waits for one boot of OVMF to reach the UEFI shell.
+func bootShell(t *testing.T, ctx context.Context, m *Machine) {
+	t.Helper()
+	waitFor(t, ctx, m, "BdsDxe: ", 40*time.Second)
+	waitFor(t, ctx, m, "Press ESC in", 20*time.Second)
+	if err := m.Send(" "); err != nil { // skip the countdown
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, m, "Shell> ", 20*time.Second)
+}
+
+// TestOVMFConsole proves firmware discovery, the overlay, serial capture,
+// typing on the console, a guest-initiated reboot in the same QEMU process,
+// and Kill.
+func TestOVMFConsole(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	img := writeFile(t, filepath.Join(dir, "empty.raw"), nil, 16<<20)
+	m := startOVMF(t, ctx, Config{Image: img})
+
+	if _, err := os.Stat(filepath.Join(m.RunDir(), overlayName)); err != nil {
+		t.Errorf("no overlay: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(m.RunDir(), varsName)); err != nil {
+		t.Errorf("no nvram copy: %v", err)
+	}
+	bootShell(t, ctx, m)
+
+	// Typed input reaches the guest; the answer is distinguishable from
+	// the echo of what was typed.
+	if err := m.Send("set ingotvar ingot\r"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, m, "Shell> ", 10*time.Second)
+	if err := m.Send("echo %ingotvar%-probe\r"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, m, "ingot-probe", 10*time.Second)
+
+	// A reboot from inside the guest keeps QEMU and boots again.
+	if err := m.Send("reset\r"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.WaitForRegexp(ctx, regexp.MustCompile(`BdsDxe: (\w+)`), 40*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second boot: %q", got[0])
+	if !m.Running() {
+		t.Fatal("qemu exited on a guest reboot")
+	}
+	if n := strings.Count(m.Log(), "UEFI Interactive Shell"); n != 1 {
+		t.Errorf("log has %d shell banners before the second one, want 1", n)
+	}
+
+	if err := m.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("Wait after Kill = %v", err)
+	}
+	if st, err := os.Stat(img); err != nil || st.Size() != 16<<20 {
+		t.Errorf("image changed: %v, %v", st, err)
+	}
+	run := m.RunDir()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(run); !os.IsNotExist(err) {
+		t.Errorf("run dir left after Close: %v", err)
+	}
+}
+
+// TestOVMFResetAndPowerCycle resets the machine over QMP and power-cycles
+// it with Kill and Restart, on a persistent image with persistent NVRAM.
+func TestOVMFResetAndPowerCycle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	img := writeFile(t, filepath.Join(dir, "disk.raw"), nil, 8<<20)
+	m := startOVMF(t, ctx, Config{
+		Image:          img,
+		Persist:        true,
+		DiskSizeBytes:  32 << 20,
+		PersistentVars: filepath.Join(dir, "vars.fd"),
+		RunDir:         filepath.Join(dir, "run"),
+	})
+	if st, err := os.Stat(img); err != nil || st.Size() != 32<<20 {
+		t.Fatalf("persistent image not grown to 32 MiB: %v, %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vars.fd")); err != nil {
+		t.Fatalf("persistent nvram not created: %v", err)
+	}
+	waitFor(t, ctx, m, "BdsDxe: ", 40*time.Second)
+
+	if err := m.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, m, "BdsDxe: ", 40*time.Second)
+
+	if err := m.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, m, "BdsDxe: ", 40*time.Second)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run", logName)); err != nil {
+		t.Errorf("log in a given run dir removed: %v", err)
+	}
+}

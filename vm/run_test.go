@@ -1,0 +1,150 @@
+package vm
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// runResult is findRun for tests: the output, exit status and end offset.
+func runResult(text string, id int) (out string, code string, end int, ok bool) {
+	loc, ok := findRun([]byte(text), id)
+	if !ok {
+		return "", "", 0, false
+	}
+	return text[loc[2]:loc[3]], text[loc[4]:loc[5]], loc[1], true
+}
+
+// consoleText cleans raw console bytes as the Machine does.
+func consoleText(raw string) string {
+	var c cleaner
+	return string(c.clean(nil, []byte(raw)))
+}
+
+func TestRunLine(t *testing.T) {
+	line := runLine(7, "ls /")
+	want := "printf '@@INGOT:%s:%d@@\\n' S 7; command eval 'ls /'; printf '@@INGOT:%s:%d:%d@@\\n' E 7 $?\n"
+	if line != want {
+		t.Fatalf("runLine =\n%q\nwant\n%q", line, want)
+	}
+	// The echo of the typed line must not look like a marker.
+	if _, _, _, ok := runResult(consoleText(line+line), 7); ok {
+		t.Fatalf("the echo of %q matched as output", line)
+	}
+	if got := runLine(1, "echo 'a b' # c"); !strings.Contains(got, `eval 'echo '\''a b'\'' # c';`) {
+		t.Errorf("quoting: %q", got)
+	}
+}
+
+func TestFindRun(t *testing.T) {
+	echo := "root@ingot:~# " + strings.TrimSuffix(runLine(3, "cat /etc/hostname"), "\n") + "\r\n"
+	tests := []struct {
+		name, raw string
+		id        int
+		ok        bool
+		out, code string
+		rest      string // what follows the match
+	}{
+		{
+			name: "typical",
+			raw:  echo + "@@INGOT:S:3@@\r\ningot\r\n@@INGOT:E:3:0@@\r\nroot@ingot:~# ",
+			id:   3, ok: true, out: "ingot\n", code: "0", rest: "root@ingot:~# ",
+		},
+		{
+			name: "no output, failure",
+			raw:  echo + "@@INGOT:S:3@@\r\n@@INGOT:E:3:127@@\r\n",
+			id:   3, ok: true, out: "", code: "127",
+		},
+		{
+			name: "output without final newline, colors",
+			raw:  echo + "@@INGOT:S:3@@\r\n\x1b[1;32mok\x1b[0m\r\nno newline@@INGOT:E:3:1@@\r\n# ",
+			id:   3, ok: true, out: "ok\nno newline", code: "1", rest: "# ",
+		},
+		{
+			name: "marker split by escape sequence",
+			raw:  "@@INGOT:S:3@@\r\nx\r\n@@IN\x1b[0mGOT:E:3:2@@",
+			id:   3, ok: true, out: "x\n", code: "2",
+		},
+		{
+			name: "echo only",
+			raw:  echo,
+			id:   3,
+		},
+		{
+			name: "start only",
+			raw:  echo + "@@INGOT:S:3@@\r\nlong output...\r\n",
+			id:   3,
+		},
+		{
+			name: "end marker incomplete",
+			raw:  echo + "@@INGOT:S:3@@\r\nx\r\n@@INGOT:E:3:1",
+			id:   3,
+		},
+		{
+			name: "end marker without status",
+			raw:  echo + "@@INGOT:S:3@@\r\nx\r\n@@INGOT:E:3:@@\r\n",
+			id:   3,
+		},
+		{
+			name: "other command's markers",
+			raw:  "@@INGOT:S:31@@\r\nx\r\n@@INGOT:E:31:0@@\r\n@@INGOT:S:13@@\r\n@@INGOT:E:13:0@@\r\n",
+			id:   3,
+		},
+		{
+			name: "id 1 is not id 12",
+			raw:  "@@INGOT:S:1@@\r\none\r\n@@INGOT:E:12:5@@\r\n@@INGOT:E:1:4@@\r\n",
+			id:   1, ok: true, out: "one\n@@INGOT:E:12:5@@\n", code: "4",
+		},
+		{
+			name: "kernel message inside output",
+			raw:  "@@INGOT:S:3@@\r\na\r\n[   12.345678] random: crng init done\r\nb\r\n@@INGOT:E:3:0@@\r\n",
+			id:   3, ok: true, out: "a\n[   12.345678] random: crng init done\nb\n", code: "0",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := consoleText(tt.raw)
+			out, code, end, ok := runResult(text, tt.id)
+			if ok != tt.ok {
+				t.Fatalf("found = %v, want %v in %q", ok, tt.ok, text)
+			}
+			if !ok {
+				return
+			}
+			if out != tt.out || code != tt.code {
+				t.Errorf("got output %q status %s, want %q status %s", out, code, tt.out, tt.code)
+			}
+			if rest := text[end:]; rest != tt.rest {
+				t.Errorf("rest after match %q, want %q", rest, tt.rest)
+			}
+		})
+	}
+}
+
+func TestCleaner(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain\r\ntext\n", "plain\ntext\n"},
+		{"\x1b[2J\x1b[01;01HBdsDxe: x\r\n", "BdsDxe: x\n"},
+		{"\x1b[=3h\x1b[1m\x1b[33m\x1b[40mShell> \x1b[0m", "Shell> "},
+		{"\x1b]0;title\x07after", "after"},
+		{"\x1b]0;title\x1b\\after", "after"},
+		{"\x1b(Bcharset \x1b=keypad\x1b>", "charset keypad"},
+		{"nul\x00 bell\x07 bs\b del\x7f tab\t", "nul bell bs del tab\t"},
+		{"utf-8: ✓ ü", "utf-8: ✓ ü"},
+		{"broken \x1b[12\nline", "broken \nline"},
+	}
+	for _, tt := range tests {
+		if got := consoleText(tt.in); got != tt.want {
+			t.Errorf("clean(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		// Fed one byte at a time, the result is the same.
+		var c cleaner
+		var got []byte
+		for i := range len(tt.in) {
+			got = c.clean(got, []byte{tt.in[i]})
+		}
+		if !bytes.Equal(got, []byte(tt.want)) {
+			t.Errorf("bytewise clean(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
