@@ -178,10 +178,7 @@ ExecStart=-/usr/sbin/agetty -o '-p -f -- \\u' --keep-baud --autologin root 11520
 // files are added.
 func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 	epoch := o.Epoch
-	rootLayout := struct {
-		Links map[string]string      `json:"links"`
-		Dirs  map[string]fs.FileMode `json:"dirs"`
-	}{Links: map[string]string{}, Dirs: map[string]fs.FileMode{"efi": fs.ModeDir | 0o755}}
+	rootLayout := layout.RootLayout{Links: map[string]string{}, Dirs: map[string]string{"efi": "0755"}}
 	for _, p := range t.Paths() {
 		if p == "." || strings.Contains(p, "/") || p == "usr" || p == "etc" {
 			continue
@@ -191,7 +188,7 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 		case e.Mode&fs.ModeSymlink != 0 && strings.HasPrefix(path.Clean(e.LinkTarget), "usr/"):
 			rootLayout.Links[p] = e.LinkTarget
 		case e.IsDir():
-			rootLayout.Dirs[p] = e.Mode & (fs.ModePerm | fs.ModeSticky | fs.ModeDir)
+			rootLayout.Dirs[p] = octalMode(e.Mode)
 		}
 	}
 	lj, err := json.MarshalIndent(rootLayout, "", "  ")
@@ -229,4 +226,19 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 		t.PutFile("usr/lib/systemd/system/console-getty.service.d/50-ingot-autologin.conf", []byte(autologinDropIn), 0o644, epoch)
 	}
 	return nil
+}
+
+// octalMode writes permission, setuid, setgid and sticky bits as chmod does.
+func octalMode(m fs.FileMode) string {
+	v := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return fmt.Sprintf("%04o", v)
 }

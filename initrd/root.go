@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/go-dmverity/pkg/dm"
@@ -231,19 +231,12 @@ func mountRoot(_ context.Context, s *State) error {
 	return nil
 }
 
-// RootLayout describes the top level of the root filesystem the image came
-// from: symlinks like bin → usr/bin, and directories with their modes.
-type RootLayout struct {
-	Links map[string]string      `json:"links"`
-	Dirs  map[string]fs.FileMode `json:"dirs"`
-}
-
-func readRootLayout(p string) (*RootLayout, error) {
+func readRootLayout(p string) (*layout.RootLayout, error) {
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("read root layout: %w", err)
 	}
-	var l RootLayout
+	var l layout.RootLayout
 	if err := json.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("parse %s: %w", p, err)
 	}
@@ -273,10 +266,14 @@ func populateRoot(_ context.Context, s *State) error {
 		if _, err := os.Lstat(p); err == nil {
 			continue
 		}
-		if err := os.Mkdir(p, mode.Perm()); err != nil {
+		m, err := strconv.ParseUint(mode, 8, 32)
+		if err != nil {
+			return fmt.Errorf("root layout: mode %q of /%s: %w", mode, name, err)
+		}
+		if err := os.Mkdir(p, 0o700); err != nil {
 			return err
 		}
-		if err := os.Chmod(p, mode.Perm()|stickyBits(mode)); err != nil {
+		if err := unix.Chmod(p, uint32(m)); err != nil {
 			return err
 		}
 	}
@@ -292,12 +289,6 @@ func populateRoot(_ context.Context, s *State) error {
 	return nil
 }
 
-func stickyBits(m fs.FileMode) fs.FileMode {
-	if m&fs.ModeSticky != 0 {
-		return os.ModeSticky
-	}
-	return 0
-}
 
 func mountEtc(_ context.Context, s *State) error {
 	root := s.path(sysroot)

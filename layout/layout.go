@@ -14,13 +14,14 @@ import (
 	"github.com/ingot-linux/ingot/format/gpt"
 )
 
-// Discoverable Partitions Specification type GUIDs for x86-64.
+// Discoverable Partitions Specification type GUIDs for x86-64, the
+// architecture ingot builds for.
 var (
-	TypeESP          = gpt.MustParseGUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
-	TypeRoot         = gpt.MustParseGUID("4f68bce3-e8cd-4db1-96e7-fbcaf984b709")
-	TypeUsr          = gpt.MustParseGUID("8484680c-9521-48c6-9c11-b0720656f69e")
-	TypeUsrVerity    = gpt.MustParseGUID("77ff5f63-e7b6-4633-acf4-1565b864c0e6")
-	TypeUsrVeritySig = gpt.MustParseGUID("e7bb33fb-06cf-4e81-8273-e543b413e2e2")
+	TypeESP          = gpt.TypeESP
+	TypeRoot         = gpt.TypeRootAMD64
+	TypeUsr          = gpt.TypeUsrAMD64
+	TypeUsrVerity    = gpt.TypeUsrVerityAMD64
+	TypeUsrVeritySig = gpt.TypeUsrVeritySigAMD64
 )
 
 // Partition indexes (1-based) of the contract.
@@ -107,3 +108,12 @@ const (
 	// FactoryDir (under /usr) holds the image's /etc and /var.
 	FactoryDir = "share/ingot/factory"
 )
+
+// RootLayout is the top level of the root filesystem an image came from,
+// recorded in /usr/lib/ingot/root.json so ingot-init can recreate it on the
+// root partition: links such as bin → usr/bin, and directories with their
+// modes as octal strings ("1777" for /tmp).
+type RootLayout struct {
+	Links map[string]string `json:"links"`
+	Dirs  map[string]string `json:"dirs"`
+}

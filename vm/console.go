@@ -80,8 +80,12 @@ func (c *cleaner) clean(dst, src []byte) []byte {
 }
 
 // WaitFor waits until the literal substr appears in the console output after
-// the cursor, moves the cursor past it and returns it. The output it scans
-// has CRs and terminal escapes removed (see Log). A timeout of 0 waits
+// the cursor, moves the cursor past it and returns it. The cursor starts at
+// the beginning and follows the last match, so output that arrived before
+// this call but after the previous match counts: a shell prompt printed
+// after a Run is still ahead of the cursor (use SkipOutput, or wait for text
+// only a boot prints, after a reboot). The output it scans has CRs and
+// terminal escapes removed (see Log). A timeout of 0 waits
 // as long as ctx allows. The error names the awaited text and ends with the
 // last lines of the console; it wraps ErrExited if QEMU exits first and
 // context.DeadlineExceeded on timeout.
@@ -238,4 +242,35 @@ func (r *consoleReader) Read(p []byte) (int, error) {
 		}
 		<-changed
 	}
+}
+
+// LineWriter returns a writer for Config.Output that cleans the console
+// output as Log does and calls fn with each complete line, without its
+// newline; for example LineWriter(func(s string) { t.Log(s) }) puts the
+// console in a test's log. A last line without a newline is not passed on.
+// The writer is not safe for concurrent use; a Machine writes from one
+// goroutine.
+func LineWriter(fn func(line string)) io.Writer {
+	return &lineWriter{fn: fn}
+}
+
+type lineWriter struct {
+	fn  func(string)
+	c   cleaner
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = w.c.clean(w.buf, p)
+	rest := w.buf
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		w.fn(string(rest[:i]))
+		rest = rest[i+1:]
+	}
+	w.buf = append(w.buf[:0], rest...)
+	return len(p), nil
 }

@@ -13,22 +13,29 @@
 //
 // Typical use in a test:
 //
-//	m, err := vm.Start(t.Context(), vm.Config{Image: img, Output: os.Stderr})
+//	ctx := t.Context()
+//	m, err := vm.Start(ctx, vm.Config{
+//		Image:  img,
+//		Output: vm.LineWriter(func(s string) { t.Log(s) }),
+//	})
 //	if err != nil {
 //		t.Fatal(err)
 //	}
 //	t.Cleanup(func() { m.Close() })
 //	if _, err := m.WaitFor(ctx, "root@ingot:~#", 2*time.Minute); err != nil {
-//		t.Fatalf("%v\nconsole:\n%s", err, m.Log())
+//		t.Fatal(err) // the error ends with the last lines of the console
 //	}
 //	out, code, err := m.Run(ctx, "cat /etc/os-release", 30*time.Second)
 //	if err != nil || code != 0 {
-//		t.Fatalf("os-release: code %d, err %v\n%s", code, err, out)
+//		t.Fatalf("os-release: status %d, %v\n%s", code, err, out)
 //	}
 //	m.Send("reboot\n")
-//	m.WaitFor(ctx, "Linux version", time.Minute) // the second boot
-//	m.Kill()                                      // power cut
-//	m.Restart(ctx)                                // power on, same disk and NVRAM
+//	// The prompt printed after the command above is still ahead of the
+//	// cursor: wait for a line that only a boot prints first.
+//	m.WaitFor(ctx, "Reached target", 2*time.Minute)
+//	m.WaitFor(ctx, "root@ingot:~#", 2*time.Minute)
+//	m.Kill()       // power cut
+//	m.Restart(ctx) // power on: same disk, same NVRAM
 //
 // For an interactive session set Interactive and pass os.Stdin as Stdin and
 // os.Stdout as Output: QEMU multiplexes its monitor on the console as with

@@ -148,3 +148,17 @@ func TestCleaner(t *testing.T) {
 		}
 	}
 }
+
+func TestLineWriter(t *testing.T) {
+	var lines []string
+	w := LineWriter(func(s string) { lines = append(lines, s) })
+	for _, chunk := range []string{"one\r", "\ntw", "o \x1b[1", "mbold\x1b[0m\r\n", "\r\n", "partial"} {
+		if n, err := w.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", chunk, n, err)
+		}
+	}
+	want := []string{"one", "two bold", ""}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Fatalf("lines = %q, want %q", lines, want)
+	}
+}

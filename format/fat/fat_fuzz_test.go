@@ -5,27 +5,51 @@ import (
 	"encoding/binary"
 	"io/fs"
 	"testing"
+	"testing/fstest"
 )
 
-// compactImage shrinks a tinyImage for fuzzing: one reserved sector, one
-// FAT and only the used clusters, 8 KiB in all. Small inputs keep the
-// fuzzer fast, in particular when it minimizes interesting inputs.
-func compactImage(t testing.TB, img []byte, usedClusters int) []byte {
+// fuzzSeed returns a small valid volume for fuzzing: the structure of a
+// tinyImage with fewer files, one reserved sector, one FAT and only the used
+// clusters, 6 KiB in all. Small inputs keep the fuzzer fast.
+func fuzzSeed(t testing.TB) []byte {
 	t.Helper()
-	v, err := openVolume(bytes.NewReader(img))
+	w, err := NewWriter(Options{SizeBytes: MinSize, Label: "FUZZ", Time: testTime})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.geo = geometry{totalSectors: reservedSectors + 2 + 16, spc: 1, fatSectors: 1, clusters: 16}
+	w.opts.SizeBytes = int64(w.geo.totalSectors) * sectorSize
+	for _, f := range []tfile{
+		{"EFI/BOOT/BOOTX64.EFI", pattern(40, 600)},
+		{"loader/Long Name.conf", []byte("timeout 3\n")},
+		{"a/b/x", []byte("x")},
+		{"empty", nil},
+	} {
+		if err := w.AddFile(f.path, bytes.NewReader(f.data), int64(len(f.data))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m memAt
+	if err := w.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	img := m.b
+	g := w.geo
 	out := bytes.Clone(img[:sectorSize])
-	out = append(out, img[v.fatOffset:v.fatOffset+sectorSize]...)
-	out = append(out, img[v.dataOffset:v.dataOffset+int64(usedClusters)*v.clusterSize]...)
+	out = append(out, img[g.fatOffset(0):g.fatOffset(0)+sectorSize]...)
+	data := g.clusterOffset(rootCluster)
+	out = append(out, img[data:data+w.Used()]...)
 	le := binary.LittleEndian
-	le.PutUint16(out[14:], 1)                                 // reserved sectors
-	out[16] = 1                                               // FATs
-	le.PutUint32(out[32:], uint32(len(out)/sectorSize))       // total sectors
-	le.PutUint16(out[48:], 0)                                 // no FSInfo
-	le.PutUint16(out[50:], 0)                                 // no backup boot sector
-	if _, err := openVolume(bytes.NewReader(out)); err != nil { // still valid
+	le.PutUint16(out[14:], 1)                           // reserved sectors
+	out[16] = 1                                         // FATs
+	le.PutUint32(out[32:], uint32(len(out)/sectorSize)) // total sectors
+	le.PutUint16(out[48:], 0)                           // no FSInfo
+	le.PutUint16(out[50:], 0)                           // no backup boot sector
+	fsys, err := Open(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fstest.TestFS(fsys, "EFI/BOOT/BOOTX64.EFI", "loader/Long Name.conf", "a/b/x"); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -34,8 +58,7 @@ func compactImage(t testing.TB, img []byte, usedClusters int) []byte {
 // FuzzOpen feeds damaged volumes to Open and reads everything it finds. It
 // must not panic or hang; walkAll reports inconsistent reads.
 func FuzzOpen(f *testing.F) {
-	w := tinyWriter(f)
-	img := compactImage(f, tinyImage(f), int(w.Used()/sectorSize))
+	img := fuzzSeed(f)
 	f.Add(img)
 	f.Add(img[:len(img)/2])
 	le := binary.LittleEndian

@@ -25,31 +25,37 @@ func (m *memAt) WriteAt(p []byte, off int64) (int, error) {
 
 // tinyFiles is the content of tinyImage.
 var tinyFiles = []tfile{
-	{"EFI/BOOT/BOOTX64.EFI", pattern(20, 1500)},
-	{"EFI/Linux/ingot_1.0.0+3-0.efi", pattern(21, 700)},
+	{"EFI/BOOT/BOOTX64.EFI", pattern(20, 1100)},
+	{"EFI/Linux/ingot_1.0.0+3-0.efi", pattern(21, 300)},
 	{"loader/loader.conf", []byte("timeout 3\n")},
 	{"a/b/Long Name.txt", []byte("long")},
 	{"empty", nil},
 }
 
-// tinyImage writes tinyFiles to a volume that is far too small to be FAT32
-// by the specification (64 clusters of 512 bytes, 49 KiB) but has the same
-// structure. It keeps fuzz inputs and corruption tests small.
-func tinyImage(t testing.TB) []byte {
+// tinyWriter returns a Writer of tinyFiles for a volume that is far too
+// small to be FAT32 by the specification (32 clusters of 512 bytes) but has
+// the same structure. It keeps corruption tests and fuzz inputs small.
+func tinyWriter(t testing.TB) *Writer {
 	t.Helper()
 	w, err := NewWriter(Options{SizeBytes: MinSize, Label: "TINY", VolumeID: 7, Time: testTime})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.geo = geometry{totalSectors: reservedSectors + 2 + 64, spc: 1, fatSectors: 1, clusters: 64}
+	w.geo = geometry{totalSectors: reservedSectors + 2 + 32, spc: 1, fatSectors: 1, clusters: 32}
 	w.opts.SizeBytes = int64(w.geo.totalSectors) * sectorSize
 	for _, f := range tinyFiles {
 		if err := w.AddFile(f.path, bytes.NewReader(f.data), int64(len(f.data))); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return w
+}
+
+// tinyImage returns the volume written by tinyWriter.
+func tinyImage(t testing.TB) []byte {
+	t.Helper()
 	var m memAt
-	if err := w.Write(&m); err != nil {
+	if err := tinyWriter(t).Write(&m); err != nil {
 		t.Fatal(err)
 	}
 	return m.b

@@ -201,7 +201,7 @@ func TestProtectiveMBRCap(t *testing.T) {
 }
 
 func TestFallbackToBackup(t *testing.T) {
-	const size = 64 * mib
+	const size = 32 * mib
 	lastLBA := uint64(size/512) - 1
 	for _, tc := range []struct {
 		name       string
@@ -392,5 +392,13 @@ func TestReadArguments(t *testing.T) {
 	}
 	if got.BackupErr == nil {
 		t.Errorf("truncated disk: BackupErr is nil")
+	}
+}
+
+func TestSourceString(t *testing.T) {
+	for s, want := range map[Source]string{SourceNone: "none", SourcePrimary: "primary", SourceBackup: "backup", Source(7): "Source(7)"} {
+		if s.String() != want {
+			t.Errorf("%d: %q, want %q", int(s), s.String(), want)
+		}
 	}
 }

@@ -65,7 +65,9 @@ func TestGUIDFromBytes(t *testing.T) {
 	data := GUIDFromBytes([16]byte(hash[:16]))
 	verity := GUIDFromBytes([16]byte(hash[16:]))
 	h := hex.EncodeToString(hash[:])
-	dash := func(s string) string { return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32] }
+	dash := func(s string) string {
+		return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+	}
 	if data.String() != dash(h[:32]) || verity.String() != dash(h[32:]) {
 		t.Errorf("GUIDFromBytes: %v %v from hash %s", data, verity, h)
 	}

@@ -16,7 +16,6 @@ const (
 	revision     = 0x00010000
 	headerSize   = 92
 	nameOffset   = 56
-	mbrSize      = 512
 	mbrTypeGPT   = 0xEE
 	mbrSigOffset = 510
 )

@@ -38,8 +38,9 @@ func (e *copyError) Is(target error) bool { return target == ErrCorrupt }
 //
 // Read never reads more than a few sectors plus one entry array (at most
 // 4 MiB) per copy, whatever the disk says. It returns an error wrapping
-// ErrNoTable when neither location has a GPT signature and ErrCorrupt when
-// no copy is valid.
+// ErrNoTable when neither location has a GPT signature, ErrCorrupt when no
+// copy is valid (I/O errors stay visible to errors.Is), and ErrInvalid for an
+// unsupported sector size.
 func Read(r io.ReaderAt, diskSizeBytes int64, sectorSize int) (*Table, error) {
 	if err := checkSectorSize(sectorSize); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 // sectors, attributes and names exactly as written. This proves the
 // mixed-endian GUID encoding.
 func TestSgdisk(t *testing.T) {
+	requireTool(t, "sgdisk")
 	const size = 64 * mib
 	tab, err := New(size, 512, testDiskGUID)
 	if err != nil {
@@ -44,6 +45,10 @@ func TestSgdisk(t *testing.T) {
 	}
 	path := writeImage(t, tab, size)
 	sgdiskVerify(t, path)
+	back, err := readImage(t, path, 512)
+	if err != nil || !reflect.DeepEqual(back.Partitions, tab.Partitions) {
+		t.Fatalf("read back: %v\n%+v\nwant\n%+v", err, back, tab.Partitions)
+	}
 
 	out := sgdisk(t, "-p", path)
 	if !strings.Contains(out, "Disk identifier (GUID): 11111111-2222-3333-4444-555555555555") {
@@ -94,6 +99,7 @@ func TestGrowDisk(t *testing.T) {
 		{"corrupt-primary", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			requireTool(t, "sgdisk") // TestPowerLoss covers growing without it
 			path := writeImage(t, testLayout(t, small, 512, false), small)
 			sgdiskVerify(t, path)
 			if err := os.Truncate(path, big); err != nil {

@@ -127,12 +127,15 @@ func plan(stub []byte, sections []Section) (*layout, error) {
 	}
 	opt := h.optOff
 	le := binary.LittleEndian
-	fileAlign := uint64(le.Uint32(stub[opt+36:]))
-	sectAlign := uint64(le.Uint32(stub[opt+32:]))
+	fileAlign := uint64(le.Uint32(stub[opt+optFileAlignment:]))
+	sectAlign := uint64(le.Uint32(stub[opt+optSectionAlignment:]))
 
 	newSecs, err := checkSections(h, sections)
 	if err != nil {
 		return nil, err
+	}
+	if n := len(h.sections) + len(newSecs); n > math.MaxUint16 {
+		return nil, fmt.Errorf("uki: %d sections exceed the PE limit of %d", n, math.MaxUint16)
 	}
 
 	// Where the stub's section data starts and ends in the file, and where

@@ -38,7 +38,11 @@
 // and its FileAlignment in the file; its VirtualSize is the exact data
 // length, because systemd-stub measures VirtualSize bytes of each section
 // into TPM PCR 11, and its SizeOfRawData is that length rounded up to the
-// file alignment with zero padding.
+// file alignment with zero padding. New sections are read-only initialized
+// data, except .linux, which is marked as code (as ukify does) because
+// stubs that boot through the EFI handover protocol run the kernel's entry
+// point in place. A section the stub already has (systemd-stub ships its
+// own .sbat) cannot be added; ukify would overwrite the stub's copy.
 //
 // The output is a deterministic function of the inputs: the stub's
 // TimeDateStamp is kept as is, nothing else time-dependent is written, and
@@ -50,7 +54,7 @@
 //
 // If the stub's header area has no room for the new section headers, the
 // headers are grown by whole FileAlignment units and the stub's section data
-// is moved back in the file by the same amount; section RVAs, and so the
+// is moved towards the end of the file by as much; section RVAs, and so the
 // loaded image, do not change.
 //
 // Build accepts PE32+ stubs for x86-64 and AArch64 that are EFI

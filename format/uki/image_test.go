@@ -227,3 +227,31 @@ func TestCmdlineTrim(t *testing.T) {
 		t.Errorf("Cmdline() = %q, %v", got, err)
 	}
 }
+
+// TestOpenLargeSection reads sections bigger than the reader's growth
+// chunk, with and without a known input size.
+func TestOpenLargeSection(t *testing.T) {
+	big := make([]byte, 3<<20+7)
+	for i := range big {
+		big[i] = byte(i * 7 >> 3)
+	}
+	img := build(t, makeStub(stubOptions{}), []uki.Section{{Name: ".linux", Reader: bytes.NewReader(big), Size: int64(len(big))}})
+	for _, r := range []io.ReaderAt{bytes.NewReader(img), readerAtOnly{bytes.NewReader(img)}} {
+		u, err := uki.Open(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := u.Section(".linux")
+		if err != nil || !bytes.Equal(got, big) {
+			t.Errorf("Section(.linux): %d bytes, %v; want %d bytes", len(got), err, len(big))
+		}
+	}
+	// Cut inside the third chunk: the read fails.
+	u, err := uki.Open(readerAtOnly{bytes.NewReader(img[:len(img)-1<<20])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Section(".linux"); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated Section(.linux) error = %v, want unexpected EOF", err)
+	}
+}

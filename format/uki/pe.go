@@ -30,6 +30,8 @@ const (
 	// Within the optional header.
 	optSizeOfCode            = 4
 	optSizeOfInitializedData = 8
+	optSectionAlignment      = 32
+	optFileAlignment         = 36
 	optSizeOfImage           = 56
 	optSizeOfHeaders         = 60
 	optCheckSum              = 64

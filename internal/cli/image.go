@@ -15,9 +15,9 @@ import (
 
 func newImageCmd(g *globals) *cobra.Command {
 	var (
-		o              image.Options
-		usrSize, esp   string
-		cmdline        []string
+		o            image.Options
+		usrSize, esp string
+		cmdline      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "image --rootfs PATH --version V --output DIR",

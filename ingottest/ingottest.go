@@ -1,0 +1,159 @@
+// Package ingottest holds test helpers shared by ingot's packages: running
+// the independent validators (sgdisk, fsck.vfat, fsck.erofs, veritysetup,
+// systemd-dissect) on ingot's output, and finding the cached fixtures.
+//
+// A missing tool skips the test with the tool's name, unless
+// INGOT_REQUIRE_TOOLS=1 (as CI sets it), where it fails. Nothing skips
+// silently.
+package ingottest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// RequireTools reports whether missing tools fail tests instead of skipping
+// them.
+func RequireTools() bool { return os.Getenv("INGOT_REQUIRE_TOOLS") == "1" }
+
+// LookTool returns the path of tool, or skips (fails under
+// INGOT_REQUIRE_TOOLS=1) naming the Debian package that has it.
+func LookTool(t testing.TB, tool, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err == nil {
+		return p
+	}
+	if RequireTools() {
+		t.Fatalf("%s not installed (Debian package %s) and INGOT_REQUIRE_TOOLS=1", tool, pkg)
+	}
+	t.Skipf("%s not installed (Debian package %s)", tool, pkg)
+	return ""
+}
+
+// Run runs a validator and returns its combined output; a non-zero exit fails
+// the test with the output.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Extract copies size bytes at offset of the file at src into a new file in
+// dir (sparse where the source is zero) and returns its path: validators
+// that take no offset run on the copy.
+func Extract(t testing.TB, src string, offset, size int64, dir, name string) string {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	p := filepath.Join(dir, name)
+	out, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	buf := make([]byte, 1<<20)
+	zero := make([]byte, len(buf))
+	r := io.NewSectionReader(in, offset, size)
+	var pos int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if !bytes.Equal(buf[:n], zero[:n]) {
+				if _, werr := out.WriteAt(buf[:n], pos); werr != nil {
+					t.Fatal(werr)
+				}
+			}
+			pos += int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := out.Truncate(pos); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// SgdiskVerify checks a disk image's GPT with sgdisk -v.
+func SgdiskVerify(t testing.TB, disk string) {
+	t.Helper()
+	LookTool(t, "sgdisk", "gdisk")
+	out := Run(t, "sgdisk", "-v", disk)
+	if !strings.Contains(out, "No problems found") {
+		t.Fatalf("sgdisk -v %s found problems:\n%s", disk, out)
+	}
+}
+
+// FsckVfat checks a FAT image with fsck.vfat -n (no changes).
+func FsckVfat(t testing.TB, img string) {
+	t.Helper()
+	LookTool(t, "fsck.vfat", "dosfstools")
+	out := Run(t, "fsck.vfat", "-n", "-v", img)
+	for _, bad := range []string{"will be", "Free cluster summary wrong", "differ", "Dirty bit"} {
+		if strings.Contains(out, bad) {
+			t.Fatalf("fsck.vfat -n %s reports %q:\n%s", img, bad, out)
+		}
+	}
+}
+
+// FsckErofs checks an EROFS image, reading every file (--extract without a
+// target walks and decompresses everything).
+func FsckErofs(t testing.TB, img string) {
+	t.Helper()
+	LookTool(t, "fsck.erofs", "erofs-utils")
+	Run(t, "fsck.erofs", "--extract", img)
+}
+
+// VeritySetupVerify checks data against its hash tree and root hash with
+// veritysetup verify.
+func VeritySetupVerify(t testing.TB, data, hash, rootHash string) {
+	t.Helper()
+	LookTool(t, "veritysetup", "cryptsetup-bin")
+	Run(t, "veritysetup", "verify", data, hash, rootHash)
+}
+
+// SystemdDissect returns systemd-dissect's description of an image, failing
+// the test when it cannot make sense of it.
+func SystemdDissect(t testing.TB, img string, args ...string) string {
+	t.Helper()
+	LookTool(t, "systemd-dissect", "systemd-container")
+	return Run(t, "systemd-dissect", append(args, img)...)
+}
+
+// DebianRootfs returns the cached Debian bookworm root filesystem tarball
+// made by test/fixtures/debian-rootfs.sh, building it first if it is
+// missing (this needs root, mmdebstrap and a few minutes).
+func DebianRootfs(t testing.TB, repoRoot string) string {
+	t.Helper()
+	script := filepath.Join(repoRoot, "test/fixtures/debian-rootfs.sh")
+	LookTool(t, "mmdebstrap", "mmdebstrap")
+	cmd := exec.Command("bash", script)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := fmt.Sprintf("build Debian root filesystem: %v\n%s", err, stderr.String())
+		if RequireTools() || os.Geteuid() == 0 {
+			t.Fatal(msg)
+		}
+		t.Skip(msg + " (needs root)")
+	}
+	return strings.TrimSpace(string(out))
+}
