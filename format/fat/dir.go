@@ -27,8 +27,18 @@ const (
 	lfnLast        = 0x40 // flag in the sequence number of the last LFN entry
 )
 
-// lfnOffsets are the byte offsets of the 13 UTF-16 code units in an LFN entry.
-var lfnOffsets = [lfnUnitsPerEnt]int{1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30}
+// lfnUnitOffset returns the byte offset of UTF-16 code unit j (0 to 12) in
+// an LFN entry: 5 units at 1, 6 at 14 and 2 at 28.
+func lfnUnitOffset(j int) int {
+	switch {
+	case j < 5:
+		return 1 + 2*j
+	case j < 11:
+		return 14 + 2*(j-5)
+	default:
+		return 28 + 2*(j-11)
+	}
+}
 
 // validateName checks one path element for use as a long file name.
 func validateName(name string) error {
@@ -261,7 +271,7 @@ func putLFN(b []byte, name string, s [11]byte) int {
 		}
 		e[11] = attrLongName
 		e[13] = sum
-		for j, off := range lfnOffsets {
+		for j := range lfnUnitsPerEnt {
 			k := (seq-1)*lfnUnitsPerEnt + j
 			var u uint16
 			switch {
@@ -272,7 +282,7 @@ func putLFN(b []byte, name string, s [11]byte) int {
 			default:
 				u = 0xFFFF
 			}
-			binary.LittleEndian.PutUint16(e[off:], u)
+			binary.LittleEndian.PutUint16(e[lfnUnitOffset(j):], u)
 		}
 	}
 	return n * dirEntrySize

@@ -479,6 +479,7 @@ func TestAddErrors(t *testing.T) {
 	}{
 		{"empty path", func(w *Writer) error { return w.AddFile("", nil, 0) }, "empty path"},
 		{"dot path", func(w *Writer) error { return w.Mkdir(".") }, "empty path"},
+		{"empty dir", func(w *Writer) error { return w.Mkdir("") }, "empty path"},
 		{"dotdot", func(w *Writer) error { return w.AddFile("..", nil, 0) }, "invalid path"},
 		{"dotdot inside", func(w *Writer) error { return w.AddFile("a/../b", nil, 0) }, "invalid path"},
 		{"absolute", func(w *Writer) error { return w.AddFile("/EFI/x", nil, 0) }, "invalid path"},

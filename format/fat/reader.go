@@ -168,6 +168,14 @@ func (v *volume) readDir(d *entry, seen map[uint32]bool) error {
 	if more {
 		return fmt.Errorf("directory %q: larger than %d entries", d.name, maxDirEntries)
 	}
+	// Check that the clusters exist before allocating up to 2 MiB for them.
+	var probe [1]byte
+	for _, x := range exts {
+		end := v.clusterOffset(x.first) + int64(x.count)*v.clusterSize
+		if _, err := v.r.ReadAt(probe[:], end-1); err != nil {
+			return fmt.Errorf("directory %q: read cluster %d: %w", d.name, x.first+x.count-1, err)
+		}
+	}
 	data := make([]byte, n*v.clusterSize)
 	off := int64(0)
 	for _, x := range exts {
@@ -263,8 +271,8 @@ func parseDir(data []byte) (entries []*entry, labelTime time.Time) {
 				seq = 0
 				continue
 			}
-			for j, o := range lfnOffsets {
-				lfn[(n-1)*lfnUnitsPerEnt+j] = binary.LittleEndian.Uint16(b[o:])
+			for j := range lfnUnitsPerEnt {
+				lfn[(n-1)*lfnUnitsPerEnt+j] = binary.LittleEndian.Uint16(b[lfnUnitOffset(j):])
 			}
 			continue
 		}

@@ -351,3 +351,26 @@ func walkAll(t testing.TB, fsys fs.FS) {
 		return nil
 	})
 }
+
+func TestDecodeShort(t *testing.T) {
+	tests := []struct {
+		name  string
+		ntres byte
+		want  string
+	}{
+		{"BOOTX64 EFI", 0, "BOOTX64.EFI"},
+		{"README     ", 0, "README"},
+		{"README  TXT", 0x08, "readme.TXT"},
+		{"README  TXT", 0x10, "README.txt"},
+		{"README  TXT", 0x18, "readme.txt"},
+		{"\x05BC     TXT", 0, "\u00e5BC.TXT"}, // 0x05 stands for 0xE5
+	}
+	for _, tt := range tests {
+		b := make([]byte, 32)
+		copy(b, tt.name)
+		b[12] = tt.ntres
+		if got := decodeShort(b); got != tt.want {
+			t.Errorf("decodeShort(%q, %#x) = %q, want %q", tt.name, tt.ntres, got, tt.want)
+		}
+	}
+}

@@ -51,7 +51,7 @@ type node struct {
 	dir      bool
 	parent   *node
 	children map[string]*node // by upper-cased name: FAT is case-insensitive
-	sorted   []*node          // children sorted by name, filled by layout
+	sorted   []*node          // children sorted by name, filled by walk
 	size     int64
 	src      io.ReaderAt
 
@@ -110,7 +110,11 @@ func parseLabel(s string) ([11]byte, error) {
 // the volume root such as "EFI/BOOT". Missing parents are created; an
 // existing directory is not an error.
 func (w *Writer) Mkdir(path string) error {
-	if _, err := w.mkdirAll(path); err != nil {
+	err := checkPath(path)
+	if err == nil {
+		_, err = w.mkdirAll(path)
+	}
+	if err != nil {
 		return fmt.Errorf("mkdir %q: %w", path, err)
 	}
 	return nil
@@ -174,14 +178,11 @@ func checkPath(path string) error {
 }
 
 // mkdirAll returns the directory at path ("" is the root), creating it and
-// its parents as needed.
+// its parents as needed. The path must have been checked with checkPath.
 func (w *Writer) mkdirAll(path string) (*node, error) {
 	d := w.root
 	if path == "" {
 		return d, nil
-	}
-	if err := checkPath(path); err != nil {
-		return nil, err
 	}
 	for elem := range strings.SplitSeq(path, "/") {
 		key := strings.ToUpper(elem)
@@ -207,84 +208,76 @@ func (w *Writer) Capacity() int64 {
 // far occupy, in whole clusters. They fit if Used() <= Capacity().
 func (w *Writer) Used() int64 {
 	var n int64
-	w.walk(w.root, func(d *node) {
-		if d.dir {
-			n += w.geo.clustersFor(int64(dirEntryCount(d)) * dirEntrySize)
-		} else {
-			n += w.geo.clustersFor(d.size)
-		}
-	})
+	w.walk(w.root, func(d *node) { n += w.clustersOf(d) })
 	return n * w.geo.clusterSize()
 }
 
-// walk calls f for d and every node below it in name order.
+// walk sorts the children of every directory by name and calls f for d
+// and every node below it, depth-first in name order.
 func (w *Writer) walk(d *node, f func(*node)) {
 	f(d)
 	if !d.dir {
 		return
 	}
-	keys := make([]string, 0, len(d.children))
-	for k := range d.children {
-		keys = append(keys, k)
+	d.sorted = d.sorted[:0]
+	for _, c := range d.children {
+		d.sorted = append(d.sorted, c)
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		w.walk(d.children[k], f)
+	slices.SortFunc(d.sorted, func(a, b *node) int { return strings.Compare(a.name, b.name) })
+	for _, c := range d.sorted {
+		w.walk(c, f)
 	}
 }
 
-// layout sorts every directory, assigns short names and allocates clusters:
-// directories first (the root at cluster 2), then files, each contiguous,
-// in depth-first name order. It returns the directories and files in
-// allocation order.
-func (w *Writer) layout() (dirs, files []*node, err error) {
+// layout assigns short names and allocates clusters: directories first
+// (the root at cluster 2), then files, each contiguous, in depth-first name
+// order. It returns the nodes in allocation order and the number of
+// clusters they use, or an error wrapping ErrNoSpace if they do not fit.
+func (w *Writer) layout() (nodes []*node, used uint32, err error) {
+	var files []*node
 	w.walk(w.root, func(n *node) {
 		if n.dir {
-			dirs = append(dirs, n)
+			nodes = append(nodes, n)
 		} else {
 			files = append(files, n)
 		}
 	})
-	next := uint32(rootCluster)
-	var need int64
-	for _, d := range dirs {
-		d.sorted = d.sorted[:0]
-		for _, c := range d.children {
-			d.sorted = append(d.sorted, c)
-		}
-		slices.SortFunc(d.sorted, func(a, b *node) int { return strings.Compare(a.name, b.name) })
+	for _, d := range nodes {
 		if err := assignShortNames(d); err != nil {
-			return nil, nil, fmt.Errorf("directory %q: %w", w.path(d), err)
+			return nil, 0, fmt.Errorf("directory %q: %w", w.path(d), err)
 		}
-		entries := dirEntryCount(d)
-		if entries > maxDirEntries {
-			return nil, nil, fmt.Errorf("directory %q: %d entries exceed the maximum of %d", w.path(d), entries, maxDirEntries)
+		if n := dirEntryCount(d); n > maxDirEntries {
+			return nil, 0, fmt.Errorf("directory %q: %d entries exceed the maximum of %d", w.path(d), n, maxDirEntries)
 		}
-		need += w.geo.clustersFor(int64(entries) * dirEntrySize)
 	}
-	for _, f := range files {
-		need += w.geo.clustersFor(f.size)
+	nodes = append(nodes, files...)
+	var need int64
+	for _, n := range nodes {
+		need += w.clustersOf(n)
 	}
 	if need > int64(w.geo.clusters) {
 		cs := w.geo.clusterSize()
-		return nil, nil, fmt.Errorf("%w: need %d bytes (%d clusters of %d bytes), have %d bytes",
+		return nil, 0, fmt.Errorf("%w: need %d bytes (%d clusters of %d bytes), have %d bytes",
 			ErrNoSpace, need*cs, need, cs, w.Capacity())
 	}
-	for _, n := range append(dirs, files...) {
-		var c int64
-		if n.dir {
-			c = w.geo.clustersFor(int64(dirEntryCount(n)) * dirEntrySize)
-		} else {
-			c = w.geo.clustersFor(n.size)
-		}
-		n.clusters = uint32(c)
+	next := uint32(rootCluster)
+	for _, n := range nodes {
+		n.clusters = uint32(w.clustersOf(n))
 		n.cluster = 0
-		if c > 0 {
+		if n.clusters > 0 {
 			n.cluster = next
-			next += uint32(c)
+			next += n.clusters
 		}
 	}
-	return dirs, files, nil
+	return nodes, uint32(need), nil
+}
+
+// clustersOf returns the number of clusters that n occupies.
+func (w *Writer) clustersOf(n *node) int64 {
+	if n.dir {
+		return w.geo.clustersFor(int64(dirEntryCount(n)) * dirEntrySize)
+	}
+	return w.geo.clustersFor(n.size)
 }
 
 // path returns the volume path of n for error messages.
@@ -306,7 +299,7 @@ func (w *Writer) path(n *node) string {
 // holes. Write may be called more than once and always writes the same
 // bytes for the same content.
 func (w *Writer) Write(dst io.WriterAt) error {
-	dirs, files, err := w.layout()
+	nodes, used, err := w.layout()
 	if err != nil {
 		return fmt.Errorf("write FAT volume: %w", err)
 	}
@@ -315,25 +308,20 @@ func (w *Writer) Write(dst io.WriterAt) error {
 	if _, err := dst.WriteAt(make([]byte, sectorSize), w.opts.SizeBytes-sectorSize); err != nil {
 		return fmt.Errorf("write FAT volume: last sector: %w", err)
 	}
-	used := uint32(0)
-	for _, n := range append(dirs, files...) {
-		used += n.clusters
-	}
 	if _, err := dst.WriteAt(w.reservedSectors(used), 0); err != nil {
 		return fmt.Errorf("write FAT volume: boot sectors: %w", err)
 	}
-	if err := w.writeFATs(dst, dirs, files); err != nil {
+	if err := w.writeFATs(dst, nodes, used); err != nil {
 		return fmt.Errorf("write FAT volume: %w", err)
 	}
-	for _, d := range dirs {
-		if _, err := dst.WriteAt(w.encodeDir(d), w.geo.clusterOffset(d.cluster)); err != nil {
-			return fmt.Errorf("write FAT volume: directory %q: %w", w.path(d), err)
-		}
-	}
 	buf := make([]byte, max(1<<20, w.geo.clusterSize()))
-	for _, f := range files {
-		if err := w.writeFile(dst, f, buf); err != nil {
-			return fmt.Errorf("write FAT volume: file %q: %w", w.path(f), err)
+	for _, n := range nodes {
+		if n.dir {
+			if _, err := dst.WriteAt(w.encodeDir(n), w.geo.clusterOffset(n.cluster)); err != nil {
+				return fmt.Errorf("write FAT volume: directory %q: %w", w.path(n), err)
+			}
+		} else if err := w.writeFile(dst, n, buf); err != nil {
+			return fmt.Errorf("write FAT volume: file %q: %w", w.path(n), err)
 		}
 	}
 	return nil
@@ -382,18 +370,16 @@ func (w *Writer) reservedSectors(used uint32) []byte {
 	return b
 }
 
-// writeFATs writes both FATs: the chains of dirs and files, zeros elsewhere.
-// Only the used head of the FAT is built in memory.
-func (w *Writer) writeFATs(dst io.WriterAt, dirs, files []*node) error {
-	end := uint32(rootCluster)
-	for _, n := range append(dirs, files...) {
-		end = max(end, n.cluster+n.clusters)
-	}
+// writeFATs writes both FATs: the chains of the nodes, which use the first
+// used clusters, and zeros elsewhere. Only the used head of the FAT is
+// built in memory.
+func (w *Writer) writeFATs(dst io.WriterAt, nodes []*node, used uint32) error {
+	end := rootCluster + used
 	size := int64(w.geo.fatSectors) * sectorSize
 	head := make([]byte, min(size, (int64(end)*4+sectorSize-1)/sectorSize*sectorSize))
 	binary.LittleEndian.PutUint32(head[0:], 0x0FFFFF00|mediaDescriptor)
 	binary.LittleEndian.PutUint32(head[4:], fatEOC) // clean, no I/O errors
-	for _, n := range append(dirs, files...) {
+	for _, n := range nodes {
 		for i := uint32(0); i < n.clusters; i++ {
 			next := uint32(fatEOC)
 			if i+1 < n.clusters {

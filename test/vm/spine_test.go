@@ -1,0 +1,268 @@
+//go:build vm
+
+// Package vm_test boots real ingot images in QEMU (TCG) with OVMF and checks
+// them from inside. Run with: go test -tags vm ./test/vm/ (as root: the
+// Debian fixture is made with mmdebstrap).
+package vm_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/initrd"
+	"github.com/ingot-linux/ingot/vm"
+)
+
+const epoch = 1700000000
+
+var (
+	repoRoot = func() string { p, _ := filepath.Abs("../.."); return p }()
+	shared   struct {
+		once     sync.Once
+		err      error
+		dir      string
+		bin      string
+		rootfs   string
+		disk     string
+		result   *image.Result
+		buildDur time.Duration
+	}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// debianImage builds the binaries and the image of the Debian fixture once.
+func debianImage(t *testing.T) (*image.Result, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("VM tests boot real machines; not in -short")
+	}
+	rootfs := ingottest.DebianRootfs(t, repoRoot)
+	shared.once.Do(func() {
+		shared.rootfs = rootfs
+		shared.dir, shared.err = os.MkdirTemp("", "ingot-vm-test-*")
+		if shared.err != nil {
+			return
+		}
+		shared.bin = filepath.Join(shared.dir, "bin")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", shared.bin+"/", "./cmd/ingot", "./cmd/ingot-init")
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			shared.err = fmt.Errorf("build binaries: %v\n%s", err, out)
+			return
+		}
+		start := time.Now()
+		shared.result, shared.err = buildImage(filepath.Join(shared.dir, "out"))
+		shared.buildDur = time.Since(start)
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.result, shared.bin
+}
+
+func buildImage(out string) (*image.Result, error) {
+	return image.Build(context.Background(), image.Options{
+		RootFS: shared.rootfs, Version: "1.0.0", OutputDir: out, Epoch: epoch,
+		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot"),
+		Autologin: true,
+	})
+}
+
+// TestDebianImageValidators checks the image of a real distribution with the
+// upstream tools.
+func TestDebianImageValidators(t *testing.T) {
+	res, _ := debianImage(t)
+	t.Logf("image built in %v: %d MiB /usr in a %d MiB slot, UKI %d MiB", shared.buildDur.Round(time.Second),
+		res.UsrBytes>>20, res.UsrSlotBytes>>20, res.UKIBytes>>20)
+	d, f, err := image.InspectFile(res.DiskPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if hex.EncodeToString(d.UsrHash) != res.UsrHash {
+		t.Fatalf("UKI usrhash %x, built %s", d.UsrHash, res.UsrHash)
+	}
+	dir := t.TempDir()
+	ingottest.SgdiskVerify(t, res.DiskPath)
+	esp := d.Table.Partitions[0]
+	ingottest.FsckVfat(t, ingottest.Extract(t, res.DiskPath, esp.Offset(512), esp.Size(512), dir, "esp.img"))
+	usr := ingottest.Extract(t, res.DiskPath, d.Usr.Offset(512), d.Usr.Size(512), dir, "usr.img")
+	ingottest.FsckErofs(t, usr)
+	verity := ingottest.Extract(t, res.DiskPath, d.Verity.Offset(512), d.Verity.Size(512), dir, "verity.img")
+	// The root hash comes from the UKI's command line, not from the build.
+	ingottest.VeritySetupVerify(t, usr, verity, hex.EncodeToString(d.UsrHash))
+	out := ingottest.SystemdDissect(t, res.DiskPath)
+	for _, want := range []string{"usr-verity", "esp", "IMAGE_VERSION=1.0.0", "bootable system for UEFI"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("systemd-dissect does not show %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestDebianImageReproducible builds the Debian image a second time and
+// compares the bytes.
+func TestDebianImageReproducible(t *testing.T) {
+	res, _ := debianImage(t)
+	again, err := buildImage(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := fileSum(t, res.DiskPath), fileSum(t, again.DiskPath); a != b {
+		t.Fatalf("two builds of the same rootfs differ: %s vs %s", a, b)
+	}
+}
+
+func fileSum(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+var markerRE = regexp.MustCompile(`ingot: boot complete version=(\S+) slot=([ab]) usrhash=([0-9a-f]{64})`)
+
+// booted waits for the boot marker and the autologin shell.
+func booted(ctx context.Context, t *testing.T, m *vm.Machine) []string {
+	t.Helper()
+	start := time.Now()
+	marker, err := m.WaitForRegexp(ctx, markerRE, 8*time.Minute)
+	if err != nil {
+		t.Fatalf("no boot marker: %v", err)
+	}
+	t.Logf("boot marker after %v: %s", time.Since(start).Round(time.Second), marker[0])
+	if _, err := m.WaitFor(ctx, "(automatic login)", 3*time.Minute); err != nil {
+		t.Fatalf("no autologin: %v", err)
+	}
+	run(ctx, t, m, "dmesg -n 1")
+	return marker
+}
+
+// run runs a shell command in the guest and fails the test if it fails.
+func run(ctx context.Context, t *testing.T, m *vm.Machine, cmd string) string {
+	t.Helper()
+	out, code, err := m.Run(ctx, cmd, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("guest: %s: %v", cmd, err)
+	}
+	if code != 0 {
+		t.Fatalf("guest: %s: exit status %d\n%s", cmd, code, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+func bootInfo(ctx context.Context, t *testing.T, m *vm.Machine) initrd.BootInfo {
+	t.Helper()
+	var info initrd.BootInfo
+	out := run(ctx, t, m, "cat /run/ingot/boot.json")
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("boot.json: %v\n%s", err, out)
+	}
+	return info
+}
+
+// TestBootDebian boots the image twice: the first boot makes the root
+// partition, the second must reuse it with /etc and /var intact.
+func TestBootDebian(t *testing.T) {
+	res, _ := debianImage(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestBootDebian.log")
+	m, err := vm.Start(ctx, vm.Config{Image: res.DiskPath, DiskSizeBytes: res.DiskBytes + 3<<30, LogFile: logPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(60))
+		}
+	})
+
+	marker := booted(ctx, t, m)
+	if marker[1] != "1.0.0" || marker[2] != "a" || marker[3] != res.UsrHash {
+		t.Fatalf("marker %q, want version 1.0.0 slot a usrhash %s", marker[0], res.UsrHash)
+	}
+	if got := run(ctx, t, m, "findmnt -no SOURCE,FSTYPE /usr"); !regexp.MustCompile(`^/dev/mapper/usr\s+erofs$`).MatchString(got) {
+		t.Errorf("/usr is mounted from %q, want /dev/mapper/usr erofs", got)
+	}
+	if got := run(ctx, t, m, "findmnt -no OPTIONS /usr"); !strings.HasPrefix(got, "ro") {
+		t.Errorf("/usr options %q, want read-only", got)
+	}
+	if got := run(ctx, t, m, "cat /sys/block/$(basename $(readlink -f /dev/mapper/usr))/dm/name"); got != "usr" {
+		t.Errorf("dm device name %q", got)
+	}
+	if out, code, _ := m.Run(ctx, "touch /usr/ingot-write-test", time.Minute); code == 0 {
+		t.Errorf("writing to /usr succeeded: %s", out)
+	}
+	if got := run(ctx, t, m, "findmnt -no FSTYPE /etc"); got != "overlay" {
+		t.Errorf("/etc is %q, want an overlay", got)
+	}
+	if got := run(ctx, t, m, "cat /proc/1/comm"); got != "systemd" {
+		t.Errorf("PID 1 is %q", got)
+	}
+	first := bootInfo(ctx, t, m)
+	if !first.FirstBoot || first.Slot != "a" || first.RootPart == "" {
+		t.Errorf("first boot record %+v", first)
+	}
+	if got := run(ctx, t, m, "findmnt -no SOURCE,FSTYPE /"); got != first.RootPart+" ext4" {
+		t.Errorf("/ is %q, want %s ext4", got, first.RootPart)
+	}
+	token := fmt.Sprintf("%d", time.Now().UnixNano())
+	run(ctx, t, m, "echo "+token+" > /etc/ingot-e2e && mkdir -p /var/lib/ingot-e2e && echo "+token+" > /var/lib/ingot-e2e/data && sync")
+	machineID := run(ctx, t, m, "cat /etc/machine-id")
+	if len(machineID) != 32 {
+		t.Errorf("machine-id %q", machineID)
+	}
+	if failed := run(ctx, t, m, "systemctl --failed --no-legend --plain"); failed != "" {
+		t.Errorf("failed units:\n%s", failed)
+	}
+
+	if err := m.Send("systemctl reboot\n"); err != nil {
+		t.Fatal(err)
+	}
+	marker = booted(ctx, t, m)
+	if marker[3] != res.UsrHash || marker[2] != "a" {
+		t.Errorf("second boot marker %q", marker[0])
+	}
+	second := bootInfo(ctx, t, m)
+	if second.FirstBoot || second.RootPart != first.RootPart {
+		t.Errorf("second boot %+v did not reuse the root partition %s", second, first.RootPart)
+	}
+	for _, p := range []string{"/etc/ingot-e2e", "/var/lib/ingot-e2e/data"} {
+		if got := run(ctx, t, m, "cat "+p); got != token {
+			t.Errorf("%s = %q after reboot, want %q", p, got, token)
+		}
+	}
+	if got := run(ctx, t, m, "cat /etc/machine-id"); got != machineID {
+		t.Errorf("machine-id changed across reboot: %s → %s", machineID, got)
+	}
+}
