@@ -278,8 +278,8 @@ func checkUsr(t *testing.T, f *os.File, d *image.Disk) {
 		t.Errorf("mtime %d not clamped to SOURCE_DATE_EPOCH %d", st.Mtime, epoch)
 	}
 	for p, want := range map[string]string{
-		"share/ingot/factory/etc/hostname":  "fixture\n",
-		"share/ingot/factory/var/lib/state": "factory var\n",
+		"share/ingot/factory/etc/hostname":   "fixture\n",
+		"share/ingot/factory/var/lib/state":  "factory var\n",
 		"share/ingot/factory/etc/machine-id": "",
 	} {
 		if got, err := fs.ReadFile(fsys, p); err != nil || string(got) != want {

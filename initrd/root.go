@@ -289,7 +289,6 @@ func populateRoot(_ context.Context, s *State) error {
 	return nil
 }
 
-
 func mountEtc(_ context.Context, s *State) error {
 	root := s.path(sysroot)
 	upper := filepath.Join(root, stateDir, "etc.upper")
