@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/image/rootfs"
 	"github.com/ingot-linux/ingot/layout"
@@ -84,8 +85,11 @@ func newestMtime(t *rootfs.Tree) int64 {
 
 // Result describes a built image.
 type Result struct {
-	Version       string `json:"version"`
-	DiskPath      string `json:"disk"`
+	Version  string `json:"version"`
+	DiskPath string `json:"disk"`
+	// UpdateDir is the update artifact of this version (see package
+	// artifact): what `ingot push` uploads and `ingot update` applies.
+	UpdateDir     string `json:"update"`
 	DiskBytes     int64  `json:"diskBytes"`
 	UsrHash       string `json:"usrhash"`
 	UsrBytes      int64  `json:"usrBytes"`
@@ -241,7 +245,15 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.Chmod(out.Name(), 0o644); err != nil {
 		return nil, err
 	}
+	updateDir := filepath.Join(o.OutputDir, artifact.DirName(o.Version))
+	o.progress("write update artifact")
+	if _, err := artifact.Write(updateDir, artifact.Inputs{
+		Version: o.Version, UsrHash: usr.RootHash, UsrPath: usr.DataPath, VerityPath: usr.HashPath, UKI: ukiBytes,
+	}); err != nil {
+		return nil, fmt.Errorf("write update artifact: %w", err)
+	}
 	if err := os.Rename(out.Name(), final); err != nil {
+		os.RemoveAll(updateDir)
 		return nil, fmt.Errorf("rename disk image into place: %w", err)
 	}
 	committed = true
@@ -249,6 +261,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	return &Result{
 		Version:        o.Version,
 		DiskPath:       final,
+		UpdateDir:      updateDir,
 		DiskBytes:      d.diskBytes,
 		UsrHash:        hex.EncodeToString(usr.RootHash),
 		UsrBytes:       usr.DataBytes,
@@ -262,11 +275,15 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 
 // kernelCmdline pins /usr by its root hash and sends the console to both the
 // screen and the first serial port (the last console= is /dev/console).
+// systemd.verity=no keeps systemd-veritysetup-generator, which also reads
+// usrhash=, from setting up /usr a second time on the booted system:
+// ingot-init has done it. panic=10 turns a dead PID 1 into a reboot, which
+// boot counting needs.
 func kernelCmdline(rootHash []byte, extra []string) string {
 	args := []string{
 		"usrhash=" + hex.EncodeToString(rootHash),
 		"console=tty0", "console=ttyS0,115200",
-		"systemd.firstboot=off",
+		"systemd.firstboot=off", "systemd.verity=no",
 		"panic=10",
 	}
 	return strings.Join(append(args, extra...), " ")

@@ -140,8 +140,14 @@ func SystemdDissect(t testing.TB, img string, args ...string) string {
 // DebianRootfs returns the cached Debian bookworm root filesystem tarball
 // made by test/fixtures/debian-rootfs.sh, building it first if it is
 // missing (this needs root, mmdebstrap and a few minutes).
+//
+// INGOT_TEST_ROOTFS names another root filesystem (directory or tarball) to
+// run the same tests on, e.g. another distribution's.
 func DebianRootfs(t testing.TB, repoRoot string) string {
 	t.Helper()
+	if p := os.Getenv("INGOT_TEST_ROOTFS"); p != "" {
+		return p
+	}
 	script := filepath.Join(repoRoot, "test/fixtures/debian-rootfs.sh")
 	LookTool(t, "mmdebstrap", "mmdebstrap")
 	cmd := exec.Command("bash", script)

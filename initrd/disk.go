@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ingot-linux/ingot/format/gpt"
+	"github.com/ingot-linux/ingot/internal/sys"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -54,30 +54,11 @@ func listDisks(sysRoot string) ([]blockDev, error) {
 	return disks, nil
 }
 
-// partitionName returns the kernel name of partition index of disk ("vda2",
-// "nvme0n1p2") by looking it up in sysfs.
 func partitionName(sysRoot, disk string, index int) (string, error) {
-	dir := filepath.Join(sysRoot, "class/block", disk)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		n, err := readInt(filepath.Join(dir, e.Name(), "partition"))
-		if err == nil && int(n) == index {
-			return e.Name(), nil
-		}
-	}
-	return "", fmt.Errorf("partition %d of %s not known to the kernel", index, disk)
+	return sys.PartitionName(sysRoot, disk, index)
 }
 
-func readInt(p string) (int64, error) {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-}
+func readInt(p string) (int64, error) { return sys.ReadInt(p) }
 
 func readTable(dev string, d blockDev) (*gpt.Table, error) {
 	f, err := os.Open(dev)

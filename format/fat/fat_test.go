@@ -558,6 +558,29 @@ func TestNoSpace(t *testing.T) {
 	}
 }
 
+// TestTooManyEntries checks the limit of 65536 entries per directory.
+func TestTooManyEntries(t *testing.T) {
+	w, err := NewWriter(Options{SizeBytes: MinSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxDirEntries - 2 { // plus "." and ".."
+		if err := w.AddFile(fmt.Sprintf("D/F%05X", i), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Write(discard{}); err != nil {
+		t.Fatalf("full directory: %v", err)
+	}
+	if err := w.AddFile("D/ONE.MOR", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	err = w.Write(&recorder{f: discard{}})
+	if err == nil || !strings.Contains(err.Error(), `directory "D": 65537 entries exceed the maximum of 65536`) {
+		t.Fatalf("error %v", err)
+	}
+}
+
 // TestShortReader checks that a source with fewer bytes than announced
 // fails the write.
 func TestShortReader(t *testing.T) {

@@ -42,12 +42,14 @@ type extent struct {
 }
 
 // Open reads the FAT32 volume at offset 0 of r and returns its files as an
-// [io/fs.FS]. Long file names are used where present; short names are
-// reported as stored, with the lower-case flags that Windows and mtools set.
-// Lookups first try the exact name and then a case-insensitive match, as
-// FAT names are case-insensitive. The directory tree is read by Open; file
-// contents are read on demand. The returned FS is safe for concurrent use
-// as long as r is.
+// [io/fs.FS]; for a partition of a disk image pass an [io.SectionReader].
+// FAT12 and FAT16 volumes are rejected. Long file names are used where
+// present; short names are reported as stored, with the lower-case flags
+// that Windows and mtools set. Lookups first try the exact name and then a
+// case-insensitive match, as FAT names are case-insensitive. The directory
+// tree is read by Open; file contents are read on demand, and open files
+// implement [io.ReaderAt] and [io.Seeker]. The returned FS is safe for
+// concurrent use as long as r is.
 //
 // Open is meant for untrusted input: a corrupt volume makes Open, or
 // opening or reading the affected file or directory, return an error.

@@ -422,7 +422,7 @@ func (w *Writer) writeFile(dst io.WriterAt, f *node, buf []byte) error {
 		}
 		clear(chunk[n:])
 		if _, err := dst.WriteAt(chunk, off+done); err != nil {
-			return err
+			return fmt.Errorf("write at %d: %w", off+done, err)
 		}
 		done += int64(len(chunk))
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ingot-linux/ingot/agent"
 	"github.com/ingot-linux/ingot/initrd"
 )
 
@@ -35,6 +36,12 @@ func newBootMarkerCmd(g *globals) *cobra.Command {
 				c.Close()
 			}
 			fmt.Fprint(g.stdout, line)
+			// Reaching boot-complete.target is what makes a boot good.
+			if blessed, err := agent.New(agent.Config{Logger: g.logger()}).Bless(); err != nil {
+				return fmt.Errorf("bless boot entry: %w", err)
+			} else if blessed != "" {
+				fmt.Fprintf(g.stdout, "ingot: blessed %s\n", blessed)
+			}
 			return nil
 		},
 	}

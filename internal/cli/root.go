@@ -65,7 +65,8 @@ and boots it.
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
-	root.AddCommand(newImageCmd(g), newVMCmd(g), newBootMarkerCmd(g))
+	root.AddCommand(newImageCmd(g), newVMCmd(g), newBootMarkerCmd(g),
+		newUpdateCmd(g), newStatusCmd(g), newRollbackCmd(g), newResetCmd(g))
 	return root
 }
 

@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 }
 
 // debianImage builds the binaries and the image of the Debian fixture once.
-func debianImage(t *testing.T) (*image.Result, string) {
+func debianImage(t testing.TB) (*image.Result, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("VM tests boot real machines; not in -short")

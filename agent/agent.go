@@ -1,0 +1,180 @@
+// Package agent is ingot's device side: status, A/B updates, blessing,
+// rollback and factory reset of the running system.
+//
+// It writes the slot the booted UKI does not use, sets the slot's partition
+// names and PARTUUIDs last, and installs the new UKI on the ESP with a
+// temporary file and a rename, so a power cut at any point leaves a machine
+// that boots a complete version.
+//
+//	a := agent.New(agent.Config{})
+//	res, err := a.Update(ctx, "/var/tmp/ingot_2.0.0.update")
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ingot-linux/ingot/format/gpt"
+	"github.com/ingot-linux/ingot/initrd"
+	"github.com/ingot-linux/ingot/internal/sys"
+	"github.com/ingot-linux/ingot/layout"
+)
+
+// Config configures an Agent. The zero value is the running system.
+type Config struct {
+	// Root is where the system's filesystem is ("/" on a device).
+	Root string
+	// Keep is how many UKIs stay on the ESP after an update (default 2:
+	// the booted one and the new one). The booted one is never removed.
+	Keep int
+	// Mounter mounts the ESP; nil means the real mount(2).
+	Mounter Mounter
+	// Logger receives details; nil discards them.
+	Logger *slog.Logger
+}
+
+// Mounter mounts and unmounts filesystems.
+type Mounter interface {
+	Mount(source, target, fstype string, flags uintptr, data string) error
+	Unmount(target string) error
+}
+
+// Agent acts on the running system.
+type Agent struct {
+	cfg Config
+}
+
+// New returns an Agent for cfg.
+func New(cfg Config) *Agent {
+	if cfg.Root == "" {
+		cfg.Root = "/"
+	}
+	if cfg.Keep < 2 {
+		cfg.Keep = 2
+	}
+	if cfg.Mounter == nil {
+		cfg.Mounter = sys.Linux{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg}
+}
+
+func (a *Agent) path(p string) string { return filepath.Join(a.cfg.Root, p) }
+
+// ErrNotIngot says the running system was not booted by ingot-init.
+var ErrNotIngot = errors.New("this system was not booted by ingot-init (no /run/ingot/boot.json)")
+
+func (a *Agent) bootInfo() (*initrd.BootInfo, error) {
+	b, err := os.ReadFile(a.path("/run/ingot/boot.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotIngot
+	}
+	if err != nil {
+		return nil, err
+	}
+	var info initrd.BootInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("parse boot record: %w", err)
+	}
+	return &info, nil
+}
+
+// disk is the boot disk with its partition table.
+type disk struct {
+	path  string // /dev/vda
+	name  string // vda
+	f     *os.File
+	size  int64
+	table *gpt.Table
+}
+
+func (a *Agent) openDisk(info *initrd.BootInfo, write bool) (*disk, error) {
+	name := filepath.Base(info.Disk)
+	sectors, err := sys.ReadInt(a.path("/sys/class/block/" + name + "/size"))
+	if err != nil {
+		return nil, fmt.Errorf("size of %s: %w", info.Disk, err)
+	}
+	flag := os.O_RDONLY
+	if write {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(a.path(info.Disk), flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := &disk{path: info.Disk, name: name, f: f, size: sectors * 512}
+	d.table, err = gpt.Read(f, d.size, 512)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read partition table of %s: %w", info.Disk, err)
+	}
+	return d, nil
+}
+
+// slot is one A/B slot: its usr, verity and verity-sig partitions.
+type slot struct {
+	Name                string // "a" or "b"
+	Usr, Verity, VSig   gpt.Partition
+	hasVerity, hasVSig bool
+}
+
+// slots returns slots a and b in table order.
+func slots(t *gpt.Table) ([2]slot, error) {
+	var s [2]slot
+	usr := t.ByType(layout.TypeUsr)
+	ver := t.ByType(layout.TypeUsrVerity)
+	sig := t.ByType(layout.TypeUsrVeritySig)
+	if len(usr) != 2 || len(ver) != 2 {
+		return s, fmt.Errorf("want two usr and two usr-verity partitions (slots a and b), found %d and %d", len(usr), len(ver))
+	}
+	for i := range s {
+		s[i] = slot{Name: layout.SlotName(i + 1), Usr: usr[i], Verity: ver[i], hasVerity: true}
+		if len(sig) == 2 {
+			s[i].VSig, s[i].hasVSig = sig[i], true
+		}
+	}
+	return s, nil
+}
+
+// slotVersion returns the version a slot's usr partition name says, or "".
+func slotVersion(p gpt.Partition) string {
+	v, ok := strings.CutPrefix(p.Name, layout.Name+"_")
+	if !ok || p.Name == layout.EmptyLabel {
+		return ""
+	}
+	return v
+}
+
+// withESP mounts the ESP of d at /run/ingot/esp for fn.
+func (a *Agent) withESP(d *disk, fn func(dir string) error) error {
+	esps := d.table.ByType(layout.TypeESP)
+	if len(esps) != 1 {
+		return fmt.Errorf("want one ESP on %s, found %d", d.path, len(esps))
+	}
+	part, err := sys.PartitionName(a.path("/sys"), d.name, esps[0].Index)
+	if err != nil {
+		return err
+	}
+	dir := a.path("/run/ingot/esp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := a.cfg.Mounter.Mount(a.path("/dev/"+part), dir, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "umask=0077"); err != nil {
+		return fmt.Errorf("mount ESP: %w", err)
+	}
+	ferr := fn(dir)
+	unix.Sync()
+	if err := a.cfg.Mounter.Unmount(dir); err != nil && ferr == nil {
+		ferr = fmt.Errorf("unmount ESP: %w", err)
+	}
+	return ferr
+}

@@ -1,0 +1,208 @@
+package agent
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ingot-linux/ingot/format/uki"
+	"github.com/ingot-linux/ingot/layout"
+)
+
+// Entry is one UKI on the ESP.
+type Entry struct {
+	// File is the file name under EFI/Linux.
+	File string `json:"file"`
+	// Version is the image version the name carries.
+	Version string `json:"version"`
+	// TriesLeft and TriesDone are the boot counters in the name; TriesLeft
+	// is -1 for a blessed entry (no counter).
+	TriesLeft int `json:"triesLeft"`
+	TriesDone int `json:"triesDone"`
+	// UsrHash is the root hash the UKI's command line pins.
+	UsrHash string `json:"usrhash"`
+	// Booted is true for the UKI that booted this system.
+	Booted bool `json:"booted"`
+}
+
+// Bad reports whether systemd-boot gave up on the entry (no tries left).
+func (e Entry) Bad() bool { return e.TriesLeft == 0 }
+
+// parseEntryName splits "ingot_1.2.0+2-1.efi" into version and counters.
+func parseEntryName(name string) (Entry, bool) {
+	base, ok := strings.CutSuffix(name, ".efi")
+	if !ok {
+		return Entry{}, false
+	}
+	rest, ok := strings.CutPrefix(base, layout.Name+"_")
+	if !ok {
+		return Entry{}, false
+	}
+	e := Entry{File: name, TriesLeft: -1}
+	if i := strings.LastIndexByte(rest, '+'); i >= 0 {
+		left, done, _ := strings.Cut(rest[i+1:], "-")
+		l, err1 := strconv.Atoi(left)
+		d := 0
+		var err2 error
+		if done != "" {
+			d, err2 = strconv.Atoi(done)
+		}
+		if err1 != nil || err2 != nil || l < 0 || d < 0 {
+			return Entry{}, false
+		}
+		e.TriesLeft, e.TriesDone = l, d
+		rest = rest[:i]
+	}
+	if layout.CheckVersion(rest) != nil {
+		return Entry{}, false
+	}
+	e.Version = rest
+	return e, true
+}
+
+// listEntries reads the UKIs in espDir/EFI/Linux, newest version first, and
+// marks the one whose usrhash is booted.
+func listEntries(espDir string, booted string) ([]Entry, error) {
+	dir := filepath.Join(espDir, layout.UKIDir)
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var out []Entry
+	for _, n := range names {
+		e, ok := parseEntryName(n.Name())
+		if !ok {
+			continue
+		}
+		if h, err := ukiUsrHash(filepath.Join(dir, n.Name())); err == nil {
+			e.UsrHash = h
+		}
+		e.Booted = e.UsrHash != "" && e.UsrHash == booted
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return versionLess(out[j].Version, out[i].Version) })
+	return out, nil
+}
+
+func ukiUsrHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	img, err := uki.Open(f)
+	if err != nil {
+		return "", err
+	}
+	cmdline, err := img.Cmdline()
+	if err != nil {
+		return "", err
+	}
+	for _, w := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(w, "usrhash="); ok {
+			if _, err := hex.DecodeString(v); err == nil {
+				return v, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: no usrhash= on its command line", path)
+}
+
+// versionLess compares versions the way systemd-boot orders entries
+// (strverscmp-like: digit runs compare as numbers).
+func versionLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := isDigit(a[0]), isDigit(b[0])
+		if da && db {
+			na, ra := splitDigits(a)
+			nb, rb := splitDigits(b)
+			na, nb = strings.TrimLeft(na, "0"), strings.TrimLeft(nb, "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = ra, rb
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func splitDigits(s string) (string, string) {
+	i := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return s[:i], s[i:]
+}
+
+// installUKI writes data as EFI/Linux/name: into a temporary file, fsynced,
+// then renamed, so the boot loader never sees a partial UKI.
+func installUKI(espDir, name string, data []byte) error {
+	dir := filepath.Join(espDir, layout.UKIDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".ingot-new.tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write UKI to the ESP: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("sync UKI on the ESP: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("rename UKI into place: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// renameEntry changes an entry's file name (blessing, marking bad) durably.
+func renameEntry(espDir, from, to string) error {
+	dir := filepath.Join(espDir, layout.UKIDir)
+	if err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func removeEntry(espDir, name string) error {
+	dir := filepath.Join(espDir, layout.UKIDir)
+	if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

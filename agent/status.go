@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/ingot-linux/ingot/layout"
+)
+
+// Status is the state of the machine's versions.
+type Status struct {
+	Version string `json:"version"`
+	Slot    string `json:"slot"`
+	UsrHash string `json:"usrhash"`
+	// OtherSlotVersion is the version in the slot not booted ("" when empty).
+	OtherSlotVersion string `json:"otherSlotVersion"`
+	// Entries are the UKIs on the ESP, newest first.
+	Entries []Entry `json:"entries"`
+	// Pending is a newer entry with tries left: the next boot starts it.
+	Pending string `json:"pending,omitempty"`
+	// RolledBack is set when a newer entry ran out of tries and this older
+	// version booted instead.
+	RolledBack *Rollback `json:"rolledBack,omitempty"`
+}
+
+// Rollback describes an automatic fallback.
+type Rollback struct {
+	From   string `json:"from"`
+	Reason string `json:"reason"`
+}
+
+// Status reads the booted version, both slots and the ESP.
+func (a *Agent) Status() (*Status, error) {
+	info, err := a.bootInfo()
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Slot: info.Slot, UsrHash: info.UsrHash, Version: osReleaseField(a.path("/usr/lib/os-release"), "IMAGE_VERSION")}
+	d, err := a.openDisk(info, false)
+	if err != nil {
+		return nil, err
+	}
+	defer d.f.Close()
+	if s, err := slots(d.table); err == nil {
+		for _, sl := range s {
+			if sl.Name != info.Slot {
+				st.OtherSlotVersion = slotVersion(sl.Usr)
+			}
+		}
+	}
+	err = a.withESP(d, func(esp string) error {
+		st.Entries, err = listEntries(esp, info.UsrHash)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range st.Entries {
+		if e.Booted {
+			break
+		}
+		switch {
+		case e.Bad() && st.RolledBack == nil:
+			st.RolledBack = &Rollback{From: e.Version, Reason: fmt.Sprintf("%s failed %d boots without reaching boot-complete.target", e.Version, e.TriesDone)}
+		case e.TriesLeft > 0 && st.Pending == "":
+			st.Pending = e.Version
+		}
+	}
+	return st, nil
+}
+
+// Bless marks the booted entry good: its boot counter is dropped from the
+// name, so systemd-boot keeps starting it. It is what systemd-bless-boot
+// does; ingot does it itself so it works whatever mounts the ESP.
+func (a *Agent) Bless() (string, error) {
+	return a.renameBooted(func(e Entry) string {
+		if e.TriesLeft < 0 {
+			return ""
+		}
+		return layout.UKIName(e.Version, 0)
+	})
+}
+
+// Rollback makes the previous version the next boot, by marking the booted
+// entry as out of tries (systemd-boot then sorts it last).
+func (a *Agent) Rollback() (string, error) {
+	info, err := a.bootInfo()
+	if err != nil {
+		return "", err
+	}
+	d, err := a.openDisk(info, false)
+	if err != nil {
+		return "", err
+	}
+	defer d.f.Close()
+	var to string
+	err = a.withESP(d, func(esp string) error {
+		entries, err := listEntries(esp, info.UsrHash)
+		if err != nil {
+			return err
+		}
+		var booted *Entry
+		for i := range entries {
+			e := &entries[i]
+			if e.Booted {
+				booted = e
+			} else if !e.Bad() && to == "" {
+				to = e.Version
+			}
+		}
+		if booted == nil {
+			return fmt.Errorf("the booted UKI is not on the ESP")
+		}
+		if to == "" {
+			return fmt.Errorf("no other version on the ESP to roll back to")
+		}
+		return renameEntry(esp, booted.File, fmt.Sprintf("%s_%s+0-3.efi", layout.Name, booted.Version))
+	})
+	return to, err
+}
+
+func (a *Agent) renameBooted(newName func(Entry) string) (string, error) {
+	info, err := a.bootInfo()
+	if err != nil {
+		return "", err
+	}
+	d, err := a.openDisk(info, false)
+	if err != nil {
+		return "", err
+	}
+	defer d.f.Close()
+	var done string
+	err = a.withESP(d, func(esp string) error {
+		entries, err := listEntries(esp, info.UsrHash)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if !e.Booted {
+				continue
+			}
+			if n := newName(e); n != "" && n != e.File {
+				done = n
+				return renameEntry(esp, e.File, n)
+			}
+			return nil
+		}
+		return nil
+	})
+	return done, err
+}
+
+// Reset removes the root partition from the partition table: the next boot
+// makes a fresh one (factory /etc and /var, new machine-id). Slots and ESP
+// stay.
+func (a *Agent) Reset() error {
+	info, err := a.bootInfo()
+	if err != nil {
+		return err
+	}
+	d, err := a.openDisk(info, true)
+	if err != nil {
+		return err
+	}
+	defer d.f.Close()
+	kept := d.table.Partitions[:0]
+	found := false
+	for _, p := range d.table.Partitions {
+		if p.Type == layout.TypeRoot {
+			found = true
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if !found {
+		return fmt.Errorf("no root partition on %s", d.path)
+	}
+	d.table.Partitions = kept
+	if err := d.table.Write(d.f, d.size); err != nil {
+		return fmt.Errorf("write partition table: %w", err)
+	}
+	return d.f.Sync()
+}
+
+func osReleaseField(path, key string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+"="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return ""
+}

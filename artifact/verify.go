@@ -1,0 +1,313 @@
+package artifact
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/go-dmverity/pkg/verity"
+
+	"github.com/ingot-linux/ingot/format/uki"
+)
+
+// Artifact is an artifact directory whose manifest has been read. Nothing
+// but the manifest's syntax is checked until Verify.
+type Artifact struct {
+	// Dir is the artifact directory.
+	Dir string
+	// Manifest is the parsed manifest.json.
+	Manifest *Manifest
+}
+
+// Open reads and parses dir/manifest.json.
+func Open(dir string) (*Artifact, error) {
+	b, err := readLimited(filepath.Join(dir, ManifestFile), MaxManifestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("open artifact %s: %w", dir, err)
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("open artifact %s: %w", dir, err)
+	}
+	return &Artifact{Dir: dir, Manifest: m}, nil
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: %w: more than %d bytes", path, ErrInvalidManifest, limit)
+	}
+	return b, nil
+}
+
+// Path returns the path of the file with the given role.
+func (a *Artifact) Path(role string) string {
+	f, _ := a.Manifest.File(role)
+	return filepath.Join(a.Dir, f.Name)
+}
+
+// MismatchError says a file differs from what the manifest (or the UKI)
+// says it should be.
+type MismatchError struct {
+	// File is the file's name in the artifact, e.g. "usr.erofs".
+	File string
+	// Field is what differs: "size", "sha256", "usrhash" (the UKI's
+	// command line), "verity root hash", "hash tree" or "digest" (an OCI
+	// blob).
+	Field string
+	// Want is the expected value, Got the actual one ("" if there is none,
+	// e.g. a UKI without usrhash=).
+	Want, Got string
+}
+
+func (e *MismatchError) Error() string {
+	got := e.Got
+	if got == "" {
+		got = "none"
+	}
+	return fmt.Sprintf("%s: %s is %s, want %s", e.File, e.Field, got, e.Want)
+}
+
+// ArchError says an artifact is for another architecture.
+type ArchError struct {
+	// Want is the architecture asked for, Got the artifact's.
+	Want, Got string
+}
+
+func (e *ArchError) Error() string {
+	return fmt.Sprintf("artifact is for architecture %s, not %s", e.Got, e.Want)
+}
+
+// Option configures Verify.
+type Option func(*options)
+
+type options struct {
+	arch    string
+	tempDir string
+}
+
+// WithArch sets the architecture the artifact must be for; the default is
+// ArchX86_64, the one architecture ingot builds for.
+func WithArch(arch string) Option { return func(o *options) { o.arch = arch } }
+
+// WithTempDir sets where Verify may write a scratch copy of the hash tree
+// when the tree does not verify, to tell a wrong root hash from a corrupt
+// tree; the default is os.TempDir().
+func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir } }
+
+// Verify checks the artifact as described in the package documentation and
+// returns the first problem found, or nil.
+func (a *Artifact) Verify(ctx context.Context, opts ...Option) error {
+	o := options{arch: ArchX86_64}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := a.verify(ctx, &o); err != nil {
+		return fmt.Errorf("verify artifact %s: %w", a.Dir, err)
+	}
+	return nil
+}
+
+func (a *Artifact) verify(ctx context.Context, o *options) error {
+	m := a.Manifest
+	if m.Architecture != o.arch {
+		return &ArchError{Want: o.arch, Got: m.Architecture}
+	}
+	for _, f := range m.Files {
+		if err := checkFile(ctx, filepath.Join(a.Dir, f.Name), f); err != nil {
+			return err
+		}
+	}
+	if err := checkUKI(a.Path(RoleUKI), m.UsrHash); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return checkVerity(a.Path(RoleUsr), a.Path(RoleVerity), m.UsrHash, o.tempDir)
+}
+
+// checkFile compares a file's size and sha256 with the manifest's.
+func checkFile(ctx context.Context, path string, want File) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", want.Name)
+	}
+	if fi.Size() != want.Size {
+		return &MismatchError{File: want.Name, Field: "size", Want: strconv.FormatInt(want.Size, 10), Got: strconv.FormatInt(fi.Size(), 10)}
+	}
+	sum, n, err := hashReader(ctx, f)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", want.Name, err)
+	}
+	if n != want.Size {
+		return &MismatchError{File: want.Name, Field: "size", Want: strconv.FormatInt(want.Size, 10), Got: strconv.FormatInt(n, 10)}
+	}
+	if sum != want.SHA256 {
+		return &MismatchError{File: want.Name, Field: "sha256", Want: want.SHA256, Got: sum}
+	}
+	return nil
+}
+
+// hashReader returns the hex sha256 and length of r's content, stopping
+// early when ctx is done.
+func hashReader(ctx context.Context, r io.Reader) (string, int64, error) {
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", n, err
+		}
+		k, err := r.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		if err == io.EOF {
+			return hex.EncodeToString(h.Sum(nil)), n, nil
+		}
+		if err != nil {
+			return "", n, err
+		}
+	}
+}
+
+// checkUKI checks that the UKI's command line pins usrhash. Every usrhash=
+// on the line must carry the value: if they disagreed, which one counts
+// would be up to the parser.
+func checkUKI(path, usrHash string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	img, err := uki.Open(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", FileUKI, err)
+	}
+	cmdline, err := img.Cmdline()
+	if err != nil {
+		return fmt.Errorf("%s: %w", FileUKI, err)
+	}
+	got := UsrHashOf(cmdline)
+	if len(got) == 0 {
+		return &MismatchError{File: FileUKI, Field: "usrhash", Want: usrHash}
+	}
+	for _, g := range got {
+		if g != usrHash {
+			return &MismatchError{File: FileUKI, Field: "usrhash", Want: usrHash, Got: g}
+		}
+	}
+	return nil
+}
+
+// UsrHashOf returns the values of every usrhash= parameter on a kernel
+// command line, in order.
+func UsrHashOf(cmdline string) []string {
+	var vals []string
+	for _, arg := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(arg, "usrhash="); ok {
+			vals = append(vals, strings.Trim(v, `"`))
+		}
+	}
+	return vals
+}
+
+// checkVerity checks that usr.verity's tree, with the parameters of its
+// superblock, proves the data in usr.erofs to have the root hash usrHash.
+func checkVerity(dataPath, hashPath, usrHash, tempDir string) error {
+	want, err := hex.DecodeString(usrHash)
+	if err != nil {
+		return err
+	}
+	hf, err := os.Open(hashPath)
+	if err != nil {
+		return err
+	}
+	sb, err := verity.ReadSuperblock(hf, 0)
+	hf.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", FileVerity, err)
+	}
+	fi, err := os.Stat(dataPath)
+	if err != nil {
+		return err
+	}
+	if dataBytes := sb.DataBlocks * uint64(sb.DataBlockSize); uint64(fi.Size()) != dataBytes {
+		return &MismatchError{File: FileUsr, Field: "size", Want: strconv.FormatUint(dataBytes, 10) + " (verity superblock)", Got: strconv.FormatInt(fi.Size(), 10)}
+	}
+	// Zero fields are taken from the superblock, which sits at offset 0 of
+	// the separate hash file; the tree follows in the next hash block.
+	var params verity.Params
+	err = verity.Verify(&params, dataPath, hashPath, want)
+	if err == nil {
+		return nil
+	}
+	if diag := diagnoseVerity(params, dataPath, hashPath, usrHash, tempDir); diag != nil {
+		return diag
+	}
+	return fmt.Errorf("%s: dm-verity: %w", FileVerity, err)
+}
+
+// diagnoseVerity rebuilds the hash tree of dataPath with params (as
+// verity.Verify took them from the superblock) to tell a data file whose
+// root hash is not usrHash from a corrupt hash tree. It returns nil if it
+// finds neither or cannot tell.
+func diagnoseVerity(params verity.Params, dataPath, hashPath, usrHash, tempDir string) error {
+	if params.DataBlocks == 0 || params.HashBlockSize == 0 {
+		return nil // the superblock was not adopted
+	}
+	tmp, err := os.CreateTemp(tempDir, "ingot-verity-*")
+	if err != nil {
+		return nil
+	}
+	defer os.Remove(tmp.Name())
+	tmp.Close()
+	params.NoSuperblock = true
+	params.HashAreaOffset = 0
+	root, err := verity.Create(&params, dataPath, tmp.Name())
+	if err != nil {
+		return nil
+	}
+	if got := hex.EncodeToString(root); got != usrHash {
+		return &MismatchError{File: FileUsr, Field: "verity root hash", Want: usrHash, Got: got}
+	}
+	tree, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return nil
+	}
+	hf, err := os.Open(hashPath)
+	if err != nil {
+		return nil
+	}
+	defer hf.Close()
+	have := make([]byte, len(tree))
+	n, _ := hf.ReadAt(have, int64(params.HashBlockSize))
+	if n != len(have) || !bytes.Equal(have, tree) {
+		wantSum, gotSum := sha256.Sum256(tree), sha256.Sum256(have[:n])
+		return &MismatchError{File: FileVerity, Field: "hash tree", Want: "sha256:" + hex.EncodeToString(wantSum[:]), Got: "sha256:" + hex.EncodeToString(gotSum[:])}
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+)
+
+// initArg0 is the argv[0] that makes a re-executed binary the sandbox's
+// first process (see init in init_linux.go).
+const initArg0 = "ingot-sandbox-init"
+
+// protocol is what the parent sends the sandbox's first process on fd 3.
+type protocol struct {
+	Root string `json:"root"`
+	Spec *Spec  `json:"spec"`
+}
+
+// Namespaces runs commands in new user, mount, PID, network, UTS and IPC
+// namespaces. The calling user becomes root inside (mapped to itself
+// outside), so it works unprivileged where the kernel allows user
+// namespaces. The zero value is ready to use.
+type Namespaces struct{}
+
+var _ Runner = Namespaces{}
+
+// Run runs s.Args in a new sandbox and waits for it. When ctx ends the whole
+// sandbox is killed (its PID namespace dies with its first process).
+func (Namespaces) Run(ctx context.Context, s *Spec) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	root, err := os.MkdirTemp("", "ingot-sandbox-*")
+	if err != nil {
+		return fmt.Errorf("sandbox root: %w", err)
+	}
+	defer os.Remove(root)
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer specR.Close()
+	defer specW.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer errR.Close()
+	defer errW.Close()
+
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.Args = []string{initArg0}
+	cmd.Env = []string{}
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = orDiscard(s.Stdout), orDiscard(s.Stderr)
+	cmd.ExtraFiles = []*os.File{specR, errW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
+			syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+		GidMappingsEnableSetgroups: false,
+		Pdeathsig:                  syscall.SIGKILL,
+	}
+	// Pdeathsig fires when the forking thread exits: keep it alive.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("%w: create user namespace: %v (are user namespaces enabled? see sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone)", ErrUnsupported, err)
+		}
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	specR.Close()
+	errW.Close()
+	enc := json.NewEncoder(specW)
+	werr := enc.Encode(protocol{Root: root, Spec: s})
+	specW.Close()
+	msg, _ := io.ReadAll(errR) // EOF when the command was executed
+	err = cmd.Wait()
+	switch {
+	case len(msg) > 0:
+		return &SetupError{Msg: string(msg)}
+	case werr != nil && err == nil:
+		return fmt.Errorf("send sandbox spec: %w", werr)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				return &ExitError{Code: -1, Signal: ws.Signal().String()}
+			}
+			return &ExitError{Code: ee.ExitCode()}
+		}
+		return fmt.Errorf("run sandbox: %w", err)
+	}
+	return nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func run(args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestCLI(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		code      int
+		stdout    string
+		stderrHas string
+	}{
+		{"help", []string{"--help"}, 0, "ingot image --rootfs ROOTFS", ""},
+		{"image help", []string{"image", "--help"}, 0, "SOURCE_DATE_EPOCH", ""},
+		{"completion", []string{"completion", "bash"}, 0, "bash completion", ""},
+		{"unknown verb", []string{"frobnicate"}, 1, "", `unknown command "frobnicate"`},
+		{"image without flags", []string{"image"}, 1, "", `required flag(s) "rootfs", "version" not set`},
+		{"bad size", []string{"image", "--rootfs", "x", "--version", "1", "--usr-size", "lots"}, 1, "", `--usr-size: "lots" is not a size`},
+		{"missing rootfs", []string{"image", "--rootfs", "/nonexistent", "--version", "1", "--output", "/tmp/ingot-cli-test-out", "--init", "/nonexistent-init"}, 1, "", "ingot-init binary"},
+		{"vm without image", []string{"vm"}, 1, "", "accepts 1 arg"},
+		{"vm missing image", []string{"vm", "/nonexistent.raw"}, 1, "", "disk image: stat /nonexistent.raw"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := run(tc.args...)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tc.code, stderr)
+			}
+			if !strings.Contains(stdout, tc.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tc.stdout, stdout)
+			}
+			if !strings.Contains(stderr, tc.stderrHas) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderrHas, stderr)
+			}
+			if tc.code != 0 && strings.Count(stderr, "ingot: ") != 1 {
+				t.Errorf("want exactly one error line, got:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "512": 512, "4K": 4 << 10, "512M": 512 << 20, "2G": 2 << 30, "1t": 1 << 40} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"-1", "G", "1.5G", "0"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}

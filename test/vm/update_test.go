@@ -1,0 +1,191 @@
+//go:build vm
+
+package vm_test
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ingot-linux/ingot/agent"
+	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/vm"
+)
+
+// buildVersion builds the Debian fixture as another version.
+func buildVersion(t *testing.T, version string, cmdline ...string) *image.Result {
+	t.Helper()
+	res, err := image.Build(context.Background(), image.Options{
+		RootFS: shared.rootfs, Version: version, OutputDir: filepath.Join(shared.dir, "v"+version), Epoch: epoch,
+		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot"),
+		Autologin: true, Cmdline: cmdline,
+	})
+	if err != nil {
+		t.Fatalf("build %s: %v", version, err)
+	}
+	return res
+}
+
+// payloadDisk packs update artifacts into a tar file that the guest reads
+// as a raw disk (/dev/vdb): no network needed.
+func payloadDisk(t *testing.T, dirs ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "payload.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, dir := range dirs {
+		base := filepath.Dir(dir)
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			hdr, err := tar.FileInfoHeader(fi, "")
+			if err != nil {
+				return err
+			}
+			hdr.Name, _ = filepath.Rel(base, path)
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			if d.IsDir() {
+				return nil
+			}
+			src, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			_, err = io.Copy(tw, src)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Whole sectors for the disk.
+	fi, _ := f.Stat()
+	f.Truncate((fi.Size() + 1<<20) / 512 * 512)
+	return p
+}
+
+func status(ctx context.Context, t *testing.T, m *vm.Machine) agent.Status {
+	t.Helper()
+	var st agent.Status
+	out := run(ctx, t, m, "ingot status --json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("ingot status --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+func expectMarker(t *testing.T, marker []string, version, slot string) {
+	t.Helper()
+	if marker[1] != version || marker[2] != slot {
+		t.Fatalf("booted %q, want version %s on slot %s", marker[0], version, slot)
+	}
+}
+
+// TestUpdateRollbackReset walks a machine through v1 → v2 (slot b) → v3
+// (slot a), a v4 that never boots (automatic fallback to v3 after three
+// tries), a manual rollback, and a factory reset.
+func TestUpdateRollbackReset(t *testing.T) {
+	v1, _ := debianImage(t)
+	v2 := buildVersion(t, "2.0.0")
+	v3 := buildVersion(t, "3.0.0")
+	// v4's init exits at once: PID 1 dies, the kernel panics and reboots.
+	v4 := buildVersion(t, "4.0.0", "init=/usr/bin/false")
+	payload := payloadDisk(t, v1.UpdateDir, v2.UpdateDir, v3.UpdateDir, v4.UpdateDir)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestUpdateRollbackReset.log")
+	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 3<<30, ExtraDisks: []string{payload}, LogFile: logPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(80))
+		}
+	})
+
+	expectMarker(t, booted(ctx, t, m), "1.0.0", "a")
+	run(ctx, t, m, "mkdir -p /var/tmp/u && tar -xf /dev/vdb -C /var/tmp/u && echo kept > /etc/ingot-update-test && echo kept > /var/lib/ingot-update-test")
+
+	// The running version is refused and nothing changes.
+	out, code, err := m.Run(ctx, "ingot update /var/tmp/u/"+filepath.Base(v1.UpdateDir), 5*time.Minute)
+	if err != nil || code == 0 || !strings.Contains(out, "already running") {
+		t.Errorf("update to the running version: exit %d, %v:\n%s", code, err, out)
+	}
+	run(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v2.UpdateDir))
+	st := status(ctx, t, m)
+	if st.Version != "1.0.0" || st.Slot != "a" || st.OtherSlotVersion != "2.0.0" || st.Pending != "2.0.0" {
+		t.Errorf("status after installing v2: %+v", st)
+	}
+	m.Send("systemctl reboot\n")
+	expectMarker(t, booted(ctx, t, m), "2.0.0", "b")
+	for _, p := range []string{"/etc/ingot-update-test", "/var/lib/ingot-update-test"} {
+		if got := run(ctx, t, m, "cat "+p); got != "kept" {
+			t.Errorf("%s = %q after the update", p, got)
+		}
+	}
+
+	run(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v3.UpdateDir))
+	m.Send("systemctl reboot\n")
+	expectMarker(t, booted(ctx, t, m), "3.0.0", "a")
+	st = status(ctx, t, m)
+	if st.OtherSlotVersion != "2.0.0" || len(st.Entries) != 2 {
+		t.Errorf("status on v3: %+v", st)
+	}
+
+	// v4 fails before boot-complete three times; systemd-boot falls back.
+	run(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v4.UpdateDir))
+	m.Send("systemctl reboot\n")
+	expectMarker(t, booted(ctx, t, m), "3.0.0", "a")
+	st = status(ctx, t, m)
+	if st.RolledBack == nil || st.RolledBack.From != "4.0.0" {
+		t.Errorf("status after the failed v4 does not report the rollback: %+v", st)
+	}
+	if n := strings.Count(m.Log(), "Kernel panic"); n < 3 {
+		t.Errorf("v4 failed %d times, want 3 tries", n)
+	}
+
+	// Manual rollback to v2 (slot b).
+	run(ctx, t, m, "ingot rollback")
+	m.Send("systemctl reboot\n")
+	expectMarker(t, booted(ctx, t, m), "2.0.0", "b")
+
+	// Factory reset: same version, fresh root.
+	before := run(ctx, t, m, "cat /etc/machine-id")
+	run(ctx, t, m, "ingot reset")
+	m.Send("systemctl reboot\n")
+	expectMarker(t, booted(ctx, t, m), "2.0.0", "b")
+	if info := bootInfo(ctx, t, m); !info.FirstBoot {
+		t.Errorf("after reset the root partition was not made anew: %+v", info)
+	}
+	if out, code, _ := m.Run(ctx, "cat /etc/ingot-update-test", time.Minute); code == 0 {
+		t.Errorf("/etc change survived the reset: %s", out)
+	}
+	if after := run(ctx, t, m, "cat /etc/machine-id"); after == before {
+		t.Errorf("machine-id %s survived the reset", after)
+	}
+}
