@@ -122,8 +122,8 @@ func (a *Agent) openDisk(info *initrd.BootInfo, write bool) (*disk, error) {
 
 // slot is one A/B slot: its usr, verity and verity-sig partitions.
 type slot struct {
-	Name                string // "a" or "b"
-	Usr, Verity, VSig   gpt.Partition
+	Name               string // "a" or "b"
+	Usr, Verity, VSig  gpt.Partition
 	hasVerity, hasVSig bool
 }
 

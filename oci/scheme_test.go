@@ -136,3 +136,18 @@ func TestParseRef(t *testing.T) {
 	}
 }
 
+func TestSchemeTransport(t *testing.T) {
+	rec := &recorder{}
+	st := &schemeTransport{host: "registry.example.com", scheme: "https", inner: rec}
+	for _, u := range []string{"http://registry.example.com/v2/", "https://registry.example.com/v2/x", "http://auth.example.com/token"} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		st.RoundTrip(req)
+		if req.URL.String() != u {
+			t.Errorf("RoundTrip changed the caller's request to %s", req.URL)
+		}
+	}
+	want := "https://registry.example.com/v2/ https://registry.example.com/v2/x http://auth.example.com/token"
+	if got := strings.Join(rec.urls, " "); got != want {
+		t.Errorf("sent %s, want %s", got, want)
+	}
+}
