@@ -72,7 +72,3 @@ const ArchX86_64 = "x86-64"
 // SchemaVersion is the version of the manifest format this package writes
 // and the only one it reads.
 const SchemaVersion = 1
-
-// verityBlockBytes is the dm-verity data and hash block size, and the offset
-// of the hash tree in usr.verity (the superblock takes the first block).
-const verityBlockBytes = 4096

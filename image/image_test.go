@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -481,7 +480,38 @@ func TestUnprivileged(t *testing.T) {
 	}
 	defer f.Close()
 	checkUsr(t, f, d)
-	if runtime.GOOS != "linux" {
-		t.Skip()
+
+	// An unreadable file in a directory root filesystem: one clear error
+	// naming it, nothing left in the output directory.
+	rootDir := filepath.Join(dir, "rootdir")
+	if out, err := exec.Command("tar", "-xf", tarball, "-C", mkdir(t, rootDir)).CombinedOutput(); err != nil {
+		t.Fatalf("extract fixture: %v\n%s", err, out)
 	}
+	// Everything readable but the one file below.
+	if out, err := exec.Command("chmod", "-R", "a+rX", rootDir).CombinedOutput(); err != nil {
+		t.Fatalf("chmod: %v\n%s", err, out)
+	}
+	secret := filepath.Join(rootDir, "usr/share/secret")
+	if err := os.WriteFile(secret, []byte("x"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(dir, "out2")
+	cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		filepath.Join(bins, "ingot"), "image", "--rootfs", rootDir, "--version", "1.0.0", "--output", out2)
+	cmd.Env = []string{"SOURCE_DATE_EPOCH=1700000000", "HOME=/nonexistent", "TMPDIR=" + dir}
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "usr/share/secret") || !strings.Contains(string(b), "permission denied") || strings.Count(string(b), "ingot: ") != 1 {
+		t.Errorf("unreadable file: %v\n%s", err, b)
+	}
+	if left, _ := os.ReadDir(out2); len(left) != 0 {
+		t.Errorf("output left after a failed build: %v", left)
+	}
+}
+
+func mkdir(t *testing.T, p string) string {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

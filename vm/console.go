@@ -91,12 +91,13 @@ func (c *cleaner) clean(dst, src []byte) []byte {
 // context.DeadlineExceeded on timeout.
 func (m *Machine) WaitFor(ctx context.Context, substr string, timeout time.Duration) (string, error) {
 	pat := []byte(substr)
-	match, err := m.wait(ctx, timeout, fmt.Sprintf("%q", substr), func(b []byte) ([]int, bool) {
-		i := bytes.Index(b, pat)
+	match, err := m.wait(ctx, timeout, fmt.Sprintf("%q", substr), func(b []byte, seen int) ([]int, bool) {
+		from := max(seen-len(pat)+1, 0)
+		i := bytes.Index(b[from:], pat)
 		if i < 0 {
 			return nil, false
 		}
-		return []int{i, i + len(pat)}, true
+		return []int{from + i, from + i + len(pat)}, true
 	})
 	if err != nil {
 		return "", err
@@ -107,25 +108,41 @@ func (m *Machine) WaitFor(ctx context.Context, substr string, timeout time.Durat
 // WaitForRegexp is WaitFor for a regular expression. It returns the match
 // and its submatches, as FindStringSubmatch does.
 func (m *Machine) WaitForRegexp(ctx context.Context, re *regexp.Regexp, timeout time.Duration) ([]string, error) {
-	return m.wait(ctx, timeout, "/"+re.String()+"/", func(b []byte) ([]int, bool) {
+	return m.wait(ctx, timeout, "/"+re.String()+"/", func(b []byte, _ int) ([]int, bool) {
 		loc := re.FindSubmatchIndex(b)
 		return loc, loc != nil
 	})
 }
 
-// wait polls find over the output after the cursor until it matches. find
-// returns submatch index pairs relative to its argument.
-func (m *Machine) wait(ctx context.Context, timeout time.Duration, what string, find func([]byte) ([]int, bool)) ([]string, error) {
+// scanInterval is the least time between two scans of the console by one
+// waiter: output often arrives a few bytes at a time, and a regular
+// expression is matched against everything after the cursor.
+const scanInterval = 20 * time.Millisecond
+
+// wait scans the output after the cursor with find until it matches. find
+// gets the text after the cursor and the length of its prefix that earlier
+// calls saw without a match (a literal search need not look there again),
+// and returns submatch index pairs relative to the text.
+func (m *Machine) wait(ctx context.Context, timeout time.Duration, what string, find func(text []byte, seen int) ([]int, bool)) ([]string, error) {
 	var expired <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		expired = t.C
 	}
+	fail := func(err error) ([]string, error) { return nil, m.waitErr("waiting for "+what, err) }
+	timedOut := func() ([]string, error) {
+		return fail(fmt.Errorf("timeout after %v: %w", timeout, context.DeadlineExceeded))
+	}
+	var pause *time.Timer
+	seenFrom, seenTo := -1, 0 // absolute offsets of the text already scanned
 	for {
 		m.mu.Lock()
+		if m.cursor != seenFrom {
+			seenFrom, seenTo = m.cursor, m.cursor
+		}
 		text := m.text[m.cursor:]
-		if loc, ok := find(text); ok {
+		if loc, ok := find(text, seenTo-m.cursor); ok {
 			sub := make([]string, len(loc)/2)
 			for i := range sub {
 				if loc[2*i] >= 0 {
@@ -136,19 +153,35 @@ func (m *Machine) wait(ctx context.Context, timeout time.Duration, what string, 
 			m.mu.Unlock()
 			return sub, nil
 		}
+		seenTo = len(m.text)
 		changed, running := m.changed, m.running
 		m.mu.Unlock()
+		scanned := time.Now()
 
 		if !running {
-			return nil, m.waitErr("waiting for "+what, fmt.Errorf("%w: %v", ErrExited, m.exitErr()))
+			return fail(fmt.Errorf("%w: %v", ErrExited, m.exitErr()))
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return nil, m.waitErr("waiting for "+what, ctx.Err())
+			return fail(ctx.Err())
 		case <-expired:
-			return nil, m.waitErr("waiting for "+what,
-				fmt.Errorf("timeout after %v: %w", timeout, context.DeadlineExceeded))
+			return timedOut()
+		}
+		if d := scanInterval - time.Since(scanned); d > 0 {
+			if pause == nil {
+				pause = time.NewTimer(d)
+				defer pause.Stop()
+			} else {
+				pause.Reset(d)
+			}
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				return fail(ctx.Err())
+			case <-expired:
+				return timedOut()
+			}
 		}
 	}
 }

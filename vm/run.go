@@ -67,9 +67,11 @@ func findRun(text []byte, id int) ([]int, bool) {
 
 // Run types cmd into the root shell on the console and returns what it
 // printed (stdout and stderr as the console shows them, CRs and terminal
-// escapes removed) and its exit status. The shell must be at a prompt; cmd
-// runs in it through eval, so cd and variables persist, and it may span
-// lines. A command that reads the console would read what is typed next.
+// escapes removed) and its exit status. The shell (any POSIX shell: bash,
+// dash, busybox sh) must be at a prompt; cmd runs in it through "command
+// eval", so cd and variables persist, cmd may span lines, and even a syntax
+// error in it reports a status (2). A command that reads the console would
+// read what is typed next; redirect its input from /dev/null.
 // Kernel messages printed to the console meanwhile end up in the output
 // (lower the console log level with dmesg -n 1 to avoid that). The cursor
 // moves past the command's output. On error the exit status is -1; a
@@ -92,7 +94,7 @@ func (m *Machine) Run(ctx context.Context, cmd string, timeout time.Duration) (s
 	if err := m.Send(line); err != nil {
 		return "", -1, fmt.Errorf("run %q: %w", cmd, err)
 	}
-	sub, err := m.wait(ctx, timeout, fmt.Sprintf("the output of %q", cmd), func(b []byte) ([]int, bool) {
+	sub, err := m.wait(ctx, timeout, fmt.Sprintf("the output of %q", cmd), func(b []byte, _ int) ([]int, bool) {
 		return findRun(b, id)
 	})
 	if err != nil {

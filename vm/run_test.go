@@ -2,8 +2,12 @@ package vm
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runResult is findRun for tests: the output, exit status and end offset.
@@ -160,5 +164,43 @@ func TestLineWriter(t *testing.T) {
 	want := []string{"one", "two bold", ""}
 	if strings.Join(lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("lines = %q, want %q", lines, want)
+	}
+}
+
+// feed appends console text to a Machine that has no process, as
+// readConsole does.
+func feed(m *Machine, s string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.text = append(m.text, s...)
+	m.notifyLocked()
+}
+
+func TestWaitAcrossChunks(t *testing.T) {
+	m := &Machine{changed: make(chan struct{}), running: true}
+	ctx := t.Context()
+	go func() {
+		for _, chunk := range []string{"noise ab", "c", "d-", "x", "yz tail\nline2 ", "abcd again"} {
+			time.Sleep(30 * time.Millisecond)
+			feed(m, chunk)
+		}
+	}()
+	if got, err := m.WaitFor(ctx, "abcd", 5*time.Second); err != nil || got != "abcd" {
+		t.Fatalf("WaitFor(abcd) = %q, %v", got, err)
+	}
+	sub, err := m.WaitForRegexp(ctx, regexp.MustCompile(`-(\w+) tail\n(line\d)`), 5*time.Second)
+	if err != nil || sub[1] != "xyz" || sub[2] != "line2" {
+		t.Fatalf("WaitForRegexp = %q, %v", sub, err)
+	}
+	if _, err := m.WaitFor(ctx, "abcd", 5*time.Second); err != nil {
+		t.Fatalf("second abcd: %v", err)
+	}
+	if _, err := m.WaitFor(ctx, "abcd", 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third abcd: %v, want a timeout", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := m.WaitFor(cctx, "never", 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled WaitFor: %v", err)
 	}
 }

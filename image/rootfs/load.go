@@ -100,7 +100,7 @@ func entryFromFile(p, rel string) (*Entry, error) {
 		// Fail now, with the path, rather than halfway through the image.
 		f, err := os.Open(p)
 		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", p, err)
+			return nil, err // *PathError: names the file
 		}
 		f.Close()
 		e.Open = func() (io.ReadCloser, error) { return os.Open(p) }

@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+func TestParseEntryName(t *testing.T) {
+	tests := []struct {
+		name       string
+		ok         bool
+		version    string
+		left, done int
+	}{
+		{"ingot_1.0.0+3-0.efi", true, "1.0.0", 3, 0},
+		{"ingot_1.0.0+2-1.efi", true, "1.0.0", 2, 1},
+		{"ingot_1.0.0+0-3.efi", true, "1.0.0", 0, 3},
+		{"ingot_1.0.0+3.efi", true, "1.0.0", 3, 0},
+		{"ingot_1.0.0.efi", true, "1.0.0", -1, 0},
+		{"ingot_2.0.0-rc1.efi", true, "2.0.0-rc1", -1, 0},
+		{"other_1.0.efi", false, "", 0, 0},
+		{"ingot_1.0.0+x-1.efi", false, "", 0, 0},
+		{"ingot_1.0.0+3-0.conf", false, "", 0, 0},
+		{"ingot_.efi", false, "", 0, 0},
+		{".ingot-new.tmp", false, "", 0, 0},
+	}
+	for _, tc := range tests {
+		e, ok := parseEntryName(tc.name)
+		if ok != tc.ok || ok && (e.Version != tc.version || e.TriesLeft != tc.left || e.TriesDone != tc.done) {
+			t.Errorf("parseEntryName(%q) = %+v, %v", tc.name, e, ok)
+		}
+	}
+}
+
+func TestVersionOrder(t *testing.T) {
+	got := []string{"10.0.0", "2.0.0", "1.0.0", "2.0.10", "2.0.9", "1.0.0a"}
+	sort.Slice(got, func(i, j int) bool { return versionLess(got[i], got[j]) })
+	want := []string{"1.0.0", "1.0.0a", "2.0.0", "2.0.9", "2.0.10", "10.0.0"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("order %v, want %v", got, want)
+		}
+	}
+}
+
+func TestInstallUKIAtomic(t *testing.T) {
+	esp := t.TempDir()
+	if err := installUKI(esp, "ingot_2.0.0+3-0.efi", []byte("uki")); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := os.ReadDir(filepath.Join(esp, "EFI/Linux"))
+	if len(names) != 1 || names[0].Name() != "ingot_2.0.0+3-0.efi" {
+		t.Errorf("ESP holds %v, want only the installed UKI (no temporary file)", names)
+	}
+	if err := renameEntry(esp, "ingot_2.0.0+3-0.efi", "ingot_2.0.0.efi"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(esp, "EFI/Linux/ingot_2.0.0.efi")); err != nil {
+		t.Error(err)
+	}
+}

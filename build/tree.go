@@ -1,0 +1,154 @@
+package build
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/ingot-linux/ingot/spec"
+)
+
+// input is a build input's store entry.
+type input struct{ name, dir string }
+
+// composeSysroot merges the runtime and dev trees of the inputs into dst
+// with hard links (copies across file systems). Two inputs may share
+// directories but not files.
+func composeSysroot(dst string, inputs []input) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	owner := map[string]string{}
+	for _, in := range inputs {
+		for _, sub := range []string{spec.Runtime, spec.Dev} {
+			root := filepath.Join(in.dir, sub)
+			err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				rel, _ := filepath.Rel(root, p)
+				if rel == "." {
+					return nil
+				}
+				target := filepath.Join(dst, rel)
+				if d.IsDir() {
+					return os.MkdirAll(target, 0o755)
+				}
+				if prev, ok := owner[rel]; ok {
+					return fmt.Errorf("sysroot: %s is in both %s and %s", rel, prev, in.name)
+				}
+				owner[rel] = in.name
+				if d.Type()&fs.ModeSymlink != 0 {
+					t, err := os.Readlink(p)
+					if err != nil {
+						return err
+					}
+					return os.Symlink(t, target)
+				}
+				if err := os.Link(p, target); err == nil || !errors.Is(err, syscall.EXDEV) {
+					return err
+				}
+				fi, err := d.Info()
+				if err != nil {
+					return err
+				}
+				return copyFile(p, target, fi.Mode().Perm())
+			})
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("sysroot from %s: %w", in.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// splitOutputs moves every file of the install tree out into
+// entry/{runtime,dev,doc} as o says; directories left without files go to
+// runtime.
+func splitOutputs(out, entry string, o spec.Outputs) error {
+	for _, s := range []string{spec.Runtime, spec.Dev, spec.Doc} {
+		if err := os.MkdirAll(filepath.Join(entry, s), 0o755); err != nil {
+			return err
+		}
+	}
+	var dirs []string
+	err := filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(out, p)
+		if rel == "." {
+			return nil
+		}
+		if d.IsDir() {
+			dirs = append(dirs, rel)
+			return nil
+		}
+		split := o.Split(filepath.ToSlash(rel), d.Type()&fs.ModeSymlink != 0)
+		if err := ensureDir(filepath.Join(entry, split), filepath.Dir(rel), out); err != nil {
+			return err
+		}
+		return os.Rename(p, filepath.Join(entry, split, rel))
+	})
+	if err != nil {
+		return fmt.Errorf("split outputs: %w", err)
+	}
+	for _, d := range dirs {
+		found := false
+		for _, s := range []string{spec.Runtime, spec.Dev, spec.Doc} {
+			if _, err := os.Lstat(filepath.Join(entry, s, d)); err == nil {
+				found = true
+			}
+		}
+		if !found {
+			if err := ensureDir(filepath.Join(entry, spec.Runtime), d, out); err != nil {
+				return fmt.Errorf("split outputs: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// ensureDir creates rel (and its parents) under root with the modes the
+// same directories have under src.
+func ensureDir(root, rel, src string) error {
+	if rel == "." {
+		return nil
+	}
+	if err := ensureDir(root, filepath.Dir(rel), src); err != nil {
+		return err
+	}
+	p := filepath.Join(root, rel)
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	mode := fs.FileMode(0o755)
+	if fi, err := os.Lstat(filepath.Join(src, rel)); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	if err := os.Mkdir(p, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(p, mode|0o700)
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
