@@ -103,4 +103,3 @@ func schedule(ctx context.Context, order []string, deps map[string][]string, job
 	}
 	return results
 }
-

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -192,12 +193,15 @@ func TestPullResume(t *testing.T) {
 	ctx := context.Background()
 	a := writeArtifact(t, "1.0", "resume", artifact.ArchX86_64)
 	usr, _ := a.Manifest.File(artifact.RoleUsr)
-	failures := 0
+	var failures atomic.Int32 // how many more downloads of the usr blob to cut short
 	host, rl := memRegistry(t, func(w http.ResponseWriter, r *http.Request, digest string, serve http.Handler) bool {
-		if digest != "sha256:"+usr.SHA256 || failures == 0 {
+		if digest != "sha256:"+usr.SHA256 {
 			return false
 		}
-		failures--
+		if failures.Add(-1) < 0 {
+			failures.Store(0)
+			return false
+		}
 		serve.ServeHTTP(&truncatingWriter{ResponseWriter: w, limit: 4096}, r)
 		return true
 	})
@@ -207,7 +211,7 @@ func TestPullResume(t *testing.T) {
 	}
 
 	t.Run("within one pull", func(t *testing.T) {
-		failures = 1
+		failures.Store(1)
 		out := filepath.Join(t.TempDir(), "u")
 		if _, err := oci.Pull(ctx, ref, out); err != nil {
 			t.Fatal(err)
@@ -219,7 +223,7 @@ func TestPullResume(t *testing.T) {
 	})
 
 	t.Run("across pulls", func(t *testing.T) {
-		failures = 3 // every attempt of the first pull
+		failures.Store(3) // every attempt of the first pull
 		parent, cache := t.TempDir(), t.TempDir()
 		out := filepath.Join(parent, "u")
 		if _, err := oci.Pull(ctx, ref, out, oci.WithCacheDir(cache)); err == nil {

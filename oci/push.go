@@ -34,11 +34,16 @@ type Info struct {
 
 // Layer is one file of an artifact in a registry.
 type Layer struct {
-	Name      string `json:"name"`
-	Role      string `json:"role"`
+	// Name is the file name, from the layer's title annotation.
+	Name string `json:"name"`
+	// Role is the file's role in the artifact manifest.
+	Role string `json:"role"`
+	// MediaType is the layer's media type, e.g. MediaTypeUsr.
 	MediaType string `json:"mediaType"`
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
+	// Digest is the blob's digest, "sha256:…".
+	Digest string `json:"digest"`
+	// Size is the blob's length in bytes.
+	Size int64 `json:"size"`
 }
 
 // roleOrder is the order of the layers; roleMediaTypes their media types.

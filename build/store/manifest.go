@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -89,7 +90,7 @@ func Normalize(dir string, epoch int64) ([]FileEntry, error) {
 		if err != nil {
 			return err
 		}
-		st := fi.Sys().(*unix.Stat_t)
+		st := fi.Sys().(*syscall.Stat_t)
 		e := FileEntry{Path: rel, Mode: uint32(fi.Mode().Perm()) | specialBits(fi.Mode())}
 		switch {
 		case fi.IsDir():

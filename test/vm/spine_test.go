@@ -203,7 +203,7 @@ func TestBootDebian(t *testing.T) {
 	defer m.Close()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(60))
+			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(8000))
 		}
 	})
 

@@ -124,7 +124,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	defer m.Close()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(80))
+			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(8000))
 		}
 	})
 
