@@ -160,8 +160,11 @@ func (f *Fetcher) fetchDebian(ctx context.Context, loc, pkg, version, want, dst 
 	if debian == nil {
 		debian = AptSource
 	}
-	if err := debian(ctx, pkg, version, dir); err != nil {
-		return fmt.Errorf("%s: %w", loc, err)
+	// Debian's pool sometimes serves a version's orig tarball but not its
+	// other files: apt fails, yet the pinned hash decides.
+	aptErr := debian(ctx, pkg, version, dir)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	origs, _ := filepath.Glob(filepath.Join(dir, "*.orig.tar.*"))
 	var mismatch error
@@ -184,6 +187,9 @@ func (f *Fetcher) fetchDebian(ctx context.Context, loc, pkg, version, want, dst 
 	}
 	if mismatch != nil {
 		return mismatch
+	}
+	if aptErr != nil {
+		return fmt.Errorf("%s: %w", loc, aptErr)
 	}
 	return fmt.Errorf("%s: the source package has no *.orig.tar.* file", loc)
 }

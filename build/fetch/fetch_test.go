@@ -119,6 +119,21 @@ func TestFetch(t *testing.T) {
 			t.Errorf("cache holds %v", names)
 		}
 	})
+	t.Run("debian partial pool", func(t *testing.T) {
+		f := &Fetcher{Dir: t.TempDir(), Debian: func(_ context.Context, pkg, version, dir string) error {
+			os.WriteFile(filepath.Join(dir, "hello_1.0.orig.tar.gz"), data, 0o644)
+			return errors.New("apt-get: 404 for the .dsc")
+		}}
+		if _, err := f.Fetch(ctx, spec.Source{URL: "file:///nonexistent", SHA256: sum(data), Mirrors: []string{"debian:hello=1.0-2"}}); err != nil {
+			t.Fatalf("an orig tarball with the pinned hash was refused: %v", err)
+		}
+		f.Debian = func(context.Context, string, string, string) error { return errors.New("apt-get: 404 for everything") }
+		os.Remove(f.Path(sum(data)))
+		_, err := f.Fetch(ctx, spec.Source{URL: "file:///nonexistent", SHA256: sum(data), Mirrors: []string{"debian:hello=1.0-2"}})
+		if err == nil || !strings.Contains(err.Error(), "404 for everything") {
+			t.Fatalf("err = %v, want apt's error", err)
+		}
+	})
 	t.Run("corrupt cache", func(t *testing.T) {
 		f := &Fetcher{Dir: t.TempDir()}
 		os.WriteFile(f.Path(sum(data)), []byte("bit rot"), 0o644)

@@ -52,9 +52,10 @@ checked against the manifest and the usrhash inside the new UKI first.`,
 	return cmd
 }
 
-// fetchSource turns an update source into a local artifact directory.
-func fetchSource(_ *cobra.Command, _ *globals, src string) (string, func(), error) {
-	return src, func() {}, nil
+// fetchSource turns an update source (oci://… or a directory) into a local
+// artifact directory.
+func fetchSource(cmd *cobra.Command, g *globals, src string) (string, func(), error) {
+	return pullSource(cmd, g, src)
 }
 
 func newStatusCmd(g *globals) *cobra.Command {

@@ -66,7 +66,8 @@ and boots it.
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
 	root.AddCommand(newImageCmd(g), newVMCmd(g), newBootMarkerCmd(g),
-		newUpdateCmd(g), newStatusCmd(g), newRollbackCmd(g), newResetCmd(g))
+		newUpdateCmd(g), newStatusCmd(g), newRollbackCmd(g), newResetCmd(g),
+		newPushCmd(g), newPullCmd(g), newInspectCmd(g))
 	return root
 }
 
