@@ -30,6 +30,16 @@ type Rollback struct {
 	Reason string `json:"reason"`
 }
 
+// Running returns the booted version and usrhash only, without reading the
+// disk or the ESP.
+func (a *Agent) Running() (*Status, error) {
+	info, err := a.bootInfo()
+	if err != nil {
+		return nil, err
+	}
+	return &Status{Slot: info.Slot, UsrHash: info.UsrHash, Version: osReleaseField(a.path("/usr/lib/os-release"), "IMAGE_VERSION")}, nil
+}
+
 // Status reads the booted version, both slots and the ESP.
 func (a *Agent) Status() (*Status, error) {
 	info, err := a.bootInfo()

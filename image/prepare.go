@@ -168,6 +168,32 @@ ExecStart=/usr/bin/ingot boot-marker
 WantedBy=multi-user.target
 `
 
+// The update channel: off until the owner enables the timer and writes
+// /etc/ingot/update.conf (CHANNEL=oci://…, WINDOW=HH:MM-HH:MM).
+const updateService = `[Unit]
+Description=ingot: follow the update channel
+Documentation=https://github.com/ingot-linux/ingot/blob/main/docs/updates.md
+ConditionPathExists=/etc/ingot/update.conf
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ingot update --channel --reboot
+`
+
+const updateTimer = `[Unit]
+Description=ingot: check the update channel
+
+[Timer]
+OnBootSec=15min
+OnUnitActiveSec=1h
+RandomizedDelaySec=15min
+
+[Install]
+WantedBy=timers.target
+`
+
 const autologinDropIn = `[Service]
 ExecStart=
 ExecStart=-/usr/sbin/agetty -o '-p -f -- \\u' --keep-baud --autologin root 115200,57600,38400,9600 - $TERM
@@ -221,6 +247,8 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 	t.PutFile("usr/bin/ingot", agent, 0o755, epoch)
 	t.PutFile("usr/lib/systemd/system/ingot-boot-marker.service", []byte(markerUnit), 0o644, epoch)
 	t.PutSymlink("usr/lib/systemd/system/multi-user.target.wants/ingot-boot-marker.service", "../ingot-boot-marker.service", epoch)
+	t.PutFile("usr/lib/systemd/system/ingot-update.service", []byte(updateService), 0o644, epoch)
+	t.PutFile("usr/lib/systemd/system/ingot-update.timer", []byte(updateTimer), 0o644, epoch)
 	if o.Autologin {
 		t.PutFile("usr/lib/systemd/system/serial-getty@.service.d/50-ingot-autologin.conf", []byte(autologinDropIn), 0o644, epoch)
 		t.PutFile("usr/lib/systemd/system/console-getty.service.d/50-ingot-autologin.conf", []byte(autologinDropIn), 0o644, epoch)

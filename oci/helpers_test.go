@@ -2,19 +2,15 @@ package oci_test
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
@@ -107,65 +103,8 @@ func (w *corruptingWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// dockerRegistry starts the CNCF distribution registry (Debian package
-// docker-registry) on a free loopback port with storage in a temporary
-// directory, and returns its host:port and storage root.
-func dockerRegistry(t *testing.T) (host, root string) {
-	t.Helper()
-	bin := ingottest.LookTool(t, "docker-registry", "docker-registry")
-	dir := t.TempDir()
-	root = filepath.Join(dir, "storage")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host = l.Addr().String()
-	l.Close()
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, root, host)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("docker-registry output:\n%s", out.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return host, root
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer on %s: %v\n%s", host, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// dockerRegistry starts the real registry; see ingottest.DockerRegistry.
+func dockerRegistry(t *testing.T) (host, root string) { return ingottest.DockerRegistry(t) }
 
 // writeArtifact makes a small artifact directory.
 func writeArtifact(t *testing.T, version, seed, arch string) *artifact.Artifact {

@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ingot-linux/ingot/agent"
+	"github.com/ingot-linux/ingot/artifact"
+	"github.com/ingot-linux/ingot/oci"
 )
 
 // Device verbs: they act on the running ingot system.
@@ -20,22 +24,65 @@ func rebootNow() error {
 }
 
 func newUpdateCmd(g *globals) *cobra.Command {
-	var reboot bool
+	var (
+		reboot, check, channel bool
+		confPath               string
+	)
 	cmd := &cobra.Command{
-		Use:   "update SOURCE",
+		Use:   "update [SOURCE]",
 		Short: "Install a new version into the other A/B slot (on the device)",
 		Long: `Install the update artifact SOURCE (a directory made by ingot image or
 ingot pull) into the slot the booted UKI does not use, then put its UKI on the
 ESP with three boot tries. Every file's sha256 and the verity root hash are
-checked against the manifest and the usrhash inside the new UKI first.`,
-		Args: cobra.ExactArgs(1),
+checked against the manifest and the usrhash inside the new UKI first.
+
+SOURCE is oci://registry/repo:tag (or @sha256:…) or a directory. With
+--channel it comes from /etc/ingot/update.conf (CHANNEL=oci://…), and the
+update runs only inside its WINDOW (e.g. WINDOW=02:00-04:00, UTC); this is
+what ingot-update.timer runs when it is enabled.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src, cleanup, err := fetchSource(cmd, g, args[0])
+			var source string
+			if len(args) == 1 {
+				source = args[0]
+			}
+			if channel {
+				conf, err := readUpdateConf(confPath)
+				if err != nil {
+					return err
+				}
+				if source == "" {
+					source = conf.Channel
+				}
+				if !conf.InWindow(time.Now()) {
+					return g.render(map[string]any{"skipped": "outside the update window " + conf.Window}, func(w io.Writer) {
+						fmt.Fprintf(w, "outside the update window %s: nothing to do\n", conf.Window)
+					})
+				}
+			}
+			if source == "" {
+				return fmt.Errorf("no update source: give SOURCE, or --channel with CHANNEL= in %s", confPath)
+			}
+			a := agent.New(agent.Config{Logger: g.logger()})
+			avail, err := checkSource(cmd, a, source)
+			if err != nil {
+				return err
+			}
+			if check || !avail.Available {
+				return g.render(avail, func(w io.Writer) {
+					if avail.Available {
+						fmt.Fprintf(w, "update available: %s (running %s)\n", avail.Version, avail.Running)
+					} else {
+						fmt.Fprintf(w, "up to date: %s\n", avail.Running)
+					}
+				})
+			}
+			src, cleanup, err := fetchSource(cmd, g, source)
 			if err != nil {
 				return err
 			}
 			defer cleanup()
-			res, err := agent.New(agent.Config{Logger: g.logger()}).Update(cmd.Context(), src)
+			res, err := a.Update(cmd.Context(), src)
 			if err != nil {
 				return err
 			}
@@ -49,7 +96,42 @@ checked against the manifest and the usrhash inside the new UKI first.`,
 		},
 	}
 	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when done")
+	cmd.Flags().BoolVar(&check, "check", false, "only report whether SOURCE has a different version than the one running")
+	cmd.Flags().BoolVar(&channel, "channel", false, "follow the channel configured in --config, inside its window")
+	cmd.Flags().StringVar(&confPath, "config", "/etc/ingot/update.conf", "update channel configuration")
 	return cmd
+}
+
+// Availability says whether a source holds another version than the
+// running one.
+type Availability struct {
+	Available bool   `json:"available"`
+	Version   string `json:"version"`
+	UsrHash   string `json:"usrhash"`
+	Running   string `json:"running"`
+}
+
+// checkSource reads the manifest only (for OCI: no layers are downloaded).
+func checkSource(cmd *cobra.Command, a *agent.Agent, source string) (*Availability, error) {
+	st, err := a.Running()
+	if err != nil {
+		return nil, err
+	}
+	var m *artifact.Manifest
+	if strings.HasPrefix(source, "oci://") {
+		info, err := oci.Inspect(cmd.Context(), source)
+		if err != nil {
+			return nil, err
+		}
+		m = info.Manifest
+	} else {
+		art, err := artifact.Open(source)
+		if err != nil {
+			return nil, err
+		}
+		m = art.Manifest
+	}
+	return &Availability{Available: m.UsrHash != st.UsrHash, Version: m.Version, UsrHash: m.UsrHash, Running: st.Version}, nil
 }
 
 // fetchSource turns an update source (oci://… or a directory) into a local

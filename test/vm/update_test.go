@@ -16,6 +16,8 @@ import (
 
 	"github.com/ingot-linux/ingot/agent"
 	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/oci"
 	"github.com/ingot-linux/ingot/vm"
 )
 
@@ -112,12 +114,21 @@ func TestUpdateRollbackReset(t *testing.T) {
 	v3 := buildVersion(t, "3.0.0")
 	// v4's init exits at once: PID 1 dies, the kernel panics and reboots.
 	v4 := buildVersion(t, "4.0.0", "init=/usr/bin/false")
-	payload := payloadDisk(t, v1.UpdateDir, v2.UpdateDir, v3.UpdateDir, v4.UpdateDir)
+	payload := payloadDisk(t, v1.UpdateDir, v3.UpdateDir, v4.UpdateDir)
+
+	// v2 comes from a real registry on the host's loopback, which the guest
+	// reaches through one guestfwd and nothing else (restrict=on).
+	registry, _ := ingottest.DockerRegistry(t)
+	if _, err := oci.Push(context.Background(), v2.UpdateDir, "oci://"+registry+"/ingot:2.0.0"); err != nil {
+		t.Fatalf("push v2: %v", err)
+	}
+	const guestRegistry = "10.0.2.100:5000"
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestUpdateRollbackReset.log")
-	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 3<<30, ExtraDisks: []string{payload}, LogFile: logPath})
+	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 3<<30, ExtraDisks: []string{payload}, LogFile: logPath,
+		UserNet: &vm.UserNet{GuestForwards: []vm.GuestForward{{GuestAddr: "10.0.2.100", GuestPort: 5000, Target: registry}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +147,9 @@ func TestUpdateRollbackReset(t *testing.T) {
 	if err != nil || code == 0 || !strings.Contains(out, "already running") {
 		t.Errorf("update to the running version: exit %d, %v:\n%s", code, err, out)
 	}
-	run(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v2.UpdateDir))
+	// A static address: the guest needs no DHCP to reach the forward.
+	run(ctx, t, m, "dev=$(ls /sys/class/net | grep -v '^lo$' | head -1) && ip link set $dev up && ip addr add 10.0.2.15/24 dev $dev")
+	run(ctx, t, m, "ingot update oci://"+guestRegistry+"/ingot:2.0.0")
 	st := status(ctx, t, m)
 	if st.Version != "1.0.0" || st.Slot != "a" || st.OtherSlotVersion != "2.0.0" || st.Pending != "2.0.0" {
 		t.Errorf("status after installing v2: %+v", st)
