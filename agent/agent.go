@@ -38,6 +38,9 @@ type Config struct {
 	Mounter Mounter
 	// Logger receives details; nil discards them.
 	Logger *slog.Logger
+	// Progress, if set, is told each step of an update as it happens (the
+	// power-cut tests stop the machine at these).
+	Progress func(step string)
 }
 
 // Mounter mounts and unmounts filesystems.
@@ -69,6 +72,12 @@ func New(cfg Config) *Agent {
 }
 
 func (a *Agent) path(p string) string { return filepath.Join(a.cfg.Root, p) }
+
+func (a *Agent) step(format string, args ...any) {
+	if a.cfg.Progress != nil {
+		a.cfg.Progress(fmt.Sprintf(format, args...))
+	}
+}
 
 // ErrNotIngot says the running system was not booted by ingot-init.
 var ErrNotIngot = errors.New("this system was not booted by ingot-init (no /run/ingot/boot.json)")

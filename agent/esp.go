@@ -150,7 +150,7 @@ func splitDigits(s string) (string, string) {
 
 // installUKI writes data as EFI/Linux/name: into a temporary file, fsynced,
 // then renamed, so the boot loader never sees a partial UKI.
-func installUKI(espDir, name string, data []byte) error {
+func installUKI(espDir, name string, data []byte, written func()) error {
 	dir := filepath.Join(espDir, layout.UKIDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -173,6 +173,9 @@ func installUKI(espDir, name string, data []byte) error {
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if written != nil {
+		written()
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		os.Remove(tmp)

@@ -47,7 +47,7 @@ func TestVersionOrder(t *testing.T) {
 
 func TestInstallUKIAtomic(t *testing.T) {
 	esp := t.TempDir()
-	if err := installUKI(esp, "ingot_2.0.0+3-0.efi", []byte("uki")); err != nil {
+	if err := installUKI(esp, "ingot_2.0.0+3-0.efi", []byte("uki"), nil); err != nil {
 		t.Fatal(err)
 	}
 	names, _ := os.ReadDir(filepath.Join(esp, "EFI/Linux"))

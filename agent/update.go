@@ -53,6 +53,7 @@ func (a *Agent) Update(ctx context.Context, dir string) (*UpdateResult, error) {
 	if err := art.Verify(ctx, artifact.WithArch(artifact.ArchX86_64)); err != nil {
 		return nil, err
 	}
+	a.step("verified %s", art.Manifest.Version)
 	m := art.Manifest
 	if m.UsrHash == info.UsrHash {
 		return nil, fmt.Errorf("update to %s: %w", m.Version, ErrSameVersion)
@@ -113,25 +114,36 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 			res.Removed = append(res.Removed, e.File)
 		}
 	}
+	a.step("retired old entries")
 	if err := a.labelSlot(d, target, nil, ""); err != nil {
 		return fmt.Errorf("invalidate slot %s: %w", target.Name, err)
 	}
-	if err := copyToDisk(ctx, d.f, target.Usr.Offset(512), art.Path(artifact.RoleUsr)); err != nil {
+	a.step("invalidated slot %s", target.Name)
+	progress := func(done, total int64) { a.step("writing usr %d/%d MiB", done>>20, total>>20) }
+	if err := copyToDisk(ctx, d.f, target.Usr.Offset(512), art.Path(artifact.RoleUsr), progress); err != nil {
 		return fmt.Errorf("write usr of slot %s: %w", target.Name, err)
 	}
-	if err := copyToDisk(ctx, d.f, target.Verity.Offset(512), art.Path(artifact.RoleVerity)); err != nil {
+	a.step("writing verity")
+	if err := copyToDisk(ctx, d.f, target.Verity.Offset(512), art.Path(artifact.RoleVerity), nil); err != nil {
 		return fmt.Errorf("write verity of slot %s: %w", target.Name, err)
 	}
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", d.path, err)
 	}
+	a.step("synced slot %s", target.Name)
 	if err := a.labelSlot(d, target, mustHex(art.Manifest.UsrHash), art.Manifest.Version); err != nil {
 		return fmt.Errorf("label slot %s: %w", target.Name, err)
 	}
-	if err := installUKI(esp, res.UKI, ukiData); err != nil {
+	a.step("labelled slot %s", target.Name)
+	if err := installUKI(esp, res.UKI, ukiData, func() { a.step("wrote UKI") }); err != nil {
 		return err
 	}
-	return a.prune(esp, booted, art.Manifest.UsrHash, res)
+	a.step("installed UKI %s", res.UKI)
+	if err := a.prune(esp, booted, art.Manifest.UsrHash, res); err != nil {
+		return err
+	}
+	a.step("done")
+	return nil
 }
 
 // labelSlot sets the slot's partition names and PARTUUIDs: from rootHash
@@ -200,12 +212,18 @@ func (a *Agent) prune(esp, booted, newHash string, res *UpdateResult) error {
 	return nil
 }
 
-func copyToDisk(ctx context.Context, w io.WriterAt, off int64, path string) error {
+// copyToDisk copies the file at path to w at off, telling progress every
+// 64 MiB.
+func copyToDisk(ctx context.Context, w io.WriterAt, off int64, path string, progress func(done, total int64)) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
 	buf := make([]byte, 4<<20)
 	for pos := off; ; {
 		if err := ctx.Err(); err != nil {
@@ -217,6 +235,9 @@ func copyToDisk(ctx context.Context, w io.WriterAt, off int64, path string) erro
 				return err
 			}
 			pos += int64(n)
+			if done := pos - off; progress != nil && done%(64<<20) == 0 {
+				progress(done, fi.Size())
+			}
 		}
 		if rerr == io.EOF {
 			return nil

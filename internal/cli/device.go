@@ -63,7 +63,9 @@ what ingot-update.timer runs when it is enabled.`,
 			if source == "" {
 				return fmt.Errorf("no update source: give SOURCE, or --channel with CHANNEL= in %s", confPath)
 			}
-			a := agent.New(agent.Config{Logger: g.logger()})
+			a := agent.New(agent.Config{Logger: g.logger(), Progress: func(step string) {
+				fmt.Fprintf(g.stderr, "ingot: update: %s\n", step)
+			}})
 			avail, err := checkSource(cmd, a, source)
 			if err != nil {
 				return err
