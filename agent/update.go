@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -101,6 +102,9 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 		return err
 	}
 	oldUsr := target.Usr.UUID
+	if err := checkESPRoom(esp, entries, oldUsr, art.Manifest.UsrHash, int64(len(ukiData))); err != nil {
+		return err
+	}
 	for _, e := range entries {
 		if e.Booted || e.UsrHash == "" {
 			continue
@@ -143,6 +147,33 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 		return err
 	}
 	a.step("done")
+	return nil
+}
+
+// ErrESPFull says the new UKI does not fit on the ESP.
+var ErrESPFull = errors.New("the ESP is too full for the new UKI")
+
+// checkESPRoom makes sure the UKI fits once the entries that boot the
+// target slot are gone, before anything is changed.
+func checkESPRoom(esp string, entries []Entry, oldUsr gpt.GUID, newHash string, need int64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(esp, &st); err != nil {
+		return fmt.Errorf("statfs ESP: %w", err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	for _, e := range entries {
+		if e.Booted || e.UsrHash == "" {
+			continue
+		}
+		if u, _ := layout.UsrPartUUIDs(mustHex(e.UsrHash)); u == oldUsr || e.UsrHash == newHash {
+			if fi, err := os.Stat(filepath.Join(esp, layout.UKIDir, e.File)); err == nil {
+				free += fi.Size()
+			}
+		}
+	}
+	if need+(1<<20) > free {
+		return fmt.Errorf("%w: %d MiB free, the UKI needs %d MiB (remove entries with ingot rollback/reset, or make a larger ESP with ingot image --esp-size)", ErrESPFull, free>>20, need>>20+1)
+	}
 	return nil
 }
 
