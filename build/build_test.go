@@ -234,7 +234,9 @@ func TestBuildCachingAndDependents(t *testing.T) {
 	ctx := context.Background()
 	var events []string
 	o := fx.options(t, st, run)
-	o.Progress = func(s Status) { events = append(events, fmt.Sprintf("%s %s %d/%d", s.Event, s.Package, s.Done, s.Total)) }
+	o.Progress = func(s Status) {
+		events = append(events, fmt.Sprintf("%s %s %d/%d", s.Event, s.Package, s.Done, s.Total))
+	}
 	res, err := Build(ctx, nil, o)
 	if err != nil {
 		t.Fatal(err)

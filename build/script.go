@@ -20,7 +20,7 @@ const (
 // from the recipe are passed as single words in which $VARIABLES expand.
 func Script(r *spec.Recipe) string {
 	b := &strings.Builder{}
-	fmt.Fprintf(b, "# ingot build script for %s %s (generated)\nset -eux\n", r.Name, r.Version)
+	fmt.Fprintf(b, "# ingot build script for %s %s (generated)\nset -ex\n", r.Name, r.Version)
 	fmt.Fprintf(b, "cd %s\n", SrcDir)
 	for _, p := range r.Patches {
 		fmt.Fprintf(b, "patch -p1 --forward --no-backup-if-mismatch -i %s\n", word(RecipeDir+"/"+p))

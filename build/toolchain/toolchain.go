@@ -42,8 +42,8 @@ type Probe struct {
 	Package string
 }
 
-// Stage0 is the host toolchain: gcc, binutils, GNU make, the shell, patch
-// and Debian's musl-tools.
+// Stage0 is the host toolchain: gcc, binutils, GNU make, the shell, patch,
+// Debian's musl-tools, and the kernel's UAPI headers (linux-libc-dev).
 func Stage0() []Probe {
 	return []Probe{
 		{Name: "gcc", Path: "gcc", Version: []string{"", "-dumpfullversion"}, Package: "gcc"},
@@ -59,6 +59,7 @@ func Stage0() []Probe {
 		{Name: "musl-gcc.specs", Path: "/usr/lib/x86_64-linux-musl/musl-gcc.specs", Package: "musl-tools"},
 		{Name: "musl", Path: "/usr/lib/x86_64-linux-musl/libc.so", Version: []string{""}, Package: "musl-dev"},
 		{Name: "musl-libc.a", Path: "/usr/lib/x86_64-linux-musl/libc.a", Package: "musl-dev"},
+		{Name: "linux-uapi-headers", Path: "/usr/include/linux/version.h", Package: "linux-libc-dev"},
 	}
 }
 

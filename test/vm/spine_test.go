@@ -150,17 +150,24 @@ func fileSum(t *testing.T, p string) string {
 
 var markerRE = regexp.MustCompile(`ingot: boot complete version=(\S+) slot=([ab]) usrhash=([0-9a-f]{64})`)
 
-// booted waits for the boot marker and the autologin shell.
+// booted waits for the boot marker and the autologin shell, which come in
+// either order.
 func booted(ctx context.Context, t *testing.T, m *vm.Machine) []string {
 	t.Helper()
 	start := time.Now()
+	from := m.Cursor()
 	marker, err := m.WaitForRegexp(ctx, markerRE, 8*time.Minute)
 	if err != nil {
 		t.Fatalf("no boot marker: %v", err)
 	}
 	t.Logf("boot marker after %v: %s", time.Since(start).Round(time.Second), marker[0])
+	afterMarker := m.Cursor()
+	m.SetCursor(from)
 	if _, err := m.WaitFor(ctx, "(automatic login)", 3*time.Minute); err != nil {
 		t.Fatalf("no autologin: %v", err)
+	}
+	if m.Cursor() < afterMarker {
+		m.SetCursor(afterMarker)
 	}
 	run(ctx, t, m, "dmesg -n 1")
 	return marker
