@@ -64,7 +64,7 @@ func parseSignedData(der []byte) (p *pkcs7.PKCS7, err error) {
 // roots, or issued by one through certificates embedded in p.
 func verifySignedData(p *pkcs7.PKCS7, content []byte, contentType encasn1.ObjectIdentifier, roots []*x509.Certificate) (*x509.Certificate, error) {
 	var errs []error
-	for i, si := range p.SignerInfo {
+	for i := range p.SignerInfo {
 		cert, err := verifySigner(p, i, content, contentType, roots)
 		if err == nil {
 			return cert, nil
