@@ -133,12 +133,12 @@ func verifyAuthenticode(sig, digest []byte, roots []*x509.Certificate) error {
 func parseAuthenticode(sig []byte) (a *authenticode.Authenticode, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			a, err = nil, fmt.Errorf("Authenticode: %v: %w", r, ErrMalformed)
+			a, err = nil, fmt.Errorf("authenticode signature: %v: %w", r, ErrMalformed)
 		}
 	}()
 	a, err = authenticode.ParseAuthenticode(sig)
 	if err != nil {
-		return nil, fmt.Errorf("Authenticode: %w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("authenticode signature: %w: %w", ErrMalformed, err)
 	}
 	return a, nil
 }

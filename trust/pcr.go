@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -262,7 +263,7 @@ func StubVersion(img *uki.Image) (int, error) {
 // the fields in systemd-measure's order.
 type pcrSigEntry struct {
 	PCRs []int  `json:"pcrs"`
-	PKFP string `json:"pkfp"` // SHA-256 of the DER public key
+	PKFP string `json:"pkfp"` // SHA-256 of the DER PKCS#1 public key
 	Pol  string `json:"pol"`  // TPM2 PolicyPCR digest
 	Sig  string `json:"sig"`  // signature of the policy digest
 }
@@ -276,7 +277,8 @@ type pcrSigEntry struct {
 //
 //	{"sha256":[{"pcrs":[11],"pkfp":"<hex>","pol":"<hex>","sig":"<base64>"},...]}
 //
-// The JSON is compact, without a trailing newline. sections must include
+// pkfp is the SHA-256 of the key's DER PKCS#1 RSAPublicKey, as systemd
+// computes it (OpenSSL's i2d_PublicKey). The JSON is compact, without a trailing newline. sections must include
 // the .pcrpkey section (PCRPubKeyPEM of the signer's public key), which
 // is measured, and not .pcrsig.
 func PCRSig(stub []byte, sections []uki.Section, signer crypto.Signer, o PCROptions) ([]byte, error) {
@@ -301,11 +303,9 @@ func SignPCRValues(values []PhaseValue, signer crypto.Signer) ([]byte, error) {
 	if err := checkRSA(signer.Public()); err != nil {
 		return nil, fmt.Errorf("sign PCR policy: %w", err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(signer.Public())
-	if err != nil {
-		return nil, fmt.Errorf("sign PCR policy: %w", err)
-	}
-	fp := sha256.Sum256(der)
+	// systemd fingerprints the key as OpenSSL's i2d_PublicKey encodes
+	// it: for RSA, the PKCS#1 RSAPublicKey, not the SubjectPublicKeyInfo.
+	fp := sha256.Sum256(x509.MarshalPKCS1PublicKey(signer.Public().(*rsa.PublicKey)))
 	entries := make([]pcrSigEntry, 0, len(values))
 	for _, v := range values {
 		pol, err := PolicyPCRDigest(v.PCR11)

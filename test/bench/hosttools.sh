@@ -13,7 +13,7 @@ cd "$work"
 kver=$(ls root/usr/lib/modules | head -1)
 
 # /usr as EROFS (uncompressed, like ingot) and its verity tree.
-mkfs.erofs -q -T "$SOURCE_DATE_EPOCH" usr.erofs root/usr
+mkfs.erofs -T "$SOURCE_DATE_EPOCH" usr.erofs root/usr >/dev/null
 roothash=$(veritysetup format usr.erofs usr.verity | awk '/Root hash/ {print $3}')
 
 # UKI with objcopy, the way ukify's predecessors did it.
@@ -22,7 +22,7 @@ echo "usrhash=$roothash console=ttyS0" > cmdline
 cp root/usr/lib/os-release osrel
 echo "$kver" > uname
 # A stand-in initrd of the same kind ingot makes (the init binary is ours).
-printf 'init\n' | cpio -o -H newc 2>/dev/null | zstd -q -19 > initrd
+: > init; printf 'init\n' | cpio -o -H newc 2>/dev/null | zstd -q -19 > initrd
 objcopy \
   --add-section .osrel=osrel --change-section-vma .osrel=0x20000 \
   --add-section .cmdline=cmdline --change-section-vma .cmdline=0x30000 \
