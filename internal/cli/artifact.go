@@ -234,7 +234,7 @@ func newProgressBar(g *globals, verb string) *progressBar {
 
 func (b *progressBar) update(done, total int64) {
 	now := time.Now()
-	if done < total && now.Sub(b.last) < 100*time.Millisecond {
+	if done < total && now.Sub(b.last) < time.Second {
 		return
 	}
 	b.last = now

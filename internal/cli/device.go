@@ -70,6 +70,9 @@ what ingot-update.timer runs when it is enabled.`,
 			if err != nil {
 				return err
 			}
+			if !avail.Available && !check && !channel {
+				return fmt.Errorf("update to %s: %w", avail.Version, agent.ErrSameVersion)
+			}
 			if check || !avail.Available {
 				return g.render(avail, func(w io.Writer) {
 					if avail.Available {
