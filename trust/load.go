@@ -44,6 +44,9 @@ func newLoadConfig(opts []LoadOption) *loadConfig {
 // valid now; it reports all problems at once. The .esl and .auth files are
 // not read.
 func LoadKeys(dir string, opts ...LoadOption) (*Keys, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("key directory %s (make keys with ingot keys init): %w", dir, err)
+	}
 	var (
 		k    Keys
 		errs []error
@@ -218,7 +221,7 @@ func LoadPublicKey(path string) (crypto.PublicKey, error) {
 func readKeyFile(path, what string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s %s missing (make keys with ingot keys init): %w", what, path, err)
+		return nil, fmt.Errorf("%s %s missing (make keys with ingot keys init): %w", what, path, os.ErrNotExist)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", what, err)

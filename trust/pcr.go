@@ -303,9 +303,10 @@ func SignPCRValues(values []PhaseValue, signer crypto.Signer) ([]byte, error) {
 	if err := checkRSA(signer.Public()); err != nil {
 		return nil, fmt.Errorf("sign PCR policy: %w", err)
 	}
-	// systemd fingerprints the key as OpenSSL's i2d_PublicKey encodes
-	// it: for RSA, the PKCS#1 RSAPublicKey, not the SubjectPublicKeyInfo.
-	fp := sha256.Sum256(x509.MarshalPKCS1PublicKey(signer.Public().(*rsa.PublicKey)))
+	fp, err := PCRKeyFingerprint(signer.Public())
+	if err != nil {
+		return nil, fmt.Errorf("sign PCR policy: %w", err)
+	}
 	entries := make([]pcrSigEntry, 0, len(values))
 	for _, v := range values {
 		pol, err := PolicyPCRDigest(v.PCR11)
@@ -319,12 +320,24 @@ func SignPCRValues(values []PhaseValue, signer crypto.Signer) ([]byte, error) {
 		}
 		entries = append(entries, pcrSigEntry{
 			PCRs: []int{PCRKernelBoot},
-			PKFP: hex.EncodeToString(fp[:]),
+			PKFP: hex.EncodeToString(fp),
 			Pol:  hex.EncodeToString(pol),
 			Sig:  base64.StdEncoding.EncodeToString(sig),
 		})
 	}
 	return json.Marshal(map[string][]pcrSigEntry{"sha256": entries})
+}
+
+// PCRKeyFingerprint returns the fingerprint systemd gives the PCR public
+// key pub ("pkfp" in .pcrsig): SHA-256 of the key as OpenSSL's
+// i2d_PublicKey encodes it, which for RSA is the DER PKCS#1
+// RSAPublicKey, not the SubjectPublicKeyInfo.
+func PCRKeyFingerprint(pub crypto.PublicKey) ([]byte, error) {
+	if err := checkRSA(pub); err != nil {
+		return nil, err
+	}
+	fp := sha256.Sum256(x509.MarshalPKCS1PublicKey(pub.(*rsa.PublicKey)))
+	return fp[:], nil
 }
 
 // PolicyPCRDigest returns the TPM2 policy digest (SHA-256) of a policy

@@ -138,7 +138,8 @@ func isAbsClean(p string) bool {
 // HostSystem returns the mounts and files that make the host's /usr (and
 // the top-level /bin, /sbin, /lib* links or directories of a merged-/usr or
 // classic layout) visible read-only: the stage-0 toolchain. /etc gets only
-// a minimal passwd and group.
+// a minimal passwd and group, and the host's /etc/alternatives (read-only)
+// that Debian's program links go through.
 func HostSystem() ([]Mount, []File, error) {
 	mounts := []Mount{{Source: "/usr", Target: "/usr"}}
 	files := []File{
@@ -148,6 +149,10 @@ func HostSystem() ([]Mount, []File, error) {
 	}
 	if _, err := os.Stat("/usr/bin"); err != nil {
 		return nil, nil, fmt.Errorf("host toolchain: %w", err)
+	}
+	// Debian's alternatives (awk, cc, …) are links through /etc/alternatives.
+	if fi, err := os.Stat("/etc/alternatives"); err == nil && fi.IsDir() {
+		mounts = append(mounts, Mount{Source: "/etc/alternatives", Target: "/etc/alternatives"})
 	}
 	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
 		fi, err := os.Lstat(d)

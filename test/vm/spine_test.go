@@ -176,7 +176,13 @@ func booted(ctx context.Context, t *testing.T, m *vm.Machine) []string {
 // run runs a shell command in the guest and fails the test if it fails.
 func run(ctx context.Context, t *testing.T, m *vm.Machine, cmd string) string {
 	t.Helper()
-	out, code, err := m.Run(ctx, cmd, 2*time.Minute)
+	return runFor(ctx, t, m, cmd, 2*time.Minute)
+}
+
+// runFor is run with a timeout for slow commands (downloads, updates).
+func runFor(ctx context.Context, t *testing.T, m *vm.Machine, cmd string, timeout time.Duration) string {
+	t.Helper()
+	out, code, err := m.Run(ctx, cmd, timeout)
 	if err != nil {
 		t.Fatalf("guest: %s: %v", cmd, err)
 	}

@@ -140,7 +140,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	})
 
 	expectMarker(t, booted(ctx, t, m), "1.0.0", "a")
-	run(ctx, t, m, "mkdir -p /var/tmp/u && tar -xf /dev/vdb -C /var/tmp/u && echo kept > /etc/ingot-update-test && echo kept > /var/lib/ingot-update-test")
+	runFor(ctx, t, m, "mkdir -p /var/tmp/u && tar -xf /dev/vdb -C /var/tmp/u && echo kept > /etc/ingot-update-test && echo kept > /var/lib/ingot-update-test", 10*time.Minute)
 
 	// The running version is refused and nothing changes.
 	out, code, err := m.Run(ctx, "ingot update /var/tmp/u/"+filepath.Base(v1.UpdateDir), 5*time.Minute)
@@ -149,7 +149,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	}
 	// A static address: the guest needs no DHCP to reach the forward.
 	run(ctx, t, m, "dev=$(ls /sys/class/net | grep -v '^lo$' | head -1) && ip link set $dev up && ip addr add 10.0.2.15/24 dev $dev")
-	run(ctx, t, m, "ingot update oci://"+guestRegistry+"/ingot:2.0.0")
+	runFor(ctx, t, m, "ingot update oci://"+guestRegistry+"/ingot:2.0.0", 15*time.Minute)
 	st := status(ctx, t, m)
 	if st.Version != "1.0.0" || st.Slot != "a" || st.OtherSlotVersion != "2.0.0" || st.Pending != "2.0.0" {
 		t.Errorf("status after installing v2: %+v", st)
@@ -162,7 +162,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 		}
 	}
 
-	run(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v3.UpdateDir))
+	runFor(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v3.UpdateDir), 15*time.Minute)
 	m.Send("systemctl reboot\n")
 	expectMarker(t, booted(ctx, t, m), "3.0.0", "a")
 	st = status(ctx, t, m)
@@ -171,7 +171,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	}
 
 	// v4 fails before boot-complete three times; systemd-boot falls back.
-	run(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v4.UpdateDir))
+	runFor(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v4.UpdateDir), 15*time.Minute)
 	m.Send("systemctl reboot\n")
 	expectMarker(t, booted(ctx, t, m), "3.0.0", "a")
 	st = status(ctx, t, m)
