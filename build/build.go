@@ -93,6 +93,15 @@ type Result struct {
 	Store string `json:"store"`
 }
 
+// Keys returns each package's store key, e.g. for sbom.FromDistribution.
+func (r *Result) Keys() map[string]string {
+	k := map[string]string{}
+	for _, p := range r.Packages {
+		k[p.Name] = p.Key
+	}
+	return k
+}
+
 // Package is the outcome for one package.
 type Package struct {
 	Name    string `json:"name"`

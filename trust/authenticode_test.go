@@ -193,3 +193,17 @@ func osslsigncodeVerify(t *testing.T, path, cert string) {
 		t.Errorf("osslsigncode verify %s:\n%s", path, out)
 	}
 }
+
+func TestVerifyPEChain(t *testing.T) {
+	ca, leaf := testCA(t)
+	signed, err := trust.SignPE(peInputs(t)["uki"], leaf.Signer, leaf.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trust.VerifyPE(signed, []*x509.Certificate{ca}); err != nil {
+		t.Errorf("VerifyPE(signer issued by the root) = %v", err)
+	}
+	if err := trust.VerifyPE(signed, []*x509.Certificate{testKeys(t).DB.Cert}); !errors.Is(err, trust.ErrUntrusted) {
+		t.Errorf("VerifyPE(unrelated root) = %v, want ErrUntrusted", err)
+	}
+}

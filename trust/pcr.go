@@ -93,8 +93,8 @@ type PCROptions struct {
 	// Phases are the boot phase paths to predict PCR 11 for: each a
 	// colon-separated list of the words systemd-pcrphase measures, such
 	// as "enter-initrd:leave-initrd"; "" is the state right after the
-	// stub. They are normalized and sorted as systemd-measure does. nil
-	// means DefaultPhases.
+	// stub. They are normalized and sorted as systemd-measure does. None
+	// (nil or empty) means DefaultPhases.
 	Phases []string
 	// StubVersion is the systemd version of the stub (such as 252); 0
 	// means read it from the stub's .sdmagic section.
@@ -197,7 +197,7 @@ func predict(img *uki.Image, all []uki.Section, o PCROptions) ([]PhaseValue, err
 	}
 
 	phases := DefaultPhases()
-	if o.Phases != nil {
+	if len(o.Phases) > 0 {
 		phases = normalizePhases(o.Phases)
 	}
 	values := make([]PhaseValue, 0, len(phases))

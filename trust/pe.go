@@ -32,8 +32,8 @@ type peFile struct {
 	certDirOff    int // offset of the certificate table data directory entry
 	sizeOfHeaders int
 	sections      []span // raw data of sections with SizeOfRawData > 0, by file offset
-	certOff       int    // certificate table; 0 and 0 if the image is unsigned
-	certSize      int
+	certOff       int    // certificate table, if certSize is not 0
+	certSize      int    // 0 if the image is unsigned
 }
 
 type span struct{ off, size int }
@@ -90,7 +90,7 @@ func parsePE(b []byte) (*peFile, error) {
 		return nil, bad("SizeOfHeaders %#x does not cover the section table or exceeds the file", p.sizeOfHeaders)
 	}
 	end := len(b)
-	if p.certSize != 0 || p.certOff != 0 {
+	if p.certSize != 0 {
 		if p.certOff <= 0 || p.certSize < winCertHdrSize || p.certOff > len(b) || p.certSize != len(b)-p.certOff {
 			return nil, bad("certificate table at %#x+%#x is not at the end of the %#x-byte file", p.certOff, p.certSize, len(b))
 		}

@@ -142,11 +142,11 @@ func TestVerifyRootHashSigRejects(t *testing.T) {
 
 	t.Run("accepted variants", func(t *testing.T) {
 		for name, blob := range map[string][]byte{
-			"uppercase root hash":   withField("rootHash", strings.ToUpper(fields["rootHash"])),
-			"no fingerprint":        withField("certificateFingerprint", ""),
-			"no padding":            []byte(text),
-			"other fields ignored":  []byte(`{"x":1,` + text[1:]),
-			"db key among roots":    good,
+			"uppercase root hash":  withField("rootHash", strings.ToUpper(fields["rootHash"])),
+			"no fingerprint":       withField("certificateFingerprint", ""),
+			"no padding":           []byte(text),
+			"other fields ignored": []byte(`{"x":1,` + text[1:]),
+			"db key among roots":   good,
 		} {
 			r := roots
 			if name == "db key among roots" {
