@@ -15,6 +15,7 @@ import (
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // UpdateResult says what Update did.
@@ -84,6 +85,9 @@ func (a *Agent) Update(ctx context.Context, dir string) (*UpdateResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.checkSignature(ukiData); err != nil {
+		return nil, err
+	}
 	res := &UpdateResult{FromVersion: slotVersion(cur.Usr), Version: m.Version, Slot: target.Name, UsrHash: m.UsrHash, UKI: layout.UKIName(m.Version, 3)}
 	err = a.withESP(d, func(esp string) error {
 		return a.install(ctx, d, esp, info.UsrHash, target, art, ukiData, res)
@@ -147,6 +151,23 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 		return err
 	}
 	a.step("done")
+	return nil
+}
+
+// checkSignature requires a UKI signed by a certificate the running image
+// trusts (/usr/lib/ingot/keys/db.crt), when the running image is signed.
+func (a *Agent) checkSignature(ukiData []byte) error {
+	p := a.path("/usr/" + layout.TrustDir + "/db.crt")
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return nil // an unsigned image accepts unsigned updates
+	}
+	roots, err := trust.LoadCertificates(p)
+	if err != nil {
+		return err
+	}
+	if err := trust.VerifyPE(ukiData, roots); err != nil {
+		return fmt.Errorf("the new UKI is not signed by this machine's db key: %w", err)
+	}
 	return nil
 }
 

@@ -58,7 +58,7 @@ func derive(rootHash []byte, purpose string) gpt.GUID {
 // writeDisk lays out the GPT, the ESP with systemd-boot and the UKI, and slot
 // A, and writes them to out. Slot B is present, labelled _empty, and left
 // zero (sparse).
-func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte) (*diskInfo, error) {
+func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte, signed *signing) (*diskInfo, error) {
 	usrBytes, verityBytes, err := slotSizes(o, usr)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte)
 		{gpt.Partition{Index: layout.ESPIndex, Type: layout.TypeESP, UUID: derive(usr.RootHash, "esp"), Name: "esp"}, espBytes},
 		{gpt.Partition{Index: layout.UsrAIndex, Type: layout.TypeUsr, UUID: usrUUID, Name: layout.UsrLabel(o.Version)}, usrBytes},
 		{gpt.Partition{Index: layout.UsrVerityAIndex, Type: layout.TypeUsrVerity, UUID: verityUUID, Name: layout.VerityLabel(o.Version)}, verityBytes},
-		{gpt.Partition{Index: layout.UsrVeritySigIndex, Type: layout.TypeUsrVeritySig, UUID: derive(usr.RootHash, "sig-a"), Name: layout.EmptyLabel}, sigSlotBytes},
+		{gpt.Partition{Index: layout.UsrVeritySigIndex, Type: layout.TypeUsrVeritySig, UUID: derive(usr.RootHash, "sig-a"), Name: sigLabel(signed, o.Version)}, sigSlotBytes},
 		{gpt.Partition{Index: layout.UsrBIndex, Type: layout.TypeUsr, UUID: derive(usr.RootHash, "usr-b"), Name: layout.EmptyLabel}, usrBytes},
 		{gpt.Partition{Index: layout.UsrVerityBIndex, Type: layout.TypeUsrVerity, UUID: derive(usr.RootHash, "verity-b"), Name: layout.EmptyLabel}, verityBytes},
 		{gpt.Partition{Index: layout.UsrVeritySigB, Type: layout.TypeUsrVeritySig, UUID: derive(usr.RootHash, "sig-b"), Name: layout.EmptyLabel}, sigSlotBytes},
@@ -101,8 +101,16 @@ func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte)
 		return nil, fmt.Errorf("write partition table: %w", err)
 	}
 	esp := placed[0]
-	if err := writeESP(out, esp, o, usr.RootHash, loader, ukiImage); err != nil {
+	if err := writeESP(out, esp, o, usr.RootHash, loader, ukiImage, signed); err != nil {
 		return nil, err
+	}
+	if signed.veritySig != nil {
+		if int64(len(signed.veritySig)) > placed[3].Size(sectorSize) {
+			return nil, fmt.Errorf("verity signature of %d bytes does not fit its partition", len(signed.veritySig))
+		}
+		if _, err := out.WriteAt(signed.veritySig, placed[3].Offset(sectorSize)); err != nil {
+			return nil, fmt.Errorf("write usr-verity-sig partition: %w", err)
+		}
 	}
 	if err := copyInto(out, placed[1].Offset(sectorSize), usr.DataPath); err != nil {
 		return nil, fmt.Errorf("write usr partition: %w", err)
@@ -122,7 +130,7 @@ auto-firmware no
 console-mode keep
 `
 
-func writeESP(out io.WriterAt, esp gpt.Partition, o *Options, rootHash, loader, ukiImage []byte) error {
+func writeESP(out io.WriterAt, esp gpt.Partition, o *Options, rootHash, loader, ukiImage []byte, signed *signing) error {
 	sum := sha256.Sum256(append(append([]byte{}, rootHash...), "esp-volume-id"...))
 	w, err := fat.NewWriter(fat.Options{
 		SizeBytes:     esp.Size(sectorSize),
@@ -139,8 +147,14 @@ func writeESP(out io.WriterAt, esp gpt.Partition, o *Options, rootHash, loader, 
 		data []byte
 	}{
 		{layout.BootLoaderPath, loader},
-		{layout.LoaderConfPath, []byte(loaderConf)},
+		{layout.LoaderConfPath, []byte(loaderConf + signed.loaderConf)},
 		{layout.UKIDir + "/" + layout.UKIName(o.Version, 3), ukiImage},
+	}
+	for _, a := range signed.auth {
+		files = append(files, struct {
+			path string
+			data []byte
+		}{a.path, a.data})
 	}
 	for _, f := range files {
 		if err := w.AddFile(f.path, bytes.NewReader(f.data), int64(len(f.data))); err != nil {
@@ -151,6 +165,13 @@ func writeESP(out io.WriterAt, esp gpt.Partition, o *Options, rootHash, loader, 
 		return fmt.Errorf("write ESP: %w", err)
 	}
 	return nil
+}
+
+func sigLabel(s *signing, version string) string {
+	if s.veritySig == nil {
+		return layout.EmptyLabel
+	}
+	return layout.VeritySigLabel(version)
 }
 
 func copyInto(out io.WriterAt, offset int64, path string) error {

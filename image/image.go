@@ -25,6 +25,7 @@ import (
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/image/rootfs"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // Options configure Build. The zero value of every optional field means the
@@ -58,6 +59,14 @@ type Options struct {
 	// ESPBytes is the size of the ESP; 0 means room for at least four UKIs
 	// and no less than 256 MiB.
 	ESPBytes int64
+	// Keys, if set, sign the image: systemd-boot and the UKI with db
+	// (Authenticode), the UKI's PCR 11 policy with the PCR key (.pcrsig,
+	// .pcrpkey), the verity root hash with the verity key (usr-verity-sig),
+	// and the ESP gets loader/keys/auto/{PK,KEK,db}.auth for enrollment.
+	// Load them with trust.LoadKeys.
+	Keys *trust.Keys
+	// KeyDir is where Keys came from; its .auth files go on the ESP.
+	KeyDir string
 	// Modules are the kernel modules the initrd loads; nil means
 	// DefaultModules.
 	Modules []string
@@ -218,21 +227,29 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	cmdline := kernelCmdline(usr.RootHash, o.Cmdline)
-	var ukiBuf bytes.Buffer
-	err = uki.Build(&ukiBuf, stub, []uki.Section{
+	sections := []uki.Section{
 		{Name: uki.SectionOSRel, Data: osr},
 		{Name: uki.SectionCmdline, Data: []byte(cmdline)},
 		{Name: uki.SectionUname, Data: []byte(in.KernelVersion)},
 		{Name: uki.SectionInitrd, Data: initrd},
 		{Name: uki.SectionLinux, Data: kernel},
-	})
+	}
+	signed, err := sign(&o, stub, sections, loader, usr.RootHash)
 	if err != nil {
+		return nil, err
+	}
+	var ukiBuf bytes.Buffer
+	if err := uki.Build(&ukiBuf, stub, signed.sections); err != nil {
 		return nil, fmt.Errorf("build UKI: %w", err)
 	}
 	ukiBytes := ukiBuf.Bytes()
+	if ukiBytes, err = signed.pe(ukiBytes); err != nil {
+		return nil, fmt.Errorf("sign UKI: %w", err)
+	}
+	loader = signed.loader
 
 	o.progress("write disk image")
-	d, err := writeDisk(out, &o, usr, loader, ukiBytes)
+	d, err := writeDisk(out, &o, usr, loader, ukiBytes, signed)
 	if err != nil {
 		return nil, err
 	}

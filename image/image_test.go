@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 const epoch = 1700000000
@@ -514,4 +516,85 @@ func mkdir(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestSignedImage signs with the committed test keys and checks the result
+// with sbverify and our own verifiers.
+func TestSignedImage(t *testing.T) {
+	keyDir := "../trust/testdata/keys"
+	keys, err := trust.LoadKeys(keyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tarball := filepath.Join(dir, "rootfs.tar")
+	writeTar(t, tarball, fixture(t))
+	res, err := build(t, tarball, filepath.Join(dir, "out"), func(o *image.Options) { o.Keys, o.KeyDir = keys, keyDir })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, f, err := image.InspectFile(res.DiskPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sbverify := ingottest.LookTool(t, "sbverify", "sbsigntool")
+	for _, p := range []string{"EFI/BOOT/BOOTX64.EFI", "EFI/Linux/" + d.UKIs[0]} {
+		b, err := fs.ReadFile(d.ESP, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := trust.VerifyPE(b, []*x509.Certificate{keys.DB.Cert}); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		tmp := filepath.Join(dir, filepath.Base(p))
+		os.WriteFile(tmp, b, 0o644)
+		ingottest.Run(t, sbverify, "--cert", filepath.Join(keyDir, "db.crt"), tmp)
+	}
+	for _, name := range []string{"PK", "KEK", "db"} {
+		if _, err := fs.Stat(d.ESP, "loader/keys/auto/"+name+".auth"); err != nil {
+			t.Errorf("enrollment file: %v", err)
+		}
+	}
+	conf, _ := fs.ReadFile(d.ESP, "loader/loader.conf")
+	if !strings.Contains(string(conf), "secure-boot-enroll if-safe") {
+		t.Errorf("loader.conf:\n%s", conf)
+	}
+	ukiFile, _ := d.ESP.Open("EFI/Linux/" + d.UKIs[0])
+	img, err := uki.Open(ukiFile.(io.ReaderAt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{uki.SectionPCRSig, uki.SectionPCRPKey} {
+		if _, err := img.Section(s); err != nil {
+			t.Errorf("signed UKI lacks %s: %v", s, err)
+		}
+	}
+	sig := d.Table.Partitions[3]
+	if sig.Name != "ingot_1.0.0_verity_sig" {
+		t.Errorf("verity-sig partition named %q", sig.Name)
+	}
+	blob := make([]byte, sig.Size(512))
+	if _, err := f.ReadAt(blob, sig.Offset(512)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := trust.VerifyRootHashSig(blob, []*x509.Certificate{keys.Verity.Cert})
+	if err != nil || hex.EncodeToString(got) != res.UsrHash {
+		t.Errorf("verity signature: root hash %x, %v; want %s", got, err, res.UsrHash)
+	}
+	fsys, err := erofs.Open(io.NewSectionReader(f, d.Usr.Offset(512), d.Usr.Size(512)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(fsys, "lib/ingot/keys/db.crt"); err != nil {
+		t.Errorf("/usr lacks the trusted db certificate: %v", err)
+	}
+	// Signing is reproducible too.
+	again, err := build(t, tarball, filepath.Join(dir, "again"), func(o *image.Options) { o.Keys, o.KeyDir = keys, keyDir })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum(t, res.DiskPath) != sum(t, again.DiskPath) {
+		t.Error("two signed builds differ")
+	}
 }

@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -247,6 +248,11 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 	t.PutFile("usr/bin/ingot", agent, 0o755, epoch)
 	t.PutFile("usr/lib/systemd/system/ingot-boot-marker.service", []byte(markerUnit), 0o644, epoch)
 	t.PutSymlink("usr/lib/systemd/system/multi-user.target.wants/ingot-boot-marker.service", "../ingot-boot-marker.service", epoch)
+	if o.Keys != nil {
+		// The agent accepts only UKIs that chain to these.
+		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(o.Keys.DB.Cert.Raw), 0o644, epoch)
+		t.PutFile("usr/"+layout.TrustDir+"/verity.crt", pemCert(o.Keys.Verity.Cert.Raw), 0o644, epoch)
+	}
 	t.PutFile("usr/lib/systemd/system/ingot-update.service", []byte(updateService), 0o644, epoch)
 	t.PutFile("usr/lib/systemd/system/ingot-update.timer", []byte(updateTimer), 0o644, epoch)
 	if o.Autologin {
@@ -254,6 +260,10 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 		t.PutFile("usr/lib/systemd/system/console-getty.service.d/50-ingot-autologin.conf", []byte(autologinDropIn), 0o644, epoch)
 	}
 	return nil
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // octalMode writes permission, setuid, setgid and sticky bits as chmod does.

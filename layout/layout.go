@@ -107,6 +107,9 @@ const (
 	RootLayoutPath = "lib/ingot/root.json"
 	// FactoryDir (under /usr) holds the image's /etc and /var.
 	FactoryDir = "share/ingot/factory"
+	// TrustDir (under /usr) holds the certificates a signed image trusts:
+	// db.crt for UKIs, verity.crt for usr-verity-sig.
+	TrustDir = "lib/ingot/keys"
 )
 
 // RootLayout is the top level of the root filesystem an image came from,

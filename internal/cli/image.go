@@ -11,12 +11,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
 	var (
 		o            image.Options
 		usrSize, esp string
+		keyDir       string
 		cmdline      []string
 	)
 	cmd := &cobra.Command{
@@ -50,6 +52,12 @@ bytes.`,
 			if o.InitPath == "" {
 				o.InitPath = filepath.Join(filepath.Dir(o.AgentPath), "ingot-init")
 			}
+			if keyDir != "" {
+				if o.Keys, err = trust.LoadKeys(keyDir); err != nil {
+					return err
+				}
+				o.KeyDir = keyDir
+			}
 			o.Logger = g.logger()
 			start := time.Now()
 			o.Progress = func(stage string) {
@@ -80,6 +88,7 @@ bytes.`,
 	f.StringArrayVar(&cmdline, "cmdline", nil, "extra kernel command-line argument (repeatable)")
 	f.StringVar(&usrSize, "usr-size", "", "size of each usr partition, e.g. 2G (default: from /usr, with room to grow)")
 	f.StringVar(&esp, "esp-size", "", "size of the ESP, e.g. 512M (default: room for four UKIs, at least 256M)")
+	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
 	f.StringVar(&o.InitPath, "init", "", "ingot-init binary (default: next to this ingot)")
 	f.StringVar(&o.AgentPath, "agent", "", "ingot binary to install as /usr/bin/ingot (default: this one)")
 	cmd.MarkFlagRequired("rootfs")
