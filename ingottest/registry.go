@@ -71,4 +71,3 @@ http:
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
