@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/uki"
@@ -50,6 +51,10 @@ type Options struct {
 	KernelVersion string
 	// Cmdline is appended to the kernel command line.
 	Cmdline []string
+	// BootDeadline is how long a boot may take to reach
+	// boot-complete.target before the machine reboots (a failed try);
+	// 0 means DefaultBootDeadline.
+	BootDeadline time.Duration
 	// Autologin gives a root shell on the serial console (development and
 	// tests only).
 	Autologin bool
@@ -78,6 +83,10 @@ type Options struct {
 	// Logger receives details; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultBootDeadline bounds a boot from the start of systemd to
+// boot-complete.target.
+const DefaultBootDeadline = 10 * time.Minute
 
 // EpochFromContent as Options.Epoch caps timestamps at the newest one in the
 // root filesystem: reproducible without SOURCE_DATE_EPOCH.

@@ -248,6 +248,14 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 	t.PutFile("usr/bin/ingot", agent, 0o755, epoch)
 	t.PutFile("usr/lib/systemd/system/ingot-boot-marker.service", []byte(markerUnit), 0o644, epoch)
 	t.PutSymlink("usr/lib/systemd/system/multi-user.target.wants/ingot-boot-marker.service", "../ingot-boot-marker.service", epoch)
+	// A boot that hangs before boot-complete.target is a failed boot:
+	// reboot, so boot counting moves on (and falls back after three).
+	deadline := o.BootDeadline
+	if deadline == 0 {
+		deadline = DefaultBootDeadline
+	}
+	t.PutFile("usr/lib/systemd/system/boot-complete.target.d/50-ingot-deadline.conf", []byte(fmt.Sprintf(
+		"[Unit]\nJobTimeoutSec=%d\nJobTimeoutAction=reboot-force\n", int(deadline.Seconds()))), 0o644, epoch)
 	if o.Keys != nil {
 		// The agent accepts only UKIs that chain to these.
 		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(o.Keys.DB.Cert.Raw), 0o644, epoch)

@@ -36,7 +36,8 @@ type Probe struct {
 	// PathFrom, when set, is a command whose first output line is the path
 	// (e.g. gcc -print-prog-name=cc1); it runs instead of using Path.
 	PathFrom []string
-	// Version is a command whose output gives the version: its first line with a dotted number ("" in Args[0] means the component itself).
+	// Version is a command whose output gives the version: its first line
+	// with a dotted number ("" as the program means the component itself).
 	Version []string
 	// Package is the Debian package that provides it, for messages.
 	Package string

@@ -88,6 +88,7 @@ bytes.`,
 	f.StringArrayVar(&cmdline, "cmdline", nil, "extra kernel command-line argument (repeatable)")
 	f.StringVar(&usrSize, "usr-size", "", "size of each usr partition, e.g. 2G (default: from /usr, with room to grow)")
 	f.StringVar(&esp, "esp-size", "", "size of the ESP, e.g. 512M (default: room for four UKIs, at least 256M)")
+	f.DurationVar(&o.BootDeadline, "boot-deadline", image.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
 	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
 	f.StringVar(&o.InitPath, "init", "", "ingot-init binary (default: next to this ingot)")
 	f.StringVar(&o.AgentPath, "agent", "", "ingot binary to install as /usr/bin/ingot (default: this one)")
