@@ -37,10 +37,19 @@ func newBootMarkerCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprint(g.stdout, line)
 			// Reaching boot-complete.target is what makes a boot good.
-			if blessed, err := agent.New(agent.Config{Logger: g.logger()}).Bless(); err != nil {
+			a := agent.New(agent.Config{Logger: g.logger()})
+			if blessed, err := a.Bless(); err != nil {
 				return fmt.Errorf("bless boot entry: %w", err)
 			} else if blessed != "" {
 				fmt.Fprintf(g.stdout, "ingot: blessed %s\n", blessed)
+			}
+			if st, err := a.Status(); err == nil && st.RolledBack != nil {
+				msg := fmt.Sprintf("ingot: rolled back from %s: %s\n", st.RolledBack.From, st.RolledBack.Reason)
+				if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
+					fmt.Fprint(c, msg)
+					c.Close()
+				}
+				fmt.Fprint(g.stdout, msg)
 			}
 			return nil
 		},
