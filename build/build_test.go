@@ -100,7 +100,18 @@ type fixture struct {
 	helloV  string
 	greetC  string
 	greetIn string // the sha the greet recipe pins ("" = the right one)
+	patch   bool   // patch hello to exclaim
 }
+
+// exclaimPatch makes hello print an exclamation mark.
+const exclaimPatch = `--- a/hello.c
++++ b/hello.c
+@@ -1,3 +1,3 @@
+ #include <stdio.h>
+ #include <greet.h>
+-int main(void) { puts(greeting()); return 0; }
++int main(void) { printf("%s!\n", greeting()); return 0; }
+`
 
 func newFixture(t testing.TB) *fixture {
 	return &fixture{up: newUpstream(t), greetV: "1.0", helloV: "1.0",
@@ -143,6 +154,10 @@ sources: [{url: "%s", sha256: %s}]
 build-deps: [libgreet]
 builder: {type: make}
 `, f.helloV, helloURL, helloSHA))},
+	}
+	if f.patch {
+		f.fsys["hello/recipe.yaml"].Data = append(f.fsys["hello/recipe.yaml"].Data, "patches: [exclaim.patch]\n"...)
+		f.fsys["hello/exclaim.patch"] = &fstest.MapFile{Data: []byte(exclaimPatch)}
 	}
 	return f.fsys
 }
@@ -273,6 +288,24 @@ func TestBuildCachingAndDependents(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(hello.Path, "build.log")); err != nil {
 		t.Error(err)
+	}
+
+	// The runtime outputs assemble into a root file system.
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	if err := Assemble(st, res.Keys(), []string{"hello", "libgreet"}, rootfs); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(rootfs, "usr/bin/hello")); err != nil || !strings.HasPrefix(string(b), "saw ") {
+		t.Errorf("assembled hello: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "usr/include")); err == nil {
+		t.Error("dev output in the root file system")
+	}
+	if fi, err := os.Stat(filepath.Join(rootfs, "usr/bin")); err != nil || fi.ModTime().Unix() != DefaultEpoch {
+		t.Errorf("usr/bin: %v %v", fi, err)
+	}
+	if err := Assemble(st, res.Keys(), []string{"hello"}, rootfs); err == nil {
+		t.Error("assembled into a non-empty directory")
 	}
 
 	// No change: everything cached, nothing fetched or run.

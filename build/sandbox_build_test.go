@@ -14,14 +14,15 @@ import (
 	"github.com/ingot-linux/ingot/ingottest"
 )
 
-// TestSandboxBuild builds the fixture — a static library and a C program
-// linked against it with musl-gcc — in real sandboxes, runs the program,
+// TestSandboxBuild builds the fixture — a static library and a (patched) C
+// program linked against it with musl-gcc — in real sandboxes, runs the program,
 // rebuilds after a change to the library, and checks that a second store
 // gets the same bytes.
 func TestSandboxBuild(t *testing.T) {
 	ingottest.LookTool(t, "musl-gcc", "musl-tools")
 	r := sandboxtest.Require(t)
 	fx := newFixture(t)
+	fx.patch = true
 	ctx := context.Background()
 	st := t.TempDir()
 	o := fx.options(t, st, r)
@@ -32,7 +33,7 @@ func TestSandboxBuild(t *testing.T) {
 	}
 	hello := filepath.Join(res.Packages[1].Path, "runtime/usr/bin/hello")
 	out, err := exec.Command(hello).CombinedOutput()
-	if err != nil || string(out) != "hello from ingot\n" {
+	if err != nil || string(out) != "hello from ingot!\n" {
 		t.Fatalf("hello: %q %v", out, err)
 	}
 	if _, err := os.Stat(filepath.Join(res.Packages[1].Path, "doc/usr/share/doc/hello/example.c")); err != nil {
@@ -68,7 +69,7 @@ func TestSandboxBuild(t *testing.T) {
 		t.Fatalf("rebuild: %v %s", err, statuses(res))
 	}
 	out, err = exec.Command(filepath.Join(res.Packages[1].Path, "runtime/usr/bin/hello")).CombinedOutput()
-	if err != nil || string(out) != "hi again\n" {
+	if err != nil || string(out) != "hi again!\n" {
 		t.Fatalf("rebuilt hello: %q %v", out, err)
 	}
 }

@@ -150,6 +150,36 @@ func (d *Distribution) Resolve(targets []string) ([]string, error) {
 	return order, nil
 }
 
+// Shipped returns what targets (package or set names) put into an image:
+// the named packages and, transitively, their runtime dependencies; sorted.
+func (d *Distribution) Shipped(targets []string) ([]string, error) {
+	seen := map[string]bool{}
+	var visit func(n string)
+	visit = func(n string) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		for _, dep := range d.recipes[n].Deps {
+			visit(dep)
+		}
+	}
+	for _, t := range targets {
+		t = strings.TrimPrefix(t, "@")
+		switch {
+		case d.recipes[t] != nil:
+			visit(t)
+		case d.sets[t] != nil:
+			for _, n := range d.sets[t] {
+				visit(n)
+			}
+		default:
+			return nil, &UnknownError{Name: t, Known: d.Names()}
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
 // UnknownError is a build target that names no package or set.
 type UnknownError struct {
 	Name  string

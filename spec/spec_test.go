@@ -186,6 +186,9 @@ func TestDistribution(t *testing.T) {
 	if want := []string{"musl", "tool", "zlib", "app"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Resolve = %v, want %v", got, want)
 	}
+	if got, err := d.Shipped([]string{"@base"}); err != nil || !reflect.DeepEqual(got, []string{"app", "musl", "tool", "zlib"}) {
+		t.Errorf("Shipped(@base) = %v, %v", got, err)
+	}
 	if got, want := d.BuildInputs("app"), []string{"musl", "zlib"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("BuildInputs(app) = %v, want %v", got, want)
 	}

@@ -55,26 +55,13 @@ func FromDistribution(d *spec.Distribution, targets []string, keys map[string]st
 	if err != nil {
 		return nil, err
 	}
-	shipped := map[string]bool{}
-	var ship func(n string)
-	ship = func(n string) {
-		if shipped[n] {
-			return
-		}
-		shipped[n] = true
-		for _, dep := range d.Recipe(n).Deps {
-			ship(dep)
-		}
+	ship, err := d.Shipped(targets)
+	if err != nil {
+		return nil, err
 	}
-	for _, t := range targets {
-		t = strings.TrimPrefix(t, "@")
-		if d.Recipe(t) != nil {
-			ship(t)
-		} else if members, ok := d.Set(t); ok {
-			for _, m := range members {
-				ship(m)
-			}
-		}
+	shipped := map[string]bool{}
+	for _, n := range ship {
+		shipped[n] = true
 	}
 	var pkgs []Package
 	for _, n := range order {

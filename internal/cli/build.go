@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/build"
+	"github.com/ingot-linux/ingot/build/sbom"
 	"github.com/ingot-linux/ingot/recipes"
 )
 
@@ -24,6 +26,8 @@ func newBuildCmd(g *globals) *cobra.Command {
 		storeDir   string
 		recipesDir string
 		keepGoing  bool
+		rootfs     string
+		sbomFile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "build [PACKAGE|SET…]",
@@ -64,7 +68,11 @@ SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 			if res == nil {
 				return err
 			}
-			if rerr := g.render(res, func(w io.Writer) { printBuildResult(w, res) }); rerr != nil {
+			out := buildCmdResult{Result: res}
+			if err == nil {
+				err = buildOutputs(&out, o, args, rootfs, sbomFile)
+			}
+			if rerr := g.render(out, func(w io.Writer) { printBuildResult(w, out) }); rerr != nil {
 				return rerr
 			}
 			return err
@@ -75,7 +83,58 @@ SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 	f.StringVar(&storeDir, "store", "", "store directory (default: ingot/store in the user's cache directory)")
 	f.StringVar(&recipesDir, "recipes", "", "recipe directory (default: the distribution built into ingot)")
 	f.BoolVarP(&keepGoing, "keep-going", "k", false, "after a failure, build what does not depend on it")
+	f.StringVar(&rootfs, "rootfs", "", "assemble the runtime outputs of the targets and their runtime dependencies into this new directory")
+	f.StringVar(&sbomFile, "sbom", "", "write an SPDX 2.3 JSON SBOM of the targets to this file")
 	return cmd
+}
+
+// buildCmdResult is what `ingot build` prints: the build's result plus the
+// root file system and SBOM it wrote, if asked.
+type buildCmdResult struct {
+	*build.Result
+	RootFS string `json:"rootfs,omitempty"`
+	SBOM   string `json:"sbom,omitempty"`
+}
+
+// buildOutputs assembles the root file system and writes the SBOM.
+func buildOutputs(out *buildCmdResult, o build.Options, targets []string, rootfs, sbomFile string) error {
+	if len(targets) == 0 {
+		targets = []string{"base"}
+	}
+	if rootfs != "" {
+		shipped, err := o.Distribution.Shipped(targets)
+		if err != nil {
+			return err
+		}
+		if err := build.Assemble(o.Store, out.Keys(), shipped, rootfs); err != nil {
+			return err
+		}
+		out.RootFS = rootfs
+	}
+	if sbomFile != "" {
+		pkgs, err := sbom.FromDistribution(o.Distribution, targets, out.Keys())
+		if err != nil {
+			return err
+		}
+		epoch := o.Epoch
+		if epoch == 0 {
+			epoch = build.DefaultEpoch
+		}
+		doc := sbom.New(pkgs, sbom.Options{Name: "ingot " + strings.Join(targets, " "), Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
+		var buf bytes.Buffer
+		if err := doc.Write(&buf); err != nil {
+			return err
+		}
+		tmp := sbomFile + ".tmp"
+		if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write SBOM: %w", err)
+		}
+		if err := os.Rename(tmp, sbomFile); err != nil {
+			return fmt.Errorf("write SBOM: %w", err)
+		}
+		out.SBOM = sbomFile
+	}
+	return nil
 }
 
 func defaultStore() (string, error) {
@@ -99,7 +158,7 @@ func buildEpoch() (int64, error) {
 	return n, nil
 }
 
-func printBuildResult(w io.Writer, res *build.Result) {
+func printBuildResult(w io.Writer, res buildCmdResult) {
 	for _, p := range res.Packages {
 		where := p.Path
 		if p.Status == "failed" || p.Status == "skipped" {
@@ -108,6 +167,12 @@ func printBuildResult(w io.Writer, res *build.Result) {
 		fmt.Fprintf(w, "%-16s %-12s %-8s %7.1fs  %s\n", p.Name, p.Version, p.Status, p.Seconds, where)
 	}
 	fmt.Fprintf(w, "%d built, %d cached, %d failed, %d skipped in %.1fs\n", res.Built, res.Cached, res.Failed, res.Skipped, res.Seconds)
+	if res.RootFS != "" {
+		fmt.Fprintf(w, "rootfs %s\n", res.RootFS)
+	}
+	if res.SBOM != "" {
+		fmt.Fprintf(w, "sbom   %s\n", res.SBOM)
+	}
 }
 
 // buildProgress shows a run's progress on stderr: a line per finished
