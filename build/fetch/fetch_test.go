@@ -152,7 +152,7 @@ type entry struct {
 	typ              byte
 }
 
-func makeTar(t *testing.T, entries []entry) []byte {
+func makeTar(t testing.TB, entries []entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -12,9 +12,12 @@ import (
 )
 
 func TestDetectStage0(t *testing.T) {
-	ingottest.LookTool(t, "musl-gcc", "musl-tools")
 	cache := &HashCache{}
 	id, err := Detect(context.Background(), Stage0(), cache)
+	var me *MissingError
+	if errors.As(err, &me) && !ingottest.RequireTools() {
+		t.Skipf("stage-0 toolchain incomplete: %v", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
