@@ -39,3 +39,27 @@ func FuzzParseRecipe(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSets checks that any sets file parses into valid names or fails
+// with a *FieldError.
+func FuzzParseSets(f *testing.F) {
+	f.Add([]byte("base: [musl, busybox]\n"))
+	f.Add([]byte("base: {a: b}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, _, err := ParseSets("sets.yaml", data)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %T is not a *FieldError: %v", err, err)
+			}
+			return
+		}
+		for name, pkgs := range s {
+			for _, p := range append([]string{name}, pkgs...) {
+				if !ValidName(p) {
+					t.Fatalf("accepted name %q", p)
+				}
+			}
+		}
+	})
+}

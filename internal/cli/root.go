@@ -67,7 +67,7 @@ and boots it.
 	root.SetErr(g.stderr)
 	root.AddCommand(newImageCmd(g), newVMCmd(g), newBootMarkerCmd(g),
 		newUpdateCmd(g), newStatusCmd(g), newRollbackCmd(g), newResetCmd(g),
-		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g))
+		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g), newBuildCmd(g))
 	return root
 }
 
