@@ -71,6 +71,8 @@ func (a *Agent) Status() (*Status, error) {
 			break
 		}
 		switch {
+		case e.Bad() && st.RolledBack == nil && e.TriesDone == 0:
+			st.RolledBack = &Rollback{From: e.Version, Reason: "ingot rollback"}
 		case e.Bad() && st.RolledBack == nil:
 			st.RolledBack = &Rollback{From: e.Version, Reason: fmt.Sprintf("%s failed %d boots without reaching boot-complete.target", e.Version, e.TriesDone)}
 		case e.TriesLeft > 0 && st.Pending == "":
@@ -125,7 +127,9 @@ func (a *Agent) Rollback() (string, error) {
 		if to == "" {
 			return fmt.Errorf("no other version on the ESP to roll back to")
 		}
-		return renameEntry(esp, booted.File, fmt.Sprintf("%s_%s+0-3.efi", layout.Name, booted.Version))
+		// +0-0: no tries left, none used — systemd-boot sorts it last, and
+		// Status can tell a manual rollback from three failed boots.
+		return renameEntry(esp, booted.File, fmt.Sprintf("%s_%s+0-0.efi", layout.Name, booted.Version))
 	})
 	return to, err
 }
