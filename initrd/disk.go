@@ -1,7 +1,6 @@
 package initrd
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -167,5 +166,3 @@ func findRoot(t *gpt.Table) (gpt.Partition, error) {
 	}
 	return gpt.Partition{}, errNoRoot
 }
-
-func isZero(b []byte) bool { return len(bytes.Trim(b, "\x00")) == 0 }

@@ -257,7 +257,7 @@ func (t *Tree) addTarEntry(hdr *tar.Header, tr io.Reader, spool *os.File, off *i
 		Xattrs:    tarXattrs(hdr),
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		start := *off
 		n, err := io.Copy(io.NewOffsetWriter(spool, start), tr)
 		if err != nil {
