@@ -279,3 +279,47 @@ func TestBootDebian(t *testing.T) {
 		t.Errorf("machine-id changed across reboot: %s → %s", machineID, got)
 	}
 }
+
+// TestInitFailureReboots breaks the verity superblock of a copy of the
+// image: ingot-init must name the step and the cause on the console, then
+// reboot (so boot counting can fall back).
+func TestInitFailureReboots(t *testing.T) {
+	res, _ := debianImage(t)
+	broken := filepath.Join(t.TempDir(), "broken.raw")
+	if out, err := exec.Command("cp", "--sparse=always", res.DiskPath, broken).CombinedOutput(); err != nil {
+		t.Fatalf("copy image: %v\n%s", err, out)
+	}
+	d, f, err := image.InspectFile(broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	w, err := os.OpenFile(broken, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(make([]byte, 4096), d.Verity.Offset(512)); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	m, err := vm.Start(ctx, vm.Config{Image: broken, DiskSizeBytes: res.DiskBytes + 1<<30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	line, err := m.WaitForRegexp(ctx, regexp.MustCompile(`ingot-init: FAILED: set up dm-verity for /usr: read verity superblock of /dev/vda3: [^\n]+`), 8*time.Minute)
+	if err != nil {
+		t.Fatalf("no failure line: %v", err)
+	}
+	t.Logf("console: %s", line[0])
+	if _, err := m.WaitFor(ctx, "ingot-init: rebooting in", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// The firmware starts again: the machine rebooted instead of hanging.
+	if _, err := m.WaitFor(ctx, "BdsDxe", 3*time.Minute); err != nil {
+		t.Fatalf("no reboot after the failure: %v", err)
+	}
+}
