@@ -61,3 +61,20 @@ func TestInstallUKIAtomic(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestUpdateLock(t *testing.T) {
+	a := New(Config{Root: t.TempDir()})
+	unlock, err := a.lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.lock(); err != ErrBusy {
+		t.Errorf("second lock: %v, want ErrBusy", err)
+	}
+	unlock()
+	again, err := a.lock()
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	again()
+}

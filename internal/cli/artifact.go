@@ -186,6 +186,9 @@ func defaultCacheDir() string {
 // (on the root partition, not in memory), which cleanup removes; anything
 // else is taken to be a directory already.
 func pullSource(cmd *cobra.Command, g *globals, src string) (dir string, cleanup func(), err error) {
+	if strings.HasPrefix(src, "https://") {
+		return downloadSource(cmd, g, src)
+	}
 	if !strings.HasPrefix(src, "oci://") {
 		return src, func() {}, nil
 	}
@@ -266,4 +269,29 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// downloadSource fetches an artifact directory published over HTTPS.
+func downloadSource(cmd *cobra.Command, g *globals, src string) (string, func(), error) {
+	parent := "/var/tmp"
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		parent = os.TempDir()
+	}
+	tmp, err := os.MkdirTemp(parent, "ingot-update-*")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	bar := newProgressBar(g, "download")
+	var progress func(done, total int64)
+	if bar != nil {
+		progress = bar.update
+	}
+	a, err := artifact.Download(cmd.Context(), nil, src, filepath.Join(tmp, "artifact"), progress)
+	bar.finish()
+	if err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return a.Dir, cleanup, nil
 }

@@ -36,7 +36,8 @@ ingot pull) into the slot the booted UKI does not use, then put its UKI on the
 ESP with three boot tries. Every file's sha256 and the verity root hash are
 checked against the manifest and the usrhash inside the new UKI first.
 
-SOURCE is oci://registry/repo:tag (or @sha256:…) or a directory. With
+SOURCE is oci://registry/repo:tag (or @sha256:…), an https:// URL of an
+artifact directory, or a local directory. With
 --channel it comes from /etc/ingot/update.conf (CHANNEL=oci://…), and the
 update runs only inside its WINDOW (e.g. WINDOW=02:00-04:00, UTC); this is
 what ingot-update.timer runs when it is enabled.`,
@@ -123,6 +124,9 @@ func checkSource(cmd *cobra.Command, a *agent.Agent, source string) (*Availabili
 		return nil, err
 	}
 	var m *artifact.Manifest
+	if strings.HasPrefix(source, "https://") {
+		return &Availability{Available: true, Running: st.Version}, nil // known after the download
+	}
 	if strings.HasPrefix(source, "oci://") {
 		info, err := oci.Inspect(cmd.Context(), source)
 		if err != nil {
