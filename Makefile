@@ -33,7 +33,7 @@ demo: build
 	$(BIN)/ingot vm $(OUT)/ingot_$(VERSION).raw
 
 bench: build
-	$(GO) test -tags vm -run XXX -bench . -benchtime 1x ./test/vm/
+	$(GO) test -tags vm -run XXX -bench . -benchtime 1x -timeout 60m ./test/vm/
 
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzRead -fuzztime 30s ./format/gpt
