@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -77,4 +79,15 @@ func TestUpdateLock(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	again()
+}
+
+func TestESPFull(t *testing.T) {
+	esp := t.TempDir()
+	err := checkESPRoom(esp, nil, [16]byte{}, "", 1<<50)
+	if !errors.Is(err, ErrESPFull) || !strings.Contains(err.Error(), "--esp-size") {
+		t.Errorf("a 1 PiB UKI: %v", err)
+	}
+	if err := checkESPRoom(esp, nil, [16]byte{}, "", 1024); err != nil {
+		t.Errorf("a 1 KiB UKI: %v", err)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -150,4 +152,16 @@ func TestSchemeTransport(t *testing.T) {
 	if got := strings.Join(rec.urls, " "); got != want {
 		t.Errorf("sent %s, want %s", got, want)
 	}
+}
+
+func TestPullUnreachable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	_, err := Pull(context.Background(), "oci://127.0.0.1:1/ingot:2.0.0", dir)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("unreachable registry: %v", err)
+	}
+	if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+		t.Error("a failed pull left its directory")
+	}
+	t.Logf("error: %v", err)
 }
