@@ -97,21 +97,8 @@ func (a *Agent) Bless() (string, error) {
 // Rollback makes the previous version the next boot, by marking the booted
 // entry as out of tries (systemd-boot then sorts it last).
 func (a *Agent) Rollback() (string, error) {
-	info, err := a.bootInfo()
-	if err != nil {
-		return "", err
-	}
-	d, err := a.openDisk(info, false)
-	if err != nil {
-		return "", err
-	}
-	defer d.f.Close()
 	var to string
-	err = a.withESP(d, func(esp string) error {
-		entries, err := listEntries(esp, info.UsrHash)
-		if err != nil {
-			return err
-		}
+	err := a.withEntries(func(esp string, entries []Entry) error {
 		var booted *Entry
 		for i := range entries {
 			e := &entries[i]
@@ -135,21 +122,8 @@ func (a *Agent) Rollback() (string, error) {
 }
 
 func (a *Agent) renameBooted(newName func(Entry) string) (string, error) {
-	info, err := a.bootInfo()
-	if err != nil {
-		return "", err
-	}
-	d, err := a.openDisk(info, false)
-	if err != nil {
-		return "", err
-	}
-	defer d.f.Close()
 	var done string
-	err = a.withESP(d, func(esp string) error {
-		entries, err := listEntries(esp, info.UsrHash)
-		if err != nil {
-			return err
-		}
+	err := a.withEntries(func(esp string, entries []Entry) error {
 		for _, e := range entries {
 			if !e.Booted {
 				continue
@@ -163,6 +137,26 @@ func (a *Agent) renameBooted(newName func(Entry) string) (string, error) {
 		return nil
 	})
 	return done, err
+}
+
+// withEntries mounts the boot disk's ESP and hands fn its UKI entries.
+func (a *Agent) withEntries(fn func(esp string, entries []Entry) error) error {
+	info, err := a.bootInfo()
+	if err != nil {
+		return err
+	}
+	d, err := a.openDisk(info, false)
+	if err != nil {
+		return err
+	}
+	defer d.f.Close()
+	return a.withESP(d, func(esp string) error {
+		entries, err := listEntries(esp, info.UsrHash)
+		if err != nil {
+			return err
+		}
+		return fn(esp, entries)
+	})
 }
 
 // Reset removes the root partition from the partition table: the next boot

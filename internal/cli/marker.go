@@ -1,15 +1,12 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ingot-linux/ingot/agent"
-	"github.com/ingot-linux/ingot/initrd"
 )
 
 // newBootMarkerCmd prints the line that says a boot completed. It runs on the
@@ -21,23 +18,18 @@ func newBootMarkerCmd(g *globals) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var info initrd.BootInfo
-			b, err := os.ReadFile("/run/ingot/boot.json")
+			a := agent.New(agent.Config{Logger: g.logger()})
+			running, err := a.Running()
 			if err != nil {
-				return fmt.Errorf("read boot record: %w (was this system booted by ingot-init?)", err)
+				return err
 			}
-			if err := json.Unmarshal(b, &info); err != nil {
-				return fmt.Errorf("parse /run/ingot/boot.json: %w", err)
-			}
-			version := osReleaseField("/usr/lib/os-release", "IMAGE_VERSION")
-			line := fmt.Sprintf("ingot: boot complete version=%s slot=%s usrhash=%s\n", version, info.Slot, info.UsrHash)
+			line := fmt.Sprintf("ingot: boot complete version=%s slot=%s usrhash=%s\n", running.Version, running.Slot, running.UsrHash)
 			if c, err := os.OpenFile("/dev/console", os.O_WRONLY, 0); err == nil {
 				fmt.Fprint(c, line)
 				c.Close()
 			}
 			fmt.Fprint(g.stdout, line)
 			// Reaching boot-complete.target is what makes a boot good.
-			a := agent.New(agent.Config{Logger: g.logger()})
 			if blessed, err := a.Bless(); err != nil {
 				return fmt.Errorf("bless boot entry: %w", err)
 			} else if blessed != "" {
@@ -54,17 +46,4 @@ func newBootMarkerCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func osReleaseField(path, key string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, key+"="); ok {
-			return strings.Trim(v, `"'`)
-		}
-	}
-	return ""
 }
