@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -369,20 +368,6 @@ func validate(t *testing.T, disk string, d *image.Disk) {
 	}
 }
 
-func sum(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 func TestReproducible(t *testing.T) {
 	dir := t.TempDir()
 	tarball := filepath.Join(dir, "rootfs.tar")
@@ -395,14 +380,14 @@ func TestReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sa, sb := sum(t, a.DiskPath), sum(t, b.DiskPath); sa != sb {
+	if sa, sb := ingottest.FileSHA256(t, a.DiskPath), ingottest.FileSHA256(t, b.DiskPath); sa != sb {
 		t.Fatalf("two builds differ: %s vs %s", sa, sb)
 	}
 	c, err := build(t, tarball, filepath.Join(dir, "c"), func(o *image.Options) { o.Epoch = epoch + 1 })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum(t, a.DiskPath) == sum(t, c.DiskPath) {
+	if ingottest.FileSHA256(t, a.DiskPath) == ingottest.FileSHA256(t, c.DiskPath) {
 		t.Error("a different SOURCE_DATE_EPOCH gave the same bytes: the epoch is not used")
 	}
 }
@@ -594,7 +579,7 @@ func TestSignedImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum(t, res.DiskPath) != sum(t, again.DiskPath) {
+	if ingottest.FileSHA256(t, res.DiskPath) != ingottest.FileSHA256(t, again.DiskPath) {
 		t.Error("two signed builds differ")
 	}
 }

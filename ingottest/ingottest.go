@@ -9,6 +9,8 @@ package ingottest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -162,4 +164,19 @@ func DebianRootfs(t testing.TB, repoRoot string) string {
 		t.Skip(msg + " (needs root)")
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// FileSHA256 returns the hex sha256 of a file's content.
+func FileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

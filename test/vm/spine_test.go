@@ -7,11 +7,9 @@ package vm_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,23 +127,9 @@ func TestDebianImageReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b := fileSum(t, res.DiskPath), fileSum(t, again.DiskPath); a != b {
+	if a, b := ingottest.FileSHA256(t, res.DiskPath), ingottest.FileSHA256(t, again.DiskPath); a != b {
 		t.Fatalf("two builds of the same rootfs differ: %s vs %s", a, b)
 	}
-}
-
-func fileSum(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 var markerRE = regexp.MustCompile(`ingot: boot complete version=(\S+) slot=([ab]) usrhash=([0-9a-f]{64})`)
