@@ -1,5 +1,5 @@
 # ingot's build: static binaries, no cgo.
-GO      ?= go
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     ?= bin
 OUT     ?= out
 VERSION ?= 1.0.0
