@@ -4,6 +4,8 @@ BIN     ?= bin
 OUT     ?= out
 VERSION ?= 1.0.0
 export CGO_ENABLED = 0
+# Tests run `go build` themselves: the same go must be first on PATH.
+export PATH := $(dir $(GO)):$(PATH)
 BUILDFLAGS = -trimpath -ldflags='-s -w -buildid='
 
 .PHONY: all build check test vet demo bench fuzz clean
