@@ -23,7 +23,7 @@ vet:
 # The test command: every package, the VM boots included; missing validators
 # fail instead of skipping.
 check: vet build
-	INGOT_REQUIRE_TOOLS=1 $(GO) test -tags vm -timeout 80m ./...
+	INGOT_REQUIRE_TOOLS=1 $(GO) test -count=1 -tags vm -timeout 80m ./...
 
 # Quick tests: no VMs.
 test:
