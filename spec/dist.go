@@ -108,18 +108,8 @@ func (d *Distribution) Resolve(targets []string) ([]string, error) {
 			visit(x)
 		}
 	}
-	for _, t := range targets {
-		t = strings.TrimPrefix(t, "@")
-		switch {
-		case d.recipes[t] != nil:
-			visit(t)
-		case d.sets[t] != nil:
-			for _, n := range d.sets[t] {
-				visit(n)
-			}
-		default:
-			return nil, &UnknownError{Name: t, Known: d.Names()}
-		}
+	if err := d.eachTarget(targets, visit); err != nil {
+		return nil, err
 	}
 	// Kahn's algorithm over build inputs, smallest name first.
 	indeg := map[string]int{}
@@ -164,18 +154,8 @@ func (d *Distribution) Shipped(targets []string) ([]string, error) {
 			visit(dep)
 		}
 	}
-	for _, t := range targets {
-		t = strings.TrimPrefix(t, "@")
-		switch {
-		case d.recipes[t] != nil:
-			visit(t)
-		case d.sets[t] != nil:
-			for _, n := range d.sets[t] {
-				visit(n)
-			}
-		default:
-			return nil, &UnknownError{Name: t, Known: d.Names()}
-		}
+	if err := d.eachTarget(targets, visit); err != nil {
+		return nil, err
 	}
 	return sortedKeys(seen), nil
 }
@@ -249,4 +229,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// eachTarget calls visit for every recipe a target names: a recipe itself,
+// or each member of a set ("base" or "@base").
+func (d *Distribution) eachTarget(targets []string, visit func(string)) error {
+	for _, t := range targets {
+		t = strings.TrimPrefix(t, "@")
+		switch {
+		case d.recipes[t] != nil:
+			visit(t)
+		case d.sets[t] != nil:
+			for _, n := range d.sets[t] {
+				visit(n)
+			}
+		default:
+			return &UnknownError{Name: t, Known: d.Names()}
+		}
+	}
+	return nil
 }

@@ -176,13 +176,19 @@ func runFor(ctx context.Context, t *testing.T, m *vm.Machine, cmd string, timeou
 	return strings.TrimSpace(out)
 }
 
+// runJSON runs cmd in the guest and decodes its output into v.
+func runJSON(ctx context.Context, t *testing.T, m *vm.Machine, cmd string, v any) {
+	t.Helper()
+	out := run(ctx, t, m, cmd)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+}
+
 func bootInfo(ctx context.Context, t *testing.T, m *vm.Machine) initrd.BootInfo {
 	t.Helper()
 	var info initrd.BootInfo
-	out := run(ctx, t, m, "cat /run/ingot/boot.json")
-	if err := json.Unmarshal([]byte(out), &info); err != nil {
-		t.Fatalf("boot.json: %v\n%s", err, out)
-	}
+	runJSON(ctx, t, m, "cat /run/ingot/boot.json", &info)
 	return info
 }
 

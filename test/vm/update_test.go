@@ -5,7 +5,6 @@ package vm_test
 import (
 	"archive/tar"
 	"context"
-	"encoding/json"
 	"io"
 	"io/fs"
 	"os"
@@ -91,10 +90,7 @@ func payloadDisk(t *testing.T, dirs ...string) string {
 func status(ctx context.Context, t *testing.T, m *vm.Machine) agent.Status {
 	t.Helper()
 	var st agent.Status
-	out := run(ctx, t, m, "ingot status --json")
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("ingot status --json: %v\n%s", err, out)
-	}
+	runJSON(ctx, t, m, "ingot status --json", &st)
 	return st
 }
 
