@@ -128,7 +128,8 @@ func ensureDir(root, rel, src string) error {
 	}
 	mode := fs.FileMode(0o755)
 	if fi, err := os.Lstat(filepath.Join(src, rel)); err == nil {
-		mode = fi.Mode().Perm()
+		// Keep the sticky and setgid bits (/tmp is 1777).
+		mode = fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky)
 	}
 	if err := os.Mkdir(p, 0o700); err != nil {
 		return err

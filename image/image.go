@@ -55,6 +55,11 @@ type Options struct {
 	// boot-complete.target before the machine reboots (a failed try);
 	// 0 means DefaultBootDeadline.
 	BootDeadline time.Duration
+	// HealthChecks are systemd units of the image that must succeed before
+	// boot-complete.target, besides ingot's own (ingot-health.service). A
+	// check that fails reboots the machine, one that hangs runs into the
+	// boot deadline: either way a failed try.
+	HealthChecks []string
 	// Autologin gives a root shell on the serial console (development and
 	// tests only).
 	Autologin bool
@@ -78,6 +83,9 @@ type Options struct {
 	// TempDir holds intermediate files; "" means a directory inside
 	// OutputDir, removed at the end.
 	TempDir string
+	// SBOM, if set, is an SPDX document describing the root filesystem;
+	// it is written next to the disk image as ingot_<version>.spdx.json.
+	SBOM []byte
 	// Progress, if set, is told about each stage.
 	Progress func(stage string)
 	// Logger receives details; nil discards them.
@@ -107,7 +115,10 @@ type Result struct {
 	DiskPath string `json:"disk"`
 	// UpdateDir is the update artifact of this version (see package
 	// artifact): what `ingot push` uploads and `ingot update` applies.
-	UpdateDir     string `json:"update"`
+	UpdateDir string `json:"update"`
+	// SBOMPath is the SPDX document written next to the disk ("" if
+	// Options.SBOM was empty).
+	SBOMPath      string `json:"sbom,omitempty"`
 	DiskBytes     int64  `json:"diskBytes"`
 	UsrHash       string `json:"usrhash"`
 	UsrBytes      int64  `json:"usrBytes"`
@@ -278,8 +289,19 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("write update artifact: %w", err)
 	}
+	sbomPath := ""
+	if len(o.SBOM) > 0 {
+		sbomPath = filepath.Join(o.OutputDir, layout.Name+"_"+o.Version+".spdx.json")
+		if err := writeFileAtomic(sbomPath, o.SBOM); err != nil {
+			os.RemoveAll(updateDir)
+			return nil, fmt.Errorf("write SBOM: %w", err)
+		}
+	}
 	if err := os.Rename(out.Name(), final); err != nil {
 		os.RemoveAll(updateDir)
+		if sbomPath != "" {
+			os.Remove(sbomPath)
+		}
 		return nil, fmt.Errorf("rename disk image into place: %w", err)
 	}
 	committed = true
@@ -288,6 +310,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		Version:        o.Version,
 		DiskPath:       final,
 		UpdateDir:      updateDir,
+		SBOMPath:       sbomPath,
 		DiskBytes:      d.diskBytes,
 		UsrHash:        hex.EncodeToString(usr.RootHash),
 		UsrBytes:       usr.DataBytes,
@@ -339,6 +362,31 @@ func readStatic(path, what, flag string) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// writeFileAtomic writes data to a temporary file next to path, syncs it
+// and renames it into place.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func syncDir(dir string) {

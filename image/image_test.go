@@ -291,7 +291,8 @@ func checkUsr(t *testing.T, f *os.File, d *image.Disk) {
 		t.Errorf("os-release lacks the image fields:\n%s", osr)
 	}
 	for _, p := range []string{"bin/ingot", "lib/systemd/system/ingot-boot-marker.service",
-		"lib/systemd/system/multi-user.target.wants/ingot-boot-marker.service", "lib/ingot/root.json"} {
+		"lib/systemd/system/multi-user.target.wants/ingot-boot-marker.service", "lib/ingot/root.json",
+		"lib/systemd/system/ingot-health.service", "lib/systemd/system/ingot-health.service.d/50-ingot-health.conf"} {
 		if _, err := fs.Stat(fsys, p); err != nil {
 			t.Errorf("ingot runtime file /usr/%s: %v", p, err)
 		}
@@ -407,6 +408,8 @@ func TestBadInput(t *testing.T) {
 		{"bad version", nil, func(o *image.Options) { o.Version = "1.0/evil" }, "version"},
 		{"output not writable", nil, func(o *image.Options) { o.OutputDir = "/proc/ingot" }, "output directory"},
 		{"missing rootfs", nil, func(o *image.Options) { o.RootFS = "/nonexistent/rootfs.tar" }, "no such file"},
+		{"health check not a unit", nil, func(o *image.Options) { o.HealthChecks = []string{"../evil"} }, "not a systemd unit name"},
+		{"health check missing", nil, func(o *image.Options) { o.HealthChecks = []string{"absent.service"} }, "absent.service: no such unit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -157,7 +157,7 @@ func osRelease(orig []byte, version string) []byte {
 const markerUnit = `[Unit]
 Description=ingot boot marker
 Documentation=https://github.com/ingot-linux/ingot
-Wants=boot-complete.target
+Requires=boot-complete.target
 After=boot-complete.target
 
 [Service]
@@ -167,6 +167,21 @@ ExecStart=/usr/bin/ingot boot-marker
 
 [Install]
 WantedBy=multi-user.target
+`
+
+// ingot's own health check; boot-complete.target requires it (and the
+// image's --health-check units), so a boot that fails it is not blessed.
+const healthUnit = `[Unit]
+Description=ingot health check
+Documentation=https://github.com/ingot-linux/ingot/blob/main/docs/updates.md
+DefaultDependencies=no
+After=local-fs.target
+Before=boot-complete.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/ingot health
 `
 
 // The update channel: off until the owner enables the timer and writes
@@ -256,6 +271,9 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 	}
 	t.PutFile("usr/lib/systemd/system/boot-complete.target.d/50-ingot-deadline.conf", []byte(fmt.Sprintf(
 		"[Unit]\nJobTimeoutSec=%d\nJobTimeoutAction=reboot-force\n", int(deadline.Seconds()))), 0o644, epoch)
+	if err := putHealthChecks(t, o.HealthChecks, epoch); err != nil {
+		return err
+	}
 	if o.Keys != nil {
 		// The agent accepts only UKIs that chain to these.
 		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(o.Keys.DB.Cert.Raw), 0o644, epoch)
@@ -268,6 +286,61 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 		t.PutFile("usr/lib/systemd/system/console-getty.service.d/50-ingot-autologin.conf", []byte(autologinDropIn), 0o644, epoch)
 	}
 	return nil
+}
+
+// putHealthChecks makes boot-complete.target require ingot-health.service
+// and the image's own checks, and makes a failed check reboot the machine
+// (a failed try for boot counting).
+func putHealthChecks(t *rootfs.Tree, units []string, epoch int64) error {
+	all := []string{"ingot-health.service"}
+	for _, u := range units {
+		if !validUnitName(u) {
+			return fmt.Errorf("health check %q: not a systemd unit name (e.g. my-check.service)", u)
+		}
+		if !unitExists(t, u) {
+			return fmt.Errorf("health check %s: no such unit in /usr/lib/systemd/system or /etc/systemd/system of the root filesystem", u)
+		}
+		all = append(all, u)
+	}
+	t.PutFile("usr/lib/systemd/system/ingot-health.service", []byte(healthUnit), 0o644, epoch)
+	for _, u := range all {
+		t.PutFile("usr/lib/systemd/system/"+u+".d/50-ingot-health.conf",
+			[]byte("[Unit]\nBefore=boot-complete.target\nFailureAction=reboot\n"), 0o644, epoch)
+	}
+	deps := strings.Join(all, " ")
+	t.PutFile("usr/lib/systemd/system/boot-complete.target.d/60-ingot-health.conf",
+		[]byte("[Unit]\nRequires="+deps+"\nAfter="+deps+"\n"), 0o644, epoch)
+	return nil
+}
+
+// validUnitName accepts NAME.TYPE with systemd's unit name characters.
+func validUnitName(u string) bool {
+	name, typ, ok := strings.Cut(u, ".")
+	if !ok || name == "" || len(u) > 255 {
+		return false
+	}
+	switch typ {
+	case "service", "target", "mount", "path", "socket", "timer":
+	default:
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(":-_.\\@", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// unitExists reports whether the root filesystem has the unit (before
+// /etc moves to the factory directory, or after).
+func unitExists(t *rootfs.Tree, u string) bool {
+	for _, d := range []string{"usr/lib/systemd/system/", "etc/systemd/system/", "usr/" + layout.FactoryDir + "/etc/systemd/system/"} {
+		if t.Resolve(d+u) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func pemCert(der []byte) []byte {

@@ -146,7 +146,10 @@ type Forward struct {
 }
 
 // GuestForward sends the guest's TCP connections to GuestAddr:GuestPort to
-// Target on this machine (QEMU guestfwd).
+// Target on this machine (QEMU guestfwd). Each guest connection gets its
+// own connection to Target through socat: QEMU's plain tcp: guestfwd
+// shares one host connection among all guest connections, which garbles
+// concurrent HTTP requests.
 type GuestForward struct {
 	// GuestAddr is the address the guest connects to (default
 	// DefaultGuestForwardAddr).
@@ -433,7 +436,7 @@ func (u *UserNet) netdev(id string) string {
 		if addr == "" {
 			addr = DefaultGuestForwardAddr
 		}
-		fmt.Fprintf(&b, ",guestfwd=tcp:%s:%d-tcp:%s", addr, g.GuestPort, g.Target)
+		fmt.Fprintf(&b, ",guestfwd=tcp:%s:%d-cmd:socat - TCP:%s", addr, g.GuestPort, g.Target)
 	}
 	return b.String()
 }

@@ -101,8 +101,8 @@ func TestArgs(t *testing.T) {
 				"-netdev", "user,id=net0,restrict=on" +
 					",hostfwd=tcp:127.0.0.1:2222-:22" +
 					",hostfwd=udp:127.0.0.2:5353-10.0.2.15:53" +
-					",guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080" +
-					",guestfwd=tcp:10.0.2.101:443-tcp:localhost:8443",
+					",guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:8080" +
+					",guestfwd=tcp:10.0.2.101:443-cmd:socat - TCP:localhost:8443",
 				"-device", "virtio-net-pci,netdev=net0",
 			}, console, qmpArgs),
 		},

@@ -166,6 +166,11 @@ func (c Config) resolve() (Config, error) {
 	if c.QEMU, err = exec.LookPath(c.QEMU); err != nil {
 		return c, fmt.Errorf("qemu: %w (install the Debian package qemu-system-x86)", err)
 	}
+	if c.UserNet != nil && len(c.UserNet.GuestForwards) > 0 {
+		if _, err := exec.LookPath("socat"); err != nil {
+			return c, fmt.Errorf("guest forwards: %w (install the Debian package socat)", err)
+		}
+	}
 	if c.Image != "" && !c.Persist {
 		if c.QEMUImg == "" {
 			c.QEMUImg = DefaultQEMUImg

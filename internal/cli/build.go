@@ -41,25 +41,11 @@ Recipes come from the distribution built into ingot, or from --recipes DIR
 (one directory per package with a recipe.yaml, and sets.yaml).
 SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := build.Options{Jobs: jobs, KeepGoing: keepGoing, Logger: g.logger()}
-			var err error
-			label := "recipes"
-			o.Recipes = recipes.FS()
-			if recipesDir != "" {
-				o.Recipes, label = os.DirFS(recipesDir), recipesDir
-			}
-			if o.Distribution, err = build.LoadDistribution(o.Recipes, label); err != nil {
+			o, err := buildOptions(g, jobs, storeDir, recipesDir)
+			if err != nil {
 				return err
 			}
-			if storeDir == "" {
-				if storeDir, err = defaultStore(); err != nil {
-					return err
-				}
-			}
-			o.Store = storeDir
-			if o.Epoch, err = buildEpoch(); err != nil {
-				return err
-			}
+			o.KeepGoing = keepGoing
 			pr := newBuildProgress(g.stderr)
 			o.Progress = pr.update
 			stop := pr.run(cmd.Context())
@@ -112,21 +98,12 @@ func buildOutputs(out *buildCmdResult, o build.Options, targets []string, rootfs
 		out.RootFS = rootfs
 	}
 	if sbomFile != "" {
-		pkgs, err := sbom.FromDistribution(o.Distribution, targets, out.Keys())
+		data, err := distributionSBOM(o, targets, out.Keys(), "ingot "+strings.Join(targets, " "))
 		if err != nil {
 			return err
 		}
-		epoch := o.Epoch
-		if epoch == 0 {
-			epoch = build.DefaultEpoch
-		}
-		doc := sbom.New(pkgs, sbom.Options{Name: "ingot " + strings.Join(targets, " "), Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
-		var buf bytes.Buffer
-		if err := doc.Write(&buf); err != nil {
-			return err
-		}
 		tmp := sbomFile + ".tmp"
-		if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(tmp, data, 0o644); err != nil {
 			return fmt.Errorf("write SBOM: %w", err)
 		}
 		if err := os.Rename(tmp, sbomFile); err != nil {
@@ -135,6 +112,50 @@ func buildOutputs(out *buildCmdResult, o build.Options, targets []string, rootfs
 		out.SBOM = sbomFile
 	}
 	return nil
+}
+
+// buildOptions loads the distribution (built in, or from recipesDir) and
+// opens the store (default: the user's cache directory).
+func buildOptions(g *globals, jobs int, storeDir, recipesDir string) (build.Options, error) {
+	o := build.Options{Jobs: jobs, Logger: g.logger()}
+	var err error
+	label := "recipes"
+	o.Recipes = recipes.FS()
+	if recipesDir != "" {
+		o.Recipes, label = os.DirFS(recipesDir), recipesDir
+	}
+	if o.Distribution, err = build.LoadDistribution(o.Recipes, label); err != nil {
+		return o, err
+	}
+	if storeDir == "" {
+		if storeDir, err = defaultStore(); err != nil {
+			return o, err
+		}
+	}
+	o.Store = storeDir
+	if o.Epoch, err = buildEpoch(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// distributionSBOM is the SPDX 2.3 JSON document of targets and what they
+// are built from.
+func distributionSBOM(o build.Options, targets []string, keys map[string]string, name string) ([]byte, error) {
+	pkgs, err := sbom.FromDistribution(o.Distribution, targets, keys)
+	if err != nil {
+		return nil, err
+	}
+	epoch := o.Epoch
+	if epoch == 0 {
+		epoch = build.DefaultEpoch
+	}
+	doc := sbom.New(pkgs, sbom.Options{Name: name, Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
+	var buf bytes.Buffer
+	if err := doc.Write(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func defaultStore() (string, error) {

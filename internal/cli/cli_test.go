@@ -27,7 +27,7 @@ func TestCLI(t *testing.T) {
 		{"image help", []string{"image", "--help"}, 0, "SOURCE_DATE_EPOCH", ""},
 		{"completion", []string{"completion", "bash"}, 0, "bash completion", ""},
 		{"unknown verb", []string{"frobnicate"}, 1, "", `unknown command "frobnicate"`},
-		{"image without flags", []string{"image"}, 1, "", `required flag(s) "rootfs", "version" not set`},
+		{"image from missing recipes", []string{"image", "--recipes", "/nonexistent-recipes"}, 1, "", "/nonexistent-recipes"},
 		{"bad size", []string{"image", "--rootfs", "x", "--version", "1", "--usr-size", "lots"}, 1, "", `--usr-size: "lots" is not a size`},
 		{"missing rootfs", []string{"image", "--rootfs", "/nonexistent", "--version", "1", "--output", "/tmp/ingot-cli-test-out", "--init", "/nonexistent-init"}, 1, "", "ingot-init binary"},
 		{"vm without image", []string{"vm"}, 1, "", "accepts 1 arg"},

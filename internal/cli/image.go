@@ -1,15 +1,21 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ingot-linux/ingot/build"
+	"github.com/ingot-linux/ingot/build/sbom"
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/trust"
 )
@@ -20,13 +26,23 @@ func newImageCmd(g *globals) *cobra.Command {
 		usrSize, esp string
 		keyDir       string
 		cmdline      []string
+		storeDir     string
+		recipesDir   string
+		packages     []string
+		jobs         int
 	)
 	cmd := &cobra.Command{
-		Use:   "image --rootfs PATH --version V --output DIR",
-		Short: "Make a bootable, verified disk image from a root filesystem",
-		Long: `Make OUTPUT/ingot_<version>.raw from a merged-/usr root filesystem (a
-directory or a .tar, .tar.gz, .tar.zst or .tar.xz tarball) that has a kernel,
-systemd and systemd-boot's EFI binaries.
+		Use:   "image [--rootfs PATH] [--version V] [--output DIR]",
+		Short: "Make a bootable, verified disk image from the built base or a root filesystem",
+		Long: `Make OUTPUT/ingot_<version>.raw, its update artifact and an SPDX SBOM
+(ingot_<version>.spdx.json).
+
+Without --rootfs the image holds ingot's own distribution: the packages
+named by --packages (default: the base set), built from source into the
+store as ingot build does (nothing is rebuilt when the store has them).
+With --rootfs it holds any merged-/usr root filesystem (a directory or a
+.tar, .tar.gz, .tar.zst or .tar.xz tarball) that has a kernel, systemd and
+systemd-boot's EFI binaries.
 
 Timestamps are capped at SOURCE_DATE_EPOCH when it is set, otherwise at the
 newest timestamp in the root filesystem, so the same input gives the same
@@ -59,6 +75,18 @@ bytes.`,
 				o.KeyDir = keyDir
 			}
 			o.Logger = g.logger()
+			if o.RootFS == "" {
+				dir, sbomData, err := assembleBase(cmd, g, o.OutputDir, jobs, storeDir, recipesDir, packages, o.Version)
+				if dir != "" {
+					defer os.RemoveAll(dir)
+				}
+				if err != nil {
+					return err
+				}
+				o.RootFS, o.SBOM = dir, sbomData
+			} else if o.SBOM, err = rootfsSBOM(o.RootFS, o.Version); err != nil {
+				return err
+			}
 			start := time.Now()
 			o.Progress = func(stage string) {
 				if !g.json {
@@ -80,21 +108,100 @@ bytes.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.RootFS, "rootfs", "", "root filesystem: directory or tarball")
-	f.StringVar(&o.Version, "version", "", "image version (IMAGE_VERSION)")
+	f.StringVar(&o.RootFS, "rootfs", "", "root filesystem: directory or tarball (default: the built base)")
+	f.StringVar(&o.Version, "version", "1.0.0", "image version (IMAGE_VERSION)")
+	f.StringVar(&storeDir, "store", "", "without --rootfs: store directory (default: ingot/store in the user's cache directory)")
+	f.StringVar(&recipesDir, "recipes", "", "without --rootfs: recipe directory (default: the distribution built into ingot)")
+	f.StringSliceVar(&packages, "packages", []string{"base"}, "without --rootfs: packages and sets to put in the image")
+	f.IntVarP(&jobs, "jobs", "j", 0, "without --rootfs: packages to build at once (default: the number of CPUs)")
 	f.StringVarP(&o.OutputDir, "output", "o", "out", "output directory")
 	f.BoolVar(&o.Autologin, "autologin", false, "root shell on the serial console (development and tests)")
 	f.StringVar(&o.KernelVersion, "kernel-version", "", "kernel to use when the root filesystem has several")
 	f.StringArrayVar(&cmdline, "cmdline", nil, "extra kernel command-line argument (repeatable)")
 	f.StringVar(&usrSize, "usr-size", "", "size of each usr partition, e.g. 2G (default: from /usr, with room to grow)")
 	f.StringVar(&esp, "esp-size", "", "size of the ESP, e.g. 512M (default: room for four UKIs, at least 256M)")
+	f.StringArrayVar(&o.HealthChecks, "health-check", nil, "a systemd unit of the image that must succeed before a boot counts as good (repeatable)")
 	f.DurationVar(&o.BootDeadline, "boot-deadline", image.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
 	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
 	f.StringVar(&o.InitPath, "init", "", "ingot-init binary (default: next to this ingot)")
 	f.StringVar(&o.AgentPath, "agent", "", "ingot binary to install as /usr/bin/ingot (default: this one)")
-	cmd.MarkFlagRequired("rootfs")
-	cmd.MarkFlagRequired("version")
 	return cmd
+}
+
+// assembleBase builds packages (as ingot build does; cached ones are not
+// rebuilt) and assembles their runtime outputs into a new directory inside
+// outDir, returned with the SBOM of what went in. The caller removes the
+// directory.
+func assembleBase(cmd *cobra.Command, g *globals, outDir string, jobs int, storeDir, recipesDir string, packages []string, version string) (string, []byte, error) {
+	o, err := buildOptions(g, jobs, storeDir, recipesDir)
+	if err != nil {
+		return "", nil, err
+	}
+	pr := newBuildProgress(g.stderr)
+	o.Progress = pr.update
+	stop := pr.run(cmd.Context())
+	res, err := build.Build(cmd.Context(), packages, o)
+	stop()
+	if err != nil {
+		return "", nil, fmt.Errorf("build %s: %w", strings.Join(packages, " "), err)
+	}
+	shipped, err := o.Distribution.Shipped(packages)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("create output directory: %w", err)
+	}
+	dir, err := os.MkdirTemp(outDir, ".ingot-rootfs-*")
+	if err != nil {
+		return "", nil, fmt.Errorf("output directory %s is not writable: %w", outDir, err)
+	}
+	if err := build.Assemble(o.Store, res.Keys(), shipped, dir); err != nil {
+		return dir, nil, err
+	}
+	data, err := distributionSBOM(o, packages, res.Keys(), "ingot "+version)
+	return dir, data, err
+}
+
+// rootfsSBOM describes an image made from a root filesystem that ingot did
+// not build: one package, the root filesystem, with the sha256 of the
+// tarball (nothing is known about what is inside).
+func rootfsSBOM(rootfs, version string) ([]byte, error) {
+	p := sbom.Package{Name: filepath.Base(rootfs), Version: version, Licence: "NOASSERTION", Shipped: true,
+		Description: "root filesystem given to ingot image --rootfs"}
+	if fi, err := os.Stat(rootfs); err == nil && fi.Mode().IsRegular() {
+		sum, err := fileSHA256(rootfs)
+		if err != nil {
+			return nil, err
+		}
+		p.Sources = []sbom.Source{{URL: "NOASSERTION", SHA256: sum}}
+	}
+	epoch, err := buildEpoch()
+	if err != nil {
+		return nil, err
+	}
+	if epoch == 0 {
+		epoch = build.DefaultEpoch
+	}
+	doc := sbom.New([]sbom.Package{p}, sbom.Options{Name: "ingot " + version, Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
+	var buf bytes.Buffer
+	if err := doc.Write(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // sourceDateEpoch reads SOURCE_DATE_EPOCH; unset means "derive from content"

@@ -47,3 +47,21 @@ func newBootMarkerCmd(g *globals) *cobra.Command {
 		},
 	}
 }
+
+// newHealthCmd runs ingot's own health check (ingot-health.service, before
+// boot-complete.target on the device).
+func newHealthCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "health",
+		Short:  "Check that the running system is the one its boot entry describes (run by systemd on the device)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := agent.New(agent.Config{Logger: g.logger()}).Health(); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "ingot: healthy")
+			return nil
+		},
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -23,15 +24,75 @@ import (
 // buildVersion builds the Debian fixture as another version.
 func buildVersion(t *testing.T, version string, cmdline ...string) *image.Result {
 	t.Helper()
-	res, err := image.Build(context.Background(), image.Options{
+	return buildVersionWith(t, version, func(o *image.Options) { o.Cmdline = cmdline })
+}
+
+// buildVersionWith builds the Debian fixture as another version, with
+// options changed by mod.
+func buildVersionWith(t *testing.T, version string, mod func(*image.Options)) *image.Result {
+	t.Helper()
+	o := image.Options{
 		RootFS: shared.rootfs, Version: version, OutputDir: filepath.Join(shared.dir, "v"+version), Epoch: epoch,
 		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot"),
-		Autologin: true, Cmdline: cmdline,
-	})
+		Autologin: true,
+	}
+	mod(&o)
+	res, err := image.Build(context.Background(), o)
 	if err != nil {
 		t.Fatalf("build %s: %v", version, err)
 	}
 	return res
+}
+
+// rootfsWith writes a copy of the fixture tarball with files added (path
+// → content, mode 0644).
+func rootfsWith(t *testing.T, files map[string]string) string {
+	t.Helper()
+	in, err := os.Open(shared.rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	p := filepath.Join(t.TempDir(), "rootfs.tar")
+	out, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	tr, tw := tar.NewReader(in), tar.NewWriter(out)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Skipf("the test root filesystem %s is not a plain tar file: %v", shared.rootfs, err)
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(files[name])), ModTime: time.Unix(epoch, 0)}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[name])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // payloadDisk packs update artifacts into a tar file that the guest reads
@@ -111,7 +172,13 @@ func TestUpdateRollbackReset(t *testing.T) {
 	v3 := buildVersion(t, "3.0.0")
 	// v4's init exits at once: PID 1 dies, the kernel panics and reboots.
 	v4 := buildVersion(t, "4.0.0", "init=/usr/bin/false")
-	payload := payloadDisk(t, v1.UpdateDir, v3.UpdateDir, v4.UpdateDir)
+	// v5's boot hangs: a health check of its own never finishes, so the
+	// boot deadline reboots it.
+	hangRootfs := rootfsWith(t, map[string]string{"usr/lib/systemd/system/ingot-test-hang.service": "[Unit]\nDescription=a health check that never ends\n\n[Service]\nType=oneshot\nExecStart=/bin/sleep infinity\nTimeoutStartSec=infinity\n"})
+	v5 := buildVersionWith(t, "5.0.0", func(o *image.Options) {
+		o.RootFS, o.HealthChecks, o.BootDeadline = hangRootfs, []string{"ingot-test-hang.service"}, 50*time.Second
+	})
+	payload := payloadDisk(t, v1.UpdateDir, v3.UpdateDir, v4.UpdateDir, v5.UpdateDir)
 
 	// v2 comes from a real registry on the host's loopback, which the guest
 	// reaches through one guestfwd and nothing else (restrict=on).
@@ -187,6 +254,24 @@ func TestUpdateRollbackReset(t *testing.T) {
 	}
 	if !strings.Contains(m.Log(), "ingot: rolled back from 4.0.0") {
 		t.Error("the console does not say the machine rolled back")
+	}
+
+	// v5 (into slot a) hangs before boot-complete: the boot deadline
+	// reboots it three times, then systemd-boot falls back to v2.
+	runFor(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v5.UpdateDir), 15*time.Minute)
+	deadlinesBefore := strings.Count(m.Log(), "Forcibly rebooting")
+	m.Send("systemctl reboot\n")
+	expectMarker(t, booted(ctx, t, m), "2.0.0", "b")
+	st = status(ctx, t, m)
+	if st.RolledBack == nil || st.RolledBack.From != "5.0.0" {
+		t.Errorf("status after the hanging v5 does not report the rollback: %+v", st)
+	}
+	if n := strings.Count(m.Log(), "Forcibly rebooting") - deadlinesBefore; n != 3 {
+		t.Errorf("the boot deadline rebooted v5 %d times, want 3", n)
+	}
+	// Booting v2 passed ingot's own health check.
+	if got := run(ctx, t, m, "systemctl is-active ingot-health.service"); got != "active" {
+		t.Errorf("ingot-health.service on v2 is %q", got)
 	}
 
 	// Factory reset: same version, fresh root.
