@@ -14,7 +14,8 @@ import (
 
 // keyVersion changes whenever the meaning of a key changes (the layout of
 // outputs, normalization, the sandbox), so that old entries are not reused.
-const keyVersion = "ingot-build-key-v1"
+// v2: directories keep their sticky and setgid bits.
+const keyVersion = "ingot-build-key-v2"
 
 // keyInput is everything a build's output depends on.
 type keyInput struct {

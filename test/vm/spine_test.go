@@ -136,7 +136,7 @@ var markerRE = regexp.MustCompile(`ingot: boot complete version=(\S+) slot=([ab]
 
 // booted waits for the boot marker and the autologin shell, which come in
 // either order.
-func booted(ctx context.Context, t *testing.T, m *vm.Machine) []string {
+func booted(ctx context.Context, t testing.TB, m *vm.Machine) []string {
 	t.Helper()
 	start := time.Now()
 	from := m.Cursor()
@@ -158,13 +158,13 @@ func booted(ctx context.Context, t *testing.T, m *vm.Machine) []string {
 }
 
 // run runs a shell command in the guest and fails the test if it fails.
-func run(ctx context.Context, t *testing.T, m *vm.Machine, cmd string) string {
+func run(ctx context.Context, t testing.TB, m *vm.Machine, cmd string) string {
 	t.Helper()
 	return runFor(ctx, t, m, cmd, 2*time.Minute)
 }
 
 // runFor is run with a timeout for slow commands (downloads, updates).
-func runFor(ctx context.Context, t *testing.T, m *vm.Machine, cmd string, timeout time.Duration) string {
+func runFor(ctx context.Context, t testing.TB, m *vm.Machine, cmd string, timeout time.Duration) string {
 	t.Helper()
 	out, code, err := m.Run(ctx, cmd, timeout)
 	if err != nil {
@@ -177,7 +177,7 @@ func runFor(ctx context.Context, t *testing.T, m *vm.Machine, cmd string, timeou
 }
 
 // runJSON runs cmd in the guest and decodes its output into v.
-func runJSON(ctx context.Context, t *testing.T, m *vm.Machine, cmd string, v any) {
+func runJSON(ctx context.Context, t testing.TB, m *vm.Machine, cmd string, v any) {
 	t.Helper()
 	out := run(ctx, t, m, cmd)
 	if err := json.Unmarshal([]byte(out), v); err != nil {

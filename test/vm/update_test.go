@@ -22,14 +22,14 @@ import (
 )
 
 // buildVersion builds the Debian fixture as another version.
-func buildVersion(t *testing.T, version string, cmdline ...string) *image.Result {
+func buildVersion(t testing.TB, version string, cmdline ...string) *image.Result {
 	t.Helper()
 	return buildVersionWith(t, version, func(o *image.Options) { o.Cmdline = cmdline })
 }
 
 // buildVersionWith builds the Debian fixture as another version, with
 // options changed by mod.
-func buildVersionWith(t *testing.T, version string, mod func(*image.Options)) *image.Result {
+func buildVersionWith(t testing.TB, version string, mod func(*image.Options)) *image.Result {
 	t.Helper()
 	o := image.Options{
 		RootFS: shared.rootfs, Version: version, OutputDir: filepath.Join(shared.dir, "v"+version), Epoch: epoch,
@@ -191,7 +191,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestUpdateRollbackReset.log")
-	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 3<<30, ExtraDisks: []string{payload}, LogFile: logPath,
+	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 5<<30, ExtraDisks: []string{payload}, LogFile: logPath,
 		UserNet: &vm.UserNet{GuestForwards: []vm.GuestForward{{GuestAddr: "10.0.2.100", GuestPort: 5000, Target: registry}}}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,197 @@
+//go:build vm
+
+package vm_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ingot-linux/ingot/vm"
+)
+
+// testStore is the build store the distribution tests share across runs
+// (outside the clone, so CI builds the base once per machine):
+// INGOT_TEST_STORE, or ingot-test/store under /var/cache (root) or the
+// user's cache directory.
+func testStore(t testing.TB) string {
+	if s := os.Getenv("INGOT_TEST_STORE"); s != "" {
+		return s
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/ingot-test/store"
+	}
+	c, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(c, "ingot-test", "store")
+}
+
+// TestDistroBoot is the main job end to end: build ingot's own base from
+// source (cached in the test store), make the image without --rootfs, boot
+// it, and check that it is a musl system with systemd as PID 1, networking
+// up and sshd answering.
+func TestDistroBoot(t *testing.T) {
+	bin := t.TempDir()
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin+"/", "./cmd/ingot", "./cmd/ingot-init")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build binaries: %v\n%s", err, out)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	img := exec.Command(filepath.Join(bin, "ingot"), "image", "--store", testStore(t), "--version", "1.0.0", "--output", out, "--autologin", "--json")
+	img.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
+	img.Stderr = &testWriter{t: t}
+	stdout, err := img.Output()
+	if err != nil {
+		t.Fatalf("ingot image (from source): %v", err)
+	}
+	var res struct {
+		Disk      string `json:"disk"`
+		DiskBytes int64  `json:"diskBytes"`
+		SBOM      string `json:"sbom"`
+		UsrBytes  int64  `json:"usrBytes"`
+	}
+	if err := json.Unmarshal(stdout, &res); err != nil {
+		t.Fatalf("ingot image --json: %v\n%s", err, stdout)
+	}
+	t.Logf("image %s: /usr %d MiB", res.Disk, res.UsrBytes>>20)
+	checkSBOM(t, res.SBOM, []string{"musl", "linux", "systemd", "busybox", "openssh"})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestDistroBoot.log")
+	m, err := vm.Start(ctx, vm.Config{Image: res.Disk, DiskSizeBytes: res.DiskBytes + 1<<30, LogFile: logPath,
+		UserNet: &vm.UserNet{HostForwards: []vm.Forward{{HostPort: sshPort, GuestPort: 22}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(8000))
+		}
+	})
+	expectMarker(t, booted(ctx, t, m), "1.0.0", "a")
+
+	if got := run(ctx, t, m, "readlink /proc/1/exe"); got != "/usr/lib/systemd/systemd" {
+		t.Errorf("PID 1 is %q, want systemd", got)
+	}
+	run(ctx, t, m, "test -x /usr/lib/ld-musl-x86_64.so.1")
+	if got := run(ctx, t, m, "find / -xdev \\( -name 'libc.so.6' -o -name 'ld-linux-x86-64.so.*' \\) -print; find /usr -xdev \\( -name 'libc.so.6' -o -name 'ld-linux-x86-64.so.*' \\) -print"); got != "" {
+		t.Errorf("glibc in a musl system:\n%s", got)
+	}
+	if got := run(ctx, t, m, "systemctl is-system-running --wait || true"); got != "running" {
+		t.Errorf("system state %q; failed units:\n%s", got, run(ctx, t, m, "systemctl --failed --no-legend"))
+	}
+	// networkd got an address from QEMU's DHCP server.
+	addr := runFor(ctx, t, m, "for i in $(seq 60); do a=$(ip -4 -o addr show scope global | awk '{print $4}'); [ -n \"$a\" ] && break; sleep 1; done; echo $a", 3*time.Minute)
+	if !strings.HasPrefix(addr, "10.0.2.") {
+		t.Errorf("no DHCP address from networkd: %q\n%s", addr, run(ctx, t, m, "networkctl --no-pager status || true"))
+	}
+	// sshd answers on the forwarded port with its banner.
+	if banner, err := sshBanner(ctx, sshPort); err != nil || !strings.HasPrefix(banner, "SSH-2.0-OpenSSH") {
+		t.Errorf("sshd banner %q, %v", banner, err)
+	}
+}
+
+// sshBanner connects to the forwarded sshd and reads its first line,
+// retrying while sshd starts.
+func sshBanner(ctx context.Context, port int) (string, error) {
+	var last error
+	for i := 0; i < 60; i++ {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err == nil {
+				return strings.TrimSpace(line), nil
+			}
+			last = err
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return "", last
+}
+
+// checkSBOM checks the SPDX document next to the image names the
+// packages, each with a licence and (for upstream sources) a sha256.
+func checkSBOM(t *testing.T, path string, want []string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("SBOM: %v", err)
+	}
+	var doc struct {
+		SPDXVersion string `json:"spdxVersion"`
+		Packages    []struct {
+			Name      string `json:"name"`
+			Version   string `json:"versionInfo"`
+			License   string `json:"licenseDeclared"`
+			Checksums []struct {
+				Value string `json:"checksumValue"`
+			} `json:"checksums"`
+		} `json:"packages"`
+		Relationships []struct {
+			Type string `json:"relationshipType"`
+		} `json:"relationships"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("SBOM %s: %v", path, err)
+	}
+	if doc.SPDXVersion != "SPDX-2.3" {
+		t.Errorf("SBOM version %q", doc.SPDXVersion)
+	}
+	have := map[string]bool{}
+	for _, p := range doc.Packages {
+		have[p.Name] = true
+		if p.License == "" || p.Version == "" {
+			t.Errorf("SBOM package %s has no licence or version", p.Name)
+		}
+	}
+	for _, n := range want {
+		if !have[n] {
+			t.Errorf("SBOM lacks package %s", n)
+		}
+	}
+	deps := 0
+	for _, r := range doc.Relationships {
+		if r.Type == "DEPENDS_ON" {
+			deps++
+		}
+	}
+	if deps == 0 {
+		t.Error("SBOM has no dependency edges")
+	}
+}
+
+// testWriter sends a command's output to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
