@@ -60,6 +60,9 @@ type State struct {
 	RootPart string
 	// FirstBoot is true when the root partition was created in this boot.
 	FirstBoot bool
+	// Measured is true when "enter-initrd" was measured into PCR 11, so
+	// "leave-initrd" must be too.
+	Measured bool
 }
 
 // The fixed places of the boot.
@@ -82,6 +85,7 @@ func (s *State) logf(format string, args ...any) {
 func Plan() []Step {
 	return []Step{
 		{"mount API filesystems", mountAPI},
+		{"measure enter-initrd", measureEnter},
 		{"read kernel command line", readCmdline},
 		{"load kernel modules", loadModules},
 		{"find usr partitions", findUsr},
@@ -93,6 +97,7 @@ func Plan() []Step {
 		{"mount /etc overlay", mountEtc},
 		{"set machine-id", machineID},
 		{"record boot", recordBoot},
+		{"measure leave-initrd", measureLeave},
 		{"switch root", switchRoot},
 	}
 }

@@ -18,6 +18,7 @@ const (
 	DefaultAccel     = "tcg"
 	DefaultQEMU      = "qemu-system-x86_64"
 	DefaultQEMUImg   = "qemu-img"
+	DefaultSWTPM     = "swtpm"
 	// DefaultExtraDiskBytes is how much larger than the image the overlay
 	// is made when Config.DiskSizeBytes is 0.
 	DefaultExtraDiskBytes = 2 << 30
@@ -31,6 +32,9 @@ const (
 	overlayName = "disk0.qcow2"
 	varsName    = "OVMF_VARS.fd"
 	logName     = "console.log"
+	tpmDirName  = "tpm"
+	tpmSockName = "swtpm.sock"
+	tpmLogName  = "swtpm.log"
 )
 
 // Config describes a machine. The zero value is usable: no disk, 1 GiB of
@@ -83,6 +87,20 @@ type Config struct {
 	// SMM, which that firmware needs. SMM is also enabled for any firmware
 	// whose name contains ".secboot.", ".ms." or ".snakeoil.".
 	SecureBoot bool
+
+	// TPM gives the machine a TPM 2.0 (a tpm-tis device), emulated by a
+	// swtpm process that runs as long as QEMU does: Start and Restart
+	// start one, and it stops when QEMU exits. QEMU talks to it through
+	// a socket in RunDir.
+	TPM bool
+	// TPMState is the directory with the TPM's state (its seeds, NV
+	// indexes and, across reboots of the guest, its PCRs' reset state).
+	// Empty means PersistentVars + ".tpm" when PersistentVars is set, so
+	// the TPM survives across runs as the NVRAM does, and "tpm" in
+	// RunDir otherwise (a fresh TPM for each Start).
+	TPMState string
+	// SWTPM is the swtpm binary (default DefaultSWTPM, from PATH).
+	SWTPM string
 
 	// QEMU is the emulator binary (default DefaultQEMU, from PATH).
 	QEMU string
@@ -318,6 +336,22 @@ func (c Config) diskPath() (path, format string) {
 	return filepath.Join(c.RunDir, overlayName), "qcow2"
 }
 
+// tpmStateDir returns the directory of the TPM's state.
+func (c Config) tpmStateDir() string {
+	switch {
+	case c.TPMState != "":
+		return c.TPMState
+	case c.PersistentVars != "":
+		return c.PersistentVars + ".tpm"
+	}
+	return filepath.Join(c.RunDir, tpmDirName)
+}
+
+// tpmSocket returns the swtpm control socket QEMU connects to.
+func (c Config) tpmSocket() string {
+	return filepath.Join(c.RunDir, tpmSockName)
+}
+
 func (c Config) logPath() string {
 	if c.LogFile != "" {
 		return c.LogFile
@@ -379,6 +413,12 @@ func (c Config) Args() []string {
 		args = append(args, driveArgs(i+1, d, format, -1)...)
 	}
 	args = append(args, "-device", "virtio-rng-pci")
+	if c.TPM {
+		args = append(args,
+			"-chardev", "socket,id=chrtpm,path="+escape(c.tpmSocket()),
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+			"-device", "tpm-tis,tpmdev=tpm0")
+	}
 
 	if c.UserNet == nil {
 		args = append(args, "-nic", "none")

@@ -132,6 +132,15 @@ func TestArgs(t *testing.T) {
 			}, rng, nonic, console, qmpArgs),
 		},
 		{
+			name: "tpm",
+			cfg:  Config{RunDir: "/run", TPM: true},
+			want: join(common("q35"), ovmf, rng, []string{
+				"-chardev", "socket,id=chrtpm,path=/run/swtpm.sock",
+				"-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+				"-device", "tpm-tis,tpmdev=tpm0",
+			}, nonic, console, qmpArgs),
+		},
+		{
 			name: "snakeoil firmware implies smm",
 			cfg:  Config{RunDir: "/run", Firmware: "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd"},
 			want: join(common("q35,smm=on"), []string{
@@ -220,6 +229,25 @@ func TestValidate(t *testing.T) {
 		err := b.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("Validate(%+v) = %v, want an error containing %q", b.cfg, err, b.want)
+		}
+	}
+}
+
+func TestTPMStateDir(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{RunDir: "/run", TPM: true}, "/run/tpm"},
+		{Config{RunDir: "/run", TPM: true, PersistentVars: "/state/vars.fd"}, "/state/vars.fd.tpm"},
+		{Config{RunDir: "/run", TPM: true, PersistentVars: "/state/vars.fd", TPMState: "/tpm"}, "/tpm"},
+	} {
+		if got := tc.cfg.tpmStateDir(); got != tc.want {
+			t.Errorf("%+v: TPM state in %s, want %s", tc.cfg, got, tc.want)
+		}
+		args := strings.Join(tc.cfg.swtpmArgs(), " ")
+		if !strings.Contains(args, "--tpmstate dir="+tc.want+",mode=0600") || !strings.Contains(args, "--tpm2") {
+			t.Errorf("swtpm args %s", args)
 		}
 	}
 }

@@ -193,7 +193,16 @@ func (c Config) resolve() (Config, error) {
 		}
 	}
 
-	for _, p := range []*string{&c.Image, &c.Firmware, &c.FirmwareVars, &c.PersistentVars, &c.RunDir, &c.LogFile} {
+	if c.TPM {
+		if c.SWTPM == "" {
+			c.SWTPM = DefaultSWTPM
+		}
+		if c.SWTPM, err = exec.LookPath(c.SWTPM); err != nil {
+			return c, fmt.Errorf("tpm: %w (install the Debian package swtpm)", err)
+		}
+	}
+
+	for _, p := range []*string{&c.Image, &c.Firmware, &c.FirmwareVars, &c.PersistentVars, &c.RunDir, &c.LogFile, &c.TPMState} {
 		if *p == "" {
 			continue
 		}

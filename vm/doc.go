@@ -42,6 +42,11 @@
 // -nographic (Ctrl-A X quits, Ctrl-A C switches to the monitor) and puts the
 // terminal in raw mode itself.
 //
+// Trusted boot: SecureBoot selects OVMF's Secure Boot firmware (with SMM) and
+// an NVRAM in setup mode, so systemd-boot can enroll an image's keys; TPM
+// adds a TPM 2.0 emulated by a swtpm process per QEMU process, which stops
+// with QEMU (its state is kept next to PersistentVars when that is set).
+//
 // Cleanup: Close kills QEMU and removes the temporary run directory. QEMU is
 // also killed when the context given to Start is done and, on Linux, when
 // the process that started it dies.

@@ -46,6 +46,7 @@ type proc struct {
 	stdin  io.WriteCloser // nil when Config.Stdin is set
 	stderr *tailBuffer
 	qmp    *qmpClient // set once the handshake is done; guarded by Machine.mu
+	tpm    *swtpmProc // nil without Config.TPM; stopped when QEMU exits
 	done   chan struct{}
 	err    error // the exit status; set before done is closed
 }
@@ -99,8 +100,16 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 
 // launch starts a QEMU process and waits for its QMP greeting.
 func (m *Machine) launch(ctx context.Context) error {
+	var tpm *swtpmProc
+	if m.cfg.TPM {
+		var err error
+		if tpm, err = m.startTPM(ctx); err != nil {
+			return err
+		}
+	}
 	local, remote, err := socketpair()
 	if err != nil {
+		tpm.stop()
 		return fmt.Errorf("qmp socket: %w", err)
 	}
 	defer remote.Close()
@@ -110,17 +119,19 @@ func (m *Machine) launch(ctx context.Context) error {
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Cancel = func() error { return terminate(cmd.Process) }
 	cmd.WaitDelay = 5 * time.Second
-	p := &proc{cmd: cmd, stderr: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stderr: &tailBuffer{max: 16 << 10}, tpm: tpm, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if m.cfg.Stdin != nil {
 		cmd.Stdin = m.cfg.Stdin
 	} else if p.stdin, err = cmd.StdinPipe(); err != nil {
 		local.Close()
+		tpm.stop()
 		return fmt.Errorf("qemu stdin: %w", err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		local.Close()
+		tpm.stop()
 		return fmt.Errorf("qemu stdout: %w", err)
 	}
 	restore := saveTerminal(m.cfg.Stdin)
@@ -128,6 +139,7 @@ func (m *Machine) launch(ctx context.Context) error {
 	m.log.Debug("starting qemu", "cmd", m.cfg.QEMU+" "+strings.Join(m.args, " "))
 	if err := cmd.Start(); err != nil {
 		local.Close()
+		tpm.stop()
 		return fmt.Errorf("start qemu: %w", err)
 	}
 	remote.Close()
@@ -187,6 +199,7 @@ func (m *Machine) readConsole(p *proc, stdout io.Reader, restore func()) {
 	}
 	err := p.cmd.Wait()
 	restore()
+	p.tpm.stop()
 	if err != nil {
 		err = fmt.Errorf("qemu: %w%s", err, p.stderrSuffix())
 	}

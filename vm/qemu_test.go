@@ -177,3 +177,38 @@ func TestOVMFPowerCycle(t *testing.T) {
 		t.Errorf("log in a given run dir removed: %v", err)
 	}
 }
+
+// TestOVMFSecureBootTPM boots the Secure Boot firmware with a TPM: QEMU
+// must see the emulated TPM, the firmware must start measuring (swtpm
+// writes its state), and swtpm must stop with QEMU; its state stays next
+// to the persistent NVRAM.
+func TestOVMFSecureBootTPM(t *testing.T) {
+	requireTool(t, DefaultSWTPM, "swtpm")
+	if _, err := findFirmware(firmwareCandidates(true)); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	m := startOVMF(t, ctx, Config{SecureBoot: true, TPM: true, PersistentVars: filepath.Join(dir, "vars.fd")})
+	tpm, err := m.QMP(ctx, "query-tpm", nil)
+	if err != nil || !strings.Contains(string(tpm), `"emulator"`) || !strings.Contains(string(tpm), `"tpm-tis"`) {
+		t.Fatalf("query-tpm = %s, %v", tpm, err)
+	}
+	waitFor(t, ctx, m, banner, 90*time.Second)
+	p := m.current().tpm
+	if p == nil {
+		t.Fatal("no swtpm process")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	default:
+		t.Error("swtpm still runs after Close")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vars.fd.tpm", "tpm2-00.permall")); err != nil {
+		t.Errorf("no TPM state next to the NVRAM: %v", err)
+	}
+}

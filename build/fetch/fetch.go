@@ -5,8 +5,9 @@
 //	path, err := f.Fetch(ctx, src) // tries src.URL, then src.Mirrors
 //
 // A mirror "debian:PKG=VERSION" fetches the *.orig.tar.* of a Debian
-// source package through the host's apt (`apt-get source --download-only`),
-// so no archive host is named anywhere in ingot.
+// source package — or, for a native package, which has none, its
+// PKG_VERSION.tar.* — through the host's apt (`apt-get source
+// --download-only`), so no archive host is named anywhere in ingot.
 package fetch
 
 import (
@@ -166,17 +167,19 @@ func (f *Fetcher) fetchDebian(ctx context.Context, loc, pkg, version, want, dst 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	origs, _ := filepath.Glob(filepath.Join(dir, "*.orig.tar.*"))
-	var mismatch error
-	for _, o := range origs {
-		if strings.HasSuffix(o, ".asc") {
-			continue
+	var names []string
+	if es, err := os.ReadDir(dir); err == nil {
+		for _, e := range es {
+			names = append(names, e.Name())
 		}
-		in, err := os.Open(o)
+	}
+	var mismatch error
+	for _, o := range debianTarballs(names) {
+		in, err := os.Open(filepath.Join(dir, o))
 		if err != nil {
 			return err
 		}
-		err = f.store(in, loc+" ("+filepath.Base(o)+")", want, dst)
+		err = f.store(in, loc+" ("+o+")", want, dst)
 		in.Close()
 		if err == nil {
 			return nil
@@ -191,7 +194,30 @@ func (f *Fetcher) fetchDebian(ctx context.Context, loc, pkg, version, want, dst 
 	if aptErr != nil {
 		return fmt.Errorf("%s: %w", loc, aptErr)
 	}
-	return fmt.Errorf("%s: the source package has no *.orig.tar.* file", loc)
+	return fmt.Errorf("%s: the source package has no *.orig.tar.* or native *.tar.* file", loc)
+}
+
+// debianTarballs picks the upstream tarballs among the files of a Debian
+// source package: its *.orig.tar.* files or, when there are none (a native
+// package), its *.tar.* files other than a *.debian.tar.*; never signatures
+// (*.asc) or component tarballs (*.orig-NAME.tar.*, which are not the main
+// source).
+func debianTarballs(names []string) []string {
+	var origs, native []string
+	for _, n := range names {
+		switch {
+		case strings.HasSuffix(n, ".asc"):
+		case strings.Contains(n, ".orig.tar."):
+			origs = append(origs, n)
+		case strings.Contains(n, ".orig-"), strings.Contains(n, ".debian.tar."):
+		case strings.Contains(n, ".tar."):
+			native = append(native, n)
+		}
+	}
+	if len(origs) > 0 {
+		return origs
+	}
+	return native
 }
 
 // AptSource runs `apt-get source --download-only PKG=VERSION` in dir; the

@@ -134,6 +134,15 @@ func TestFetch(t *testing.T) {
 			t.Fatalf("err = %v, want apt's error", err)
 		}
 	})
+	t.Run("debian native", func(t *testing.T) {
+		f := &Fetcher{Dir: t.TempDir(), Debian: func(_ context.Context, pkg, version, dir string) error {
+			os.WriteFile(filepath.Join(dir, "certs_20230311+deb12u1.dsc"), []byte("dsc"), 0o644)
+			return os.WriteFile(filepath.Join(dir, "certs_20230311+deb12u1.tar.xz"), data, 0o644)
+		}}
+		if _, err := f.Fetch(ctx, spec.Source{URL: "file:///nonexistent", SHA256: sum(data), Mirrors: []string{"debian:certs=20230311+deb12u1"}}); err != nil {
+			t.Fatalf("a native package's tarball with the pinned hash was refused: %v", err)
+		}
+	})
 	t.Run("corrupt cache", func(t *testing.T) {
 		f := &Fetcher{Dir: t.TempDir()}
 		os.WriteFile(f.Path(sum(data)), []byte("bit rot"), 0o644)
@@ -238,5 +247,30 @@ func TestUnpack(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("plain text, not an archive"), 0o644)
 	if ok, _ := IsArchive(filepath.Join(dir, "notes.txt")); ok {
 		t.Error("a text file is an archive")
+	}
+}
+
+func TestDebianTarballs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []string
+		want  []string
+	}{
+		{"quilt", []string{"hello_1.0-1.debian.tar.xz", "hello_1.0-1.dsc", "hello_1.0.orig.tar.gz", "hello_1.0.orig.tar.gz.asc"},
+			[]string{"hello_1.0.orig.tar.gz"}},
+		{"quilt with a component", []string{"hello_1.0-1.debian.tar.xz", "hello_1.0.orig-docs.tar.gz", "hello_1.0.orig.tar.xz"},
+			[]string{"hello_1.0.orig.tar.xz"}},
+		{"quilt without its orig", []string{"hello_1.0-1.debian.tar.xz", "hello_1.0-1.dsc"}, nil},
+		{"native", []string{"ca-certificates_20230311+deb12u1.dsc", "ca-certificates_20230311+deb12u1.tar.xz"},
+			[]string{"ca-certificates_20230311+deb12u1.tar.xz"}},
+		{"native, signed", []string{"x_1.tar.gz", "x_1.tar.gz.asc"}, []string{"x_1.tar.gz"}},
+		{"nothing", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := debianTarballs(tc.files)
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("debianTarballs(%q) = %q, want %q", tc.files, got, tc.want)
+			}
+		})
 	}
 }

@@ -20,7 +20,14 @@ func newVMCmd(g *globals) *cobra.Command {
 		Long: `Boot IMAGE in QEMU (TCG unless --accel kvm) with OVMF, its serial console on
 this terminal (Ctrl-A X quits). The guest writes to a copy-on-write overlay
 unless --persist, and sees a disk --disk-size large so that the first boot
-has room for the root partition.`,
+has room for the root partition.
+
+--secure-boot uses OVMF's Secure Boot firmware with SMM. Its NVRAM starts in
+setup mode (no keys), so systemd-boot can enroll the keys an image signed with
+--keys carries in loader/keys/auto/. Keep the NVRAM with --vars FILE to boot
+with the enrolled keys again later. --tpm adds a TPM 2.0 emulated by swtpm
+(Debian package swtpm); its state is kept in FILE.tpm/ with --vars, and is
+fresh on every run otherwise.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
@@ -55,5 +62,8 @@ has room for the root partition.`,
 	f.StringArrayVar(&c.ExtraDisks, "disk", nil, "extra disk image to attach (repeatable)")
 	f.StringVar(&c.Accel, "accel", vm.DefaultAccel, "QEMU accelerator: tcg or kvm")
 	f.StringVar(&c.Firmware, "firmware", "", "OVMF code image (default: from the ovmf package)")
+	f.BoolVar(&c.SecureBoot, "secure-boot", false, "Secure Boot firmware (OVMF .secboot, SMM), starting in setup mode")
+	f.BoolVar(&c.TPM, "tpm", false, "attach a TPM 2.0 (swtpm)")
+	f.StringVar(&c.PersistentVars, "vars", "", "NVRAM file kept across runs (created from the firmware's template); with --tpm the TPM state goes to FILE.tpm/")
 	return cmd
 }
