@@ -100,7 +100,8 @@ func kernelScript(b *strings.Builder, bu spec.Builder, args func([]string) strin
 	fmt.Fprintln(b, "install -D -m 0644 .config \"$DESTDIR/usr/lib/modules/$kver/config\"")
 	fmt.Fprintln(b, "install -D -m 0644 System.map \"$DESTDIR/usr/lib/modules/$kver/System.map\"")
 	fmt.Fprintf(b, "if grep -q '^CONFIG_MODULES=y' .config; then make INSTALL_MOD_PATH=\"$DESTDIR/usr\" INSTALL_MOD_STRIP=1 modules_install%s; fi\n", args(bu.InstallArgs))
-	fmt.Fprintln(b, "make INSTALL_HDR_PATH=\"$DESTDIR/usr\" headers_install")
+	// No headers_install: the UAPI headers are a package of their own
+	// (linux-headers), and headers_install needs rsync (since Linux 5.3).
 }
 
 // implicitTools are the host programs a builder type runs beyond stage 0.

@@ -30,7 +30,7 @@ func TestCLI(t *testing.T) {
 		{"image from missing recipes", []string{"image", "--recipes", "/nonexistent-recipes"}, 1, "", "/nonexistent-recipes"},
 		{"bad size", []string{"image", "--rootfs", "x", "--version", "1", "--usr-size", "lots"}, 1, "", `--usr-size: "lots" is not a size`},
 		{"missing rootfs", []string{"image", "--rootfs", "/nonexistent", "--version", "1", "--output", "/tmp/ingot-cli-test-out", "--init", "/nonexistent-init"}, 1, "", "ingot-init binary"},
-		{"vm without image", []string{"vm"}, 1, "", "accepts 1 arg"},
+		{"vm without image", []string{"vm"}, 1, "", "none in out/"},
 		{"vm missing image", []string{"vm", "/nonexistent.raw"}, 1, "", "disk image: stat /nonexistent.raw"},
 	}
 	for _, tc := range tests {

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +17,7 @@ func newVMCmd(g *globals) *cobra.Command {
 		diskSize string
 	)
 	cmd := &cobra.Command{
-		Use:   "vm IMAGE",
+		Use:   "vm [IMAGE]",
 		Short: "Boot a disk image in QEMU with UEFI firmware, console on this terminal",
 		Long: `Boot IMAGE in QEMU (TCG unless --accel kvm) with OVMF, its serial console on
 this terminal (Ctrl-A X quits). The guest writes to a copy-on-write overlay
@@ -28,16 +30,17 @@ setup mode (no keys), so systemd-boot can enroll the keys an image signed with
 with the enrolled keys again later. --tpm adds a TPM 2.0 emulated by swtpm
 (Debian package swtpm); its state is kept in FILE.tpm/ with --vars, and is
 fresh on every run otherwise.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if c.DiskSizeBytes, err = parseSize(diskSize); err != nil {
 				return fmt.Errorf("--disk-size: %w", err)
 			}
-			if _, err := os.Stat(args[0]); err != nil {
-				return fmt.Errorf("disk image: %w", err)
+			img, err := vmImage(args)
+			if err != nil {
+				return err
 			}
-			c.Image = args[0]
+			c.Image = img
 			c.Interactive = true
 			c.Stdin = g.stdin
 			c.Output = g.stdout
@@ -66,4 +69,24 @@ fresh on every run otherwise.`,
 	f.BoolVar(&c.TPM, "tpm", false, "attach a TPM 2.0 (swtpm)")
 	f.StringVar(&c.PersistentVars, "vars", "", "NVRAM file kept across runs (created from the firmware's template); with --tpm the TPM state goes to FILE.tpm/")
 	return cmd
+}
+
+// vmImage is the image to boot: the argument, or else the only
+// out/ingot_*.raw (what `ingot image` writes by default).
+func vmImage(args []string) (string, error) {
+	if len(args) == 1 {
+		if _, err := os.Stat(args[0]); err != nil {
+			return "", fmt.Errorf("disk image: %w", err)
+		}
+		return args[0], nil
+	}
+	found, _ := filepath.Glob(filepath.Join("out", "ingot_*.raw"))
+	switch len(found) {
+	case 0:
+		return "", errors.New("no image given and none in out/: make one with ingot image, or name it (ingot vm IMAGE)")
+	case 1:
+		return found[0], nil
+	default:
+		return "", fmt.Errorf("no image given and out/ has %d: name one (ingot vm %s)", len(found), found[len(found)-1])
+	}
 }

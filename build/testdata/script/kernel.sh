@@ -17,6 +17,5 @@ install -D -m 0644 "$(make -s image_name)" "$DESTDIR/usr/lib/modules/$kver/vmlin
 install -D -m 0644 .config "$DESTDIR/usr/lib/modules/$kver/config"
 install -D -m 0644 System.map "$DESTDIR/usr/lib/modules/$kver/System.map"
 if grep -q '^CONFIG_MODULES=y' .config; then make INSTALL_MOD_PATH="$DESTDIR/usr" INSTALL_MOD_STRIP=1 modules_install; fi
-make INSTALL_HDR_PATH="$DESTDIR/usr" headers_install
 cd "$DESTDIR"
 rm -rf usr/share/info
