@@ -138,9 +138,15 @@ var markerRE = regexp.MustCompile(`ingot: boot complete version=(\S+) slot=([ab]
 // either order.
 func booted(ctx context.Context, t testing.TB, m *vm.Machine) []string {
 	t.Helper()
+	return bootedWithin(ctx, t, m, 8*time.Minute)
+}
+
+// bootedWithin is booted for boots that take several tries.
+func bootedWithin(ctx context.Context, t testing.TB, m *vm.Machine, timeout time.Duration) []string {
+	t.Helper()
 	start := time.Now()
 	from := m.Cursor()
-	marker, err := m.WaitForRegexp(ctx, markerRE, 8*time.Minute)
+	marker, err := m.WaitForRegexp(ctx, markerRE, timeout)
 	if err != nil {
 		t.Fatalf("no boot marker: %v", err)
 	}
