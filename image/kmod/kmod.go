@@ -9,8 +9,10 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -64,8 +66,14 @@ func NormalizeName(name string) string {
 func Resolve(fsys FS, kver string, wanted []string) (*Set, error) {
 	dir := "usr/lib/modules/" + kver
 	depData, err := fsys.ReadFile(dir + "/modules.dep")
+	if errors.Is(err, fs.ErrNotExist) && !hasModuleFiles(fsys, dir) {
+		// A kernel built without loadable modules (CONFIG_MODULES=n, as
+		// ingot's own): everything it has is built in, the initrd loads
+		// nothing.
+		return &Set{}, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read modules.dep of kernel %s: %w", kver, err)
+		return nil, fmt.Errorf("read modules.dep of kernel %s: %w (run depmod %s when building the root filesystem)", kver, err, kver)
 	}
 	deps, files, err := parseDep(depData)
 	if err != nil {
@@ -172,6 +180,14 @@ func addSoftPre(deps map[string][]string, files map[string]string, soft, aliases
 			}
 		}
 	}
+}
+
+// hasModuleFiles reports whether the kernel's directory lists modules
+// (modules.order, written by modules_install): modules without a
+// modules.dep are a broken tree, not a modules-free kernel.
+func hasModuleFiles(fsys FS, dir string) bool {
+	_, err := fsys.ReadFile(dir + "/modules.order")
+	return err == nil
 }
 
 // parseDep reads modules.dep: "path: dep-path dep-path ...".
