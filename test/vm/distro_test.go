@@ -49,7 +49,9 @@ func TestDistroBoot(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "out")
 	img := exec.Command(filepath.Join(bin, "ingot"), "image", "--store", testStore(t), "--version", "1.0.0", "--output", out, "--autologin", "--json")
-	img.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
+	// No SOURCE_DATE_EPOCH: the packages keep the store's default epoch
+	// (it is part of every key), the image takes its newest timestamp.
+	img.Env = withoutEnv(os.Environ(), "SOURCE_DATE_EPOCH")
 	img.Stderr = &testWriter{t: t}
 	stdout, err := img.Output()
 	if err != nil {
@@ -194,4 +196,15 @@ type testWriter struct{ t *testing.T }
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// withoutEnv drops KEY from env.
+func withoutEnv(env []string, key string) []string {
+	var out []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, key+"=") {
+			out = append(out, e)
+		}
+	}
+	return out
 }
