@@ -8,7 +8,7 @@ export CGO_ENABLED = 0
 export PATH := $(dir $(GO)):$(PATH)
 BUILDFLAGS = -trimpath -ldflags='-s -w -buildid='
 
-.PHONY: all build check test vet demo bench fuzz clean
+.PHONY: all build check check-distro test vet demo demo-source bench fuzz clean
 
 all: build
 
@@ -18,12 +18,18 @@ build:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags vm ./test/vm/
+	$(GO) vet -tags vm,distro ./test/vm/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # The test command: every package, the VM boots included; missing validators
 # fail instead of skipping.
 check: vet build
 	INGOT_REQUIRE_TOOLS=1 $(GO) test -count=1 -tags vm -timeout 80m ./...
+
+# The from-source distribution end to end: build the base (cached in
+# /var/cache/ingot-test/store, or INGOT_TEST_STORE), image it, boot it.
+check-distro: build
+	$(GO) test -count=1 -tags vm,distro -run TestDistroBoot -timeout 120m ./test/vm/
 
 # Quick tests: no VMs.
 test:
@@ -34,8 +40,14 @@ demo: build
 	$(BIN)/ingot image --rootfs "$$(test/fixtures/debian-rootfs.sh)" --version $(VERSION) --output $(OUT) --autologin
 	$(BIN)/ingot vm $(OUT)/ingot_$(VERSION).raw
 
+# The main job from source: ingot build && ingot image && ingot vm.
+demo-source: build
+	$(BIN)/ingot build
+	$(BIN)/ingot image --version $(VERSION) --output $(OUT) --autologin
+	$(BIN)/ingot vm $(OUT)/ingot_$(VERSION).raw
+
 bench: build
-	$(GO) test -tags vm -run XXX -bench . -benchtime 1x -timeout 60m ./test/vm/
+	$(GO) test -tags vm -run XXX -bench . -benchtime 1x -timeout 150m ./test/vm/
 
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzRead -fuzztime 30s ./format/gpt

@@ -276,3 +276,32 @@ func dirBytes(b *testing.B, dir string) int64 {
 	})
 	return n
 }
+
+// testStore is the build store the distribution tests share across runs
+// (outside the clone, so CI builds the base once per machine):
+// INGOT_TEST_STORE, or ingot-test/store under /var/cache (root) or the
+// user's cache directory.
+func testStore(t testing.TB) string {
+	if s := os.Getenv("INGOT_TEST_STORE"); s != "" {
+		return s
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/ingot-test/store"
+	}
+	c, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(c, "ingot-test", "store")
+}
+
+// withoutEnv drops KEY from env.
+func withoutEnv(env []string, key string) []string {
+	var out []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, key+"=") {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,4 +1,4 @@
-//go:build vm
+//go:build vm && distro
 
 package vm_test
 
@@ -18,25 +18,8 @@ import (
 	"github.com/ingot-linux/ingot/vm"
 )
 
-// testStore is the build store the distribution tests share across runs
-// (outside the clone, so CI builds the base once per machine):
-// INGOT_TEST_STORE, or ingot-test/store under /var/cache (root) or the
-// user's cache directory.
-func testStore(t testing.TB) string {
-	if s := os.Getenv("INGOT_TEST_STORE"); s != "" {
-		return s
-	}
-	if os.Geteuid() == 0 {
-		return "/var/cache/ingot-test/store"
-	}
-	c, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(c, "ingot-test", "store")
-}
-
-// TestDistroBoot is the main job end to end: build ingot's own base from
+// TestDistroBoot (tags vm,distro: make check-distro) is the main job end
+// to end: build ingot's own base from
 // source (cached in the test store), make the image without --rootfs, boot
 // it, and check that it is a musl system with systemd as PID 1, networking
 // up and sshd answering.
@@ -196,15 +179,4 @@ type testWriter struct{ t *testing.T }
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// withoutEnv drops KEY from env.
-func withoutEnv(env []string, key string) []string {
-	var out []string
-	for _, e := range env {
-		if !strings.HasPrefix(e, key+"=") {
-			out = append(out, e)
-		}
-	}
-	return out
 }
