@@ -152,6 +152,11 @@ func bootedWithin(ctx context.Context, t testing.TB, m *vm.Machine, timeout time
 	}
 	t.Logf("boot marker after %v: %s", time.Since(start).Round(time.Second), marker[0])
 	afterMarker := m.Cursor()
+	// The autologin of this boot, not of an earlier failed try: search from
+	// the last kernel start before the marker.
+	if i := strings.LastIndex(m.Log()[:afterMarker], "Linux version "); i > from {
+		from = i
+	}
 	m.SetCursor(from)
 	if _, err := m.WaitFor(ctx, "(automatic login)", 3*time.Minute); err != nil {
 		t.Fatalf("no autologin: %v", err)
