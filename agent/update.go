@@ -88,9 +88,16 @@ func (a *Agent) Update(ctx context.Context, dir string) (*UpdateResult, error) {
 	if err := a.checkSignature(ukiData); err != nil {
 		return nil, err
 	}
+	sig, err := a.checkVeritySig(art)
+	if err != nil {
+		return nil, err
+	}
+	if target.hasVSig && int64(len(sig)) > target.VSig.Size(512) {
+		return nil, fmt.Errorf("the verity signature of %s (%d bytes) does not fit slot %s's usr-verity-sig partition", m.Version, len(sig), target.Name)
+	}
 	res := &UpdateResult{FromVersion: slotVersion(cur.Usr), Version: m.Version, Slot: target.Name, UsrHash: m.UsrHash, UKI: layout.UKIName(m.Version, 3)}
 	err = a.withESP(d, func(esp string) error {
-		return a.install(ctx, d, esp, info.UsrHash, target, art, ukiData, res)
+		return a.install(ctx, d, esp, info.UsrHash, target, art, ukiData, sig, res)
 	})
 	if err != nil {
 		return nil, err
@@ -100,7 +107,7 @@ func (a *Agent) Update(ctx context.Context, dir string) (*UpdateResult, error) {
 
 // install does the ordered writes: retire what points at the target slot,
 // invalidate it, write data, label it, install the UKI, prune.
-func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target slot, art *artifact.Artifact, ukiData []byte, res *UpdateResult) error {
+func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target slot, art *artifact.Artifact, ukiData, sig []byte, res *UpdateResult) error {
 	entries, err := listEntries(esp, booted)
 	if err != nil {
 		return err
@@ -123,7 +130,7 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 		}
 	}
 	a.step("retired old entries")
-	if err := a.labelSlot(d, target, nil, ""); err != nil {
+	if err := a.labelSlot(d, target, nil, "", false); err != nil {
 		return fmt.Errorf("invalidate slot %s: %w", target.Name, err)
 	}
 	a.step("invalidated slot %s", target.Name)
@@ -135,11 +142,20 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 	if err := copyToDisk(ctx, d.f, target.Verity.Offset(512), art.Path(artifact.RoleVerity), nil); err != nil {
 		return fmt.Errorf("write verity of slot %s: %w", target.Name, err)
 	}
+	if target.hasVSig {
+		// The whole partition: a shorter signature must not leave the
+		// tail of an older one behind.
+		buf := make([]byte, target.VSig.Size(512))
+		copy(buf, sig)
+		if _, err := d.f.WriteAt(buf, target.VSig.Offset(512)); err != nil {
+			return fmt.Errorf("write verity signature of slot %s: %w", target.Name, err)
+		}
+	}
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", d.path, err)
 	}
 	a.step("synced slot %s", target.Name)
-	if err := a.labelSlot(d, target, mustHex(art.Manifest.UsrHash), art.Manifest.Version); err != nil {
+	if err := a.labelSlot(d, target, mustHex(art.Manifest.UsrHash), art.Manifest.Version, sig != nil); err != nil {
 		return fmt.Errorf("label slot %s: %w", target.Name, err)
 	}
 	a.step("labelled slot %s", target.Name)
@@ -171,6 +187,42 @@ func (a *Agent) checkSignature(ukiData []byte) error {
 	return nil
 }
 
+// checkVeritySig returns the artifact's verity signature after checking
+// it against the verity certificate the running image trusts
+// (/usr/lib/ingot/keys/verity.crt) and the artifact's usrhash. A machine
+// that trusts a verity key refuses an artifact without a signature; an
+// unsigned machine keeps a signature it cannot check, so the slot still
+// carries it.
+func (a *Agent) checkVeritySig(art *artifact.Artifact) ([]byte, error) {
+	var sig []byte
+	if _, ok := art.Manifest.File(artifact.RoleVeritySig); ok {
+		b, err := os.ReadFile(art.Path(artifact.RoleVeritySig))
+		if err != nil {
+			return nil, err
+		}
+		sig = b
+	}
+	p := a.path("/usr/" + layout.TrustDir + "/verity.crt")
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return sig, nil
+	}
+	if sig == nil {
+		return nil, fmt.Errorf("version %s has no verity signature, and this machine requires /usr signed by its verity key (%s)", art.Manifest.Version, p)
+	}
+	roots, err := trust.LoadCertificates(p)
+	if err != nil {
+		return nil, err
+	}
+	h, err := trust.VerifyRootHashSig(sig, roots)
+	if err != nil {
+		return nil, fmt.Errorf("the /usr of version %s is not signed by this machine's verity key: %w", art.Manifest.Version, err)
+	}
+	if hex.EncodeToString(h) != art.Manifest.UsrHash {
+		return nil, fmt.Errorf("the verity signature of version %s is for root hash %x, not its usrhash %s", art.Manifest.Version, h, art.Manifest.UsrHash)
+	}
+	return sig, nil
+}
+
 // ErrESPFull says the new UKI does not fit on the ESP.
 var ErrESPFull = errors.New("the ESP is too full for the new UKI")
 
@@ -200,8 +252,9 @@ func checkESPRoom(esp string, entries []Entry, oldUsr gpt.GUID, newHash string, 
 
 // labelSlot sets the slot's partition names and PARTUUIDs: from rootHash
 // and version, or, with rootHash nil, to _empty with throwaway PARTUUIDs so no
-// UKI can find a half-written slot.
-func (a *Agent) labelSlot(d *disk, s slot, rootHash []byte, version string) error {
+// UKI can find a half-written slot. The usr-verity-sig partition is named
+// for the version when signed, else _empty.
+func (a *Agent) labelSlot(d *disk, s slot, rootHash []byte, version string, signed bool) error {
 	usrUUID, verUUID := layout.UsrPartUUIDs(rootHash)
 	usrName, verName := layout.UsrLabel(version), layout.VerityLabel(version)
 	if rootHash == nil {
@@ -218,6 +271,9 @@ func (a *Agent) labelSlot(d *disk, s slot, rootHash []byte, version string) erro
 		case s.VSig.Index:
 			if s.hasVSig {
 				p.Name = layout.EmptyLabel
+				if signed && rootHash != nil {
+					p.Name = layout.VeritySigLabel(version)
+				}
 			}
 		}
 	}

@@ -26,6 +26,8 @@
 //	usr.verity     role "verity": dm-verity superblock in the first 4096 bytes,
 //	               the hash tree (sha256, 4096-byte blocks) from offset 4096
 //	ingot.efi      role "uki": the UKI; its .cmdline carries usrhash=<root hash>
+//	usr.verity-sig role "verity-sig", signed images only: the root hash
+//	               signed by the verity key, as in the usr-verity-sig partition
 //	manifest.json  the [Manifest]
 //
 // Files are mode 0644, the directory 0755. manifest.json is indented JSON
@@ -52,10 +54,13 @@ package artifact
 
 // File names inside an artifact directory.
 const (
-	FileUsr      = "usr.erofs"
-	FileVerity   = "usr.verity"
-	FileUKI      = "ingot.efi"
-	ManifestFile = "manifest.json"
+	FileUsr    = "usr.erofs"
+	FileVerity = "usr.verity"
+	FileUKI    = "ingot.efi"
+	// FileVeritySig is optional: the usr-verity-sig content of a signed
+	// image (see trust.SignRootHash).
+	FileVeritySig = "usr.verity-sig"
+	ManifestFile  = "manifest.json"
 )
 
 // Roles of the files in a manifest.
@@ -63,6 +68,10 @@ const (
 	RoleUsr    = "usr"    // the EROFS /usr image
 	RoleVerity = "verity" // the dm-verity superblock and hash tree of the usr image
 	RoleUKI    = "uki"    // the unified kernel image that pins usr by usrhash=
+	// RoleVeritySig is the signature of the usr root hash by the image's
+	// verity key. Only signed images have it; a machine that trusts a
+	// verity key requires it.
+	RoleVeritySig = "verity-sig"
 )
 
 // ArchX86_64 is the architecture name of x86-64 artifacts, as the

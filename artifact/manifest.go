@@ -46,7 +46,8 @@ type Manifest struct {
 type File struct {
 	// Name is the file name inside the artifact directory.
 	Name string `json:"name"`
-	// Role says what the file is: RoleUsr, RoleVerity or RoleUKI.
+	// Role says what the file is: RoleUsr, RoleVerity, RoleUKI or
+	// RoleVeritySig.
 	Role string `json:"role"`
 	// SHA256 is the file's sha256 digest, lowercase hex.
 	SHA256 string `json:"sha256"`
@@ -59,6 +60,8 @@ var roleFiles = map[string]string{
 	RoleUsr:    FileUsr,
 	RoleVerity: FileVerity,
 	RoleUKI:    FileUKI,
+	// optional
+	RoleVeritySig: FileVeritySig,
 }
 
 var (
@@ -91,7 +94,8 @@ func ParseManifest(b []byte) (*Manifest, error) {
 
 // Validate checks the manifest's fields: the schema version, name "ingot",
 // a valid version and architecture name, a 64-digit lowercase hex usrhash,
-// and exactly one file for each role, with the role's fixed name, a
+// and exactly one file for each role (at most one of the optional
+// RoleVeritySig), with the role's fixed name, a
 // positive size and a 64-digit lowercase hex sha256. The errors wrap
 // ErrInvalidManifest.
 func (m *Manifest) Validate() error {

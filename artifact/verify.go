@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/ingot-linux/ingot/trust"
 	"io"
 	"os"
 	"path/filepath"
@@ -134,6 +135,9 @@ func (a *Artifact) verify(ctx context.Context, o *options) error {
 		}
 	}
 	if err := checkUKI(a.Path(RoleUKI), m.UsrHash); err != nil {
+		return err
+	}
+	if err := checkVeritySig(a, m.UsrHash); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -308,6 +312,26 @@ func diagnoseVerity(params verity.Params, dataPath, hashPath, usrHash, tempDir s
 	if n != len(have) || !bytes.Equal(have, tree) {
 		wantSum, gotSum := sha256.Sum256(tree), sha256.Sum256(have[:n])
 		return &MismatchError{File: FileVerity, Field: "hash tree", Want: "sha256:" + hex.EncodeToString(wantSum[:]), Got: "sha256:" + hex.EncodeToString(gotSum[:])}
+	}
+	return nil
+}
+
+// checkVeritySig makes sure an artifact's verity signature, if it has one,
+// is for its usrhash. Whether it is trusted is the installer's question.
+func checkVeritySig(a *Artifact, usrHash string) error {
+	if _, ok := a.Manifest.File(RoleVeritySig); !ok {
+		return nil
+	}
+	b, err := os.ReadFile(a.Path(RoleVeritySig))
+	if err != nil {
+		return err
+	}
+	h, err := trust.SignedRootHash(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", FileVeritySig, err)
+	}
+	if got := hex.EncodeToString(h); got != usrHash {
+		return &MismatchError{File: FileVeritySig, Field: "root hash", Want: usrHash, Got: got}
 	}
 	return nil
 }

@@ -31,6 +31,9 @@ type Inputs struct {
 	// instead. Exactly one of them must be set.
 	UKI     []byte
 	UKIPath string
+	// VeritySig is the usr-verity-sig content of a signed image; nil for
+	// an unsigned one.
+	VeritySig []byte
 }
 
 // DirName is the conventional name of the artifact directory of version:
@@ -109,6 +112,9 @@ func write(dir string, in Inputs) (*Manifest, error) {
 		{role: RoleUKI, path: in.UKIPath, data: in.UKI},
 		{role: RoleUsr, path: in.UsrPath},
 		{role: RoleVerity, path: in.VerityPath},
+	}
+	if in.VeritySig != nil {
+		sources = append(sources, source{role: RoleVeritySig, data: in.VeritySig})
 	}
 	for _, s := range sources {
 		name := roleFiles[s.role]

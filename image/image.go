@@ -286,6 +286,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	o.progress("write update artifact")
 	if _, err := artifact.Write(updateDir, artifact.Inputs{
 		Version: o.Version, UsrHash: usr.RootHash, UsrPath: usr.DataPath, VerityPath: usr.HashPath, UKI: ukiBytes,
+		VeritySig: signed.veritySig,
 	}); err != nil {
 		return nil, fmt.Errorf("write update artifact: %w", err)
 	}

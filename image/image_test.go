@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -21,6 +23,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/u-root/u-root/pkg/cpio"
 
+	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/ingottest"
@@ -307,33 +310,7 @@ func checkUsr(t *testing.T, f *os.File, d *image.Disk) {
 
 func checkInitrd(t *testing.T, f *os.File, d *image.Disk) {
 	t.Helper()
-	ukiFile, err := d.ESP.Open("EFI/Linux/" + d.UKIs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := uki.Open(ukiFile.(io.ReaderAt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	compressed, err := img.Section(uki.SectionInitrd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec, _ := zstd.NewReader(nil)
-	raw, err := dec.DecodeAll(compressed, nil)
-	if err != nil {
-		t.Fatalf("initrd is not zstd: %v", err)
-	}
-	files := map[string]string{}
-	rr := cpio.Newc.Reader(bytes.NewReader(raw))
-	err = cpio.ForEachRecord(rr, func(r cpio.Record) error {
-		content, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
-		files[r.Name] = string(content)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := initrdFiles(t, d)
 	if _, ok := files["init"]; !ok {
 		t.Error("initrd has no /init")
 	}
@@ -577,6 +554,17 @@ func TestSignedImage(t *testing.T) {
 	if _, err := fs.Stat(fsys, "lib/ingot/keys/db.crt"); err != nil {
 		t.Errorf("/usr lacks the trusted db certificate: %v", err)
 	}
+	if files := initrdFiles(t, d); files["usr/lib/ingot/keys/verity.crt"] == "" {
+		t.Error("the initrd lacks the verity certificate ingot-init checks usr-verity-sig with")
+	}
+	checkSigWithOpenSSL(t, blob, filepath.Join(keyDir, "verity.crt"), res.UsrHash)
+	art, err := artifact.Open(filepath.Join(dir, "out", artifact.DirName("1.0.0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(art.Path(artifact.RoleVeritySig)); err != nil || len(b) > len(blob) || !bytes.Equal(b, blob[:len(b)]) {
+		t.Errorf("update artifact's verity signature: %v (want the partition's)", err)
+	}
 	// Signing is reproducible too.
 	again, err := build(t, tarball, filepath.Join(dir, "again"), func(o *image.Options) { o.Keys, o.KeyDir = keys, keyDir })
 	if err != nil {
@@ -584,5 +572,64 @@ func TestSignedImage(t *testing.T) {
 	}
 	if ingottest.FileSHA256(t, res.DiskPath) != ingottest.FileSHA256(t, again.DiskPath) {
 		t.Error("two signed builds differ")
+	}
+}
+
+// initrdFiles returns the files of the first UKI's initrd by name.
+func initrdFiles(t *testing.T, d *image.Disk) map[string]string {
+	t.Helper()
+	ukiFile, err := d.ESP.Open("EFI/Linux/" + d.UKIs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := uki.Open(ukiFile.(io.ReaderAt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compressed, err := img.Section(uki.SectionInitrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, _ := zstd.NewReader(nil)
+	raw, err := dec.DecodeAll(compressed, nil)
+	if err != nil {
+		t.Fatalf("initrd is not zstd: %v", err)
+	}
+	files := map[string]string{}
+	rr := cpio.Newc.Reader(bytes.NewReader(raw))
+	err = cpio.ForEachRecord(rr, func(r cpio.Record) error {
+		content, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+		files[r.Name] = string(content)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// checkSigWithOpenSSL verifies a usr-verity-sig's PKCS#7 signature of the
+// hex root hash with openssl, independently of package trust.
+func checkSigWithOpenSSL(t *testing.T, blob []byte, certPath, rootHash string) {
+	t.Helper()
+	openssl := ingottest.LookTool(t, "openssl", "openssl")
+	var v struct{ RootHash, Signature string }
+	if err := json.Unmarshal(bytes.TrimRight(blob, "\x00"), &v); err != nil {
+		t.Fatal(err)
+	}
+	der, err := base64.StdEncoding.DecodeString(v.Signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sig, content := filepath.Join(dir, "sig.p7s"), filepath.Join(dir, "roothash")
+	os.WriteFile(sig, der, 0o644)
+	os.WriteFile(content, []byte(rootHash), 0o644)
+	ingottest.Run(t, openssl, "smime", "-verify", "-binary", "-inform", "DER", "-in", sig,
+		"-content", content, "-CAfile", certPath, "-purpose", "any", "-out", "/dev/null")
+	os.WriteFile(content, []byte(strings.Repeat("0", len(rootHash))), 0o644)
+	if out, err := exec.Command(openssl, "smime", "-verify", "-binary", "-inform", "DER", "-in", sig,
+		"-content", content, "-CAfile", certPath, "-purpose", "any", "-out", "/dev/null").CombinedOutput(); err == nil {
+		t.Errorf("openssl accepted the signature for another root hash:\n%s", out)
 	}
 }

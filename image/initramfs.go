@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"fmt"
+	"github.com/ingot-linux/ingot/layout"
 	"sort"
 	"strings"
 
@@ -40,6 +41,12 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 		cpio.CharDev("dev/null", 0o666, 1, 3),
 		file("init", init, 0o755),
 		file("etc/initrd-release", osRelease, 0o644),
+	}
+	// A signed image's initrd checks the usr-verity-sig partition with the
+	// verity certificate (see initrd.VerityCertPath).
+	if cert, err := t.ReadFile("usr/" + layout.TrustDir + "/verity.crt"); err == nil {
+		recs = append(recs, dir("usr/lib/ingot"), dir("usr/lib/ingot/keys"),
+			file("usr/"+layout.TrustDir+"/verity.crt", cert, 0o644))
 	}
 	var order []string
 	dirs := map[string]bool{}

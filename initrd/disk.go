@@ -111,16 +111,21 @@ func scanForUsr(s *State, usrUUID, verityUUID gpt.GUID) (bool, error) {
 			}
 			continue
 		}
-		var usr, verity *gpt.Partition
-		usrSeen := 0
+		var usr, verity, sig *gpt.Partition
+		var sigs []*gpt.Partition
+		usrSeen, usrOrdinal := 0, 0
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
 			if p.Type == layout.TypeUsr {
 				usrSeen++
 				if p.UUID == usrUUID {
 					usr = p
+					usrOrdinal = usrSeen
 					s.Slot = layout.SlotName(usrSeen)
 				}
+			}
+			if p.Type == layout.TypeUsrVeritySig {
+				sigs = append(sigs, p)
 			}
 			if p.Type == layout.TypeUsrVerity && p.UUID == verityUUID {
 				verity = p
@@ -139,6 +144,16 @@ func scanForUsr(s *State, usrUUID, verityUUID gpt.GUID) (bool, error) {
 			return false, err
 		}
 		s.UsrPart, s.VerityPart = "/dev/"+un, "/dev/"+vn
+		// Slots pair up by order: the n-th usr partition with the n-th
+		// usr-verity-sig partition, as the image lays them out.
+		if usrOrdinal <= len(sigs) {
+			sig = sigs[usrOrdinal-1]
+			sn, err := partitionName(s.path("/sys"), d.Name, sig.Index)
+			if err != nil {
+				return false, err
+			}
+			s.SigPart = "/dev/" + sn
+		}
 		return true, nil
 	}
 	return false, lastErr

@@ -72,7 +72,7 @@ func TestPlanOrder(t *testing.T) {
 	for _, s := range Plan() {
 		names = append(names, s.Name)
 	}
-	want := "mount API filesystems, measure enter-initrd, read kernel command line, load kernel modules, find usr partitions, " +
+	want := "mount API filesystems, measure enter-initrd, read kernel command line, load kernel modules, find usr partitions, verify usr signature, " +
 		"set up dm-verity for /usr, mount /usr, prepare root partition, mount root, populate root, " +
 		"mount /etc overlay, set machine-id, record boot, measure leave-initrd, switch root"
 	if got := strings.Join(names, ", "); got != want {

@@ -52,6 +52,9 @@ type State struct {
 	Disk string
 	// UsrPart and VerityPart are the partition devices of the booted slot.
 	UsrPart, VerityPart string
+	// SigPart is the usr-verity-sig partition of the booted slot, if the
+	// disk has one.
+	SigPart string
 	// Slot is "a" or "b".
 	Slot string
 	// UsrDevice is the dm-verity device of /usr.
@@ -89,6 +92,7 @@ func Plan() []Step {
 		{"read kernel command line", readCmdline},
 		{"load kernel modules", loadModules},
 		{"find usr partitions", findUsr},
+		{"verify usr signature", verifyUsrSig},
 		{"set up dm-verity for /usr", setupVerity},
 		{"mount /usr", mountUsr},
 		{"prepare root partition", prepareRoot},

@@ -71,6 +71,8 @@ const (
 	MediaTypeVerity = "application/vnd.ingot.usr.verity"
 	// MediaTypeUKI is the media type of the UKI layer.
 	MediaTypeUKI = "application/vnd.ingot.uki"
+	// MediaTypeVeritySig is the layer of a signed image's usr-verity-sig.
+	MediaTypeVeritySig = "application/vnd.ingot.usr.verity-sig"
 )
 
 // Annotation keys used on the manifest and its layers.

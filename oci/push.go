@@ -48,11 +48,12 @@ type Layer struct {
 
 // roleOrder is the order of the layers; roleMediaTypes their media types.
 var (
-	roleOrder      = []string{artifact.RoleUsr, artifact.RoleVerity, artifact.RoleUKI}
+	roleOrder      = []string{artifact.RoleUsr, artifact.RoleVerity, artifact.RoleUKI, artifact.RoleVeritySig}
 	roleMediaTypes = map[string]string{
-		artifact.RoleUsr:    MediaTypeUsr,
-		artifact.RoleVerity: MediaTypeVerity,
-		artifact.RoleUKI:    MediaTypeUKI,
+		artifact.RoleUsr:       MediaTypeUsr,
+		artifact.RoleVerity:    MediaTypeVerity,
+		artifact.RoleUKI:       MediaTypeUKI,
+		artifact.RoleVeritySig: MediaTypeVeritySig,
 	}
 )
 
@@ -145,7 +146,10 @@ func newImage(a *artifact.Artifact, config []byte) (v1.Image, *Info, error) {
 	}
 	info := &Info{ArtifactType: ArtifactType, Manifest: a.Manifest}
 	for _, role := range roleOrder {
-		f, _ := a.Manifest.File(role)
+		f, ok := a.Manifest.File(role)
+		if !ok {
+			continue // an optional role
+		}
 		h := v1.Hash{Algorithm: "sha256", Hex: f.SHA256}
 		mt := types.MediaType(roleMediaTypes[role])
 		m.Layers = append(m.Layers, v1.Descriptor{

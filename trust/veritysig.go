@@ -132,6 +132,18 @@ func parseRootHashSig(blob []byte) (*rootHashSig, error) {
 	return s, nil
 }
 
+// SignedRootHash returns the root hash usr-verity-sig content claims to
+// sign, without checking the signature: enough to see that a signature
+// belongs to an image, not that it is trusted (that is VerifyRootHashSig).
+// Errors wrap ErrMalformed.
+func SignedRootHash(blob []byte) ([]byte, error) {
+	s, err := parseRootHashSig(blob)
+	if err != nil {
+		return nil, err
+	}
+	return s.rootHash, nil
+}
+
 // VerifyRootHashSig checks usr-verity-sig partition content made by
 // SignRootHash or systemd-repart and returns the root hash it signs. The
 // PKCS#7 signature must be detached, use SHA-256 and RSA, sign the
