@@ -75,6 +75,15 @@ type Options struct {
 	// and the ESP gets loader/keys/auto/{PK,KEK,db}.auth for enrollment.
 	// Load them with trust.LoadKeys.
 	Keys *trust.Keys
+	// EncryptRoot says how ingot-init makes the root partition on first
+	// boot: EncryptNone (plain ext4, the default), EncryptTPM (LUKS2, its
+	// key sealed to the TPM under the PCR key, so any UKI signed with that
+	// key unlocks it; no TPM, no root) or EncryptIfTPM (encrypted when
+	// the machine has a TPM, plain otherwise). Encryption needs Keys.
+	EncryptRoot string
+	// NoRecoveryKey leaves out the recovery key ingot-init otherwise adds
+	// to an encrypted root and shows once on the console.
+	NoRecoveryKey bool
 	// KeyDir is where Keys came from; its .auth files go on the ESP.
 	KeyDir string
 	// Modules are the kernel modules the initrd loads; nil means
@@ -91,6 +100,13 @@ type Options struct {
 	// Logger receives details; nil discards them.
 	Logger *slog.Logger
 }
+
+// Values of Options.EncryptRoot (ingot.encrypt= on the kernel command line).
+const (
+	EncryptNone  = "none"
+	EncryptTPM   = "tpm"
+	EncryptIfTPM = "if-tpm"
+)
 
 // DefaultBootDeadline bounds a boot from the start of systemd to
 // boot-complete.target.
@@ -151,6 +167,16 @@ func (o *Options) check() error {
 	}
 	if o.Epoch < 0 && o.Epoch != EpochFromContent {
 		errs = append(errs, fmt.Errorf("SOURCE_DATE_EPOCH %d is negative", o.Epoch))
+	}
+	switch o.EncryptRoot {
+	case "", EncryptNone:
+		o.EncryptRoot = EncryptNone
+	case EncryptTPM, EncryptIfTPM:
+		if o.Keys == nil {
+			errs = append(errs, fmt.Errorf("an encrypted root (%s) is sealed to the image's PCR key: sign the image with --keys", o.EncryptRoot))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("root encryption %q: want %s, %s or %s", o.EncryptRoot, EncryptTPM, EncryptIfTPM, EncryptNone))
 	}
 	if o.UsrSlotBytes < 0 || o.ESPBytes < 0 {
 		errs = append(errs, errors.New("sizes must not be negative"))
@@ -246,7 +272,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmdline := kernelCmdline(usr.RootHash, o.Cmdline)
+	cmdline := kernelCmdline(usr.RootHash, append(encryptArgs(&o), o.Cmdline...))
 	sections := []uki.Section{
 		{Name: uki.SectionOSRel, Data: osr},
 		{Name: uki.SectionCmdline, Data: []byte(cmdline)},
@@ -337,6 +363,19 @@ func kernelCmdline(rootHash []byte, extra []string) string {
 		"panic=10",
 	}
 	return strings.Join(append(args, extra...), " ")
+}
+
+// encryptArgs are ingot-init's command-line settings for the root
+// partition.
+func encryptArgs(o *Options) []string {
+	if o.EncryptRoot == EncryptNone {
+		return nil
+	}
+	args := []string{"ingot.encrypt=" + o.EncryptRoot}
+	if o.NoRecoveryKey {
+		args = append(args, "ingot.recovery_key=no")
+	}
+	return args
 }
 
 // readStatic reads a binary that must run without a dynamic loader: the

@@ -3,7 +3,6 @@ package image
 import (
 	"bytes"
 	"fmt"
-	"github.com/ingot-linux/ingot/layout"
 	"sort"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/ingot-linux/ingot/image/kmod"
 	"github.com/ingot-linux/ingot/image/rootfs"
+	"github.com/ingot-linux/ingot/layout"
 )
 
 // DefaultModules are the modules ingot-init loads when the kernel has them as
@@ -24,6 +24,9 @@ var DefaultModules = []string{
 	"hv_storvsc", "xen_blkfront", "vmw_pvscsi",
 	// the boot
 	"dm_mod", "dm_verity", "erofs", "overlay", "crc32c_generic", "crc32c_intel", "ext4",
+	// an encrypted root (the initrd has no modprobe for the kernel to ask
+	// for a cipher on demand) and the TPM that unseals its key
+	"dm_crypt", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb",
 }
 
 // initramfs builds the zstd-compressed newc cpio that the UKI carries:
@@ -43,10 +46,14 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 		file("etc/initrd-release", osRelease, 0o644),
 	}
 	// A signed image's initrd checks the usr-verity-sig partition with the
-	// verity certificate (see initrd.VerityCertPath).
+	// verity certificate (initrd.VerityCertPath) and seals an encrypted
+	// root's key to the PCR key (initrd.PCRKeyPath).
 	if cert, err := t.ReadFile("usr/" + layout.TrustDir + "/verity.crt"); err == nil {
 		recs = append(recs, dir("usr/lib/ingot"), dir("usr/lib/ingot/keys"),
 			file("usr/"+layout.TrustDir+"/verity.crt", cert, 0o644))
+		if pcr, err := t.ReadFile("usr/" + layout.TrustDir + "/pcr.pem"); err == nil {
+			recs = append(recs, file("usr/"+layout.TrustDir+"/pcr.pem", pcr, 0o644))
+		}
 	}
 	var order []string
 	dirs := map[string]bool{}

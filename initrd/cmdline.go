@@ -33,14 +33,33 @@ type Params struct {
 	// RebootDelay is how long a failure stays on the console before the
 	// reboot (ingot.reboot_delay= seconds; default 10).
 	RebootDelay time.Duration
+	// Encrypt says how the root partition is made on first boot
+	// (ingot.encrypt=): EncryptNone, EncryptTPM or EncryptIfTPM.
+	Encrypt string
+	// RecoveryKey adds a recovery key to an encrypted root and shows it
+	// once on the console (ingot.recovery_key=no turns it off).
+	RecoveryKey bool
 	// Panic mirrors panic=: a negative value waits forever instead of
 	// rebooting (panic=0 in the kernel's sense of "never reboot").
 	Panic int
 }
 
+// Values of ingot.encrypt=.
+const (
+	// EncryptNone makes a plain ext4 root.
+	EncryptNone = "none"
+	// EncryptTPM makes a LUKS2 root whose key the TPM seals to the UKI's
+	// PCR key, and refuses to make the root without a TPM.
+	EncryptTPM = "tpm"
+	// EncryptIfTPM is EncryptTPM on a machine with a TPM and EncryptNone
+	// on one without.
+	EncryptIfTPM = "if-tpm"
+)
+
 // DefaultParams are the settings of an empty command line.
 func DefaultParams() Params {
-	return Params{Init: "/usr/lib/systemd/systemd", DeviceTimeout: 60 * time.Second, RebootDelay: 10 * time.Second, Panic: 1}
+	return Params{Init: "/usr/lib/systemd/systemd", DeviceTimeout: 60 * time.Second, RebootDelay: 10 * time.Second, Panic: 1,
+		Encrypt: EncryptNone, RecoveryKey: true}
 }
 
 // ParseCmdline reads the kernel command line. Unknown words are ignored; a
@@ -73,6 +92,17 @@ func ParseCmdline(cmdline string) (Params, error) {
 			} else {
 				p.RebootDelay = time.Duration(n) * time.Second
 			}
+		case "ingot.encrypt":
+			if val != EncryptNone && val != EncryptTPM && val != EncryptIfTPM {
+				return p, fmt.Errorf("ingot.encrypt=%q: want %s, %s or %s", val, EncryptTPM, EncryptIfTPM, EncryptNone)
+			}
+			p.Encrypt = val
+		case "ingot.recovery_key":
+			b, err := strconv.ParseBool(strings.NewReplacer("yes", "true", "no", "false").Replace(val))
+			if err != nil {
+				return p, fmt.Errorf("ingot.recovery_key=%q: want yes or no", val)
+			}
+			p.RecoveryKey = b
 		case "panic":
 			n, err := strconv.Atoi(val)
 			if err == nil && n == 0 {

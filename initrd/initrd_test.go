@@ -36,6 +36,12 @@ func TestParseCmdline(t *testing.T) {
 		{"bad hex", "usrhash=" + strings.Repeat("zz", 32), nil, "usrhash="},
 		{"relative init", "usrhash=" + hash + " init=sbin/init", nil, "init="},
 		{"bad timeout", "usrhash=" + hash + " ingot.device_timeout=soon", nil, "ingot.device_timeout"},
+		{"encrypted root", "usrhash=" + hash + " ingot.encrypt=tpm ingot.recovery_key=no", func(p Params) bool {
+			return p.Encrypt == EncryptTPM && !p.RecoveryKey
+		}, ""},
+		{"plain root by default", "usrhash=" + hash, func(p Params) bool { return p.Encrypt == EncryptNone && p.RecoveryKey }, ""},
+		{"unknown encryption", "usrhash=" + hash + " ingot.encrypt=fido2", nil, "ingot.encrypt"},
+		{"bad recovery key switch", "usrhash=" + hash + " ingot.recovery_key=maybe", nil, "ingot.recovery_key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

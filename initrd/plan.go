@@ -36,6 +36,9 @@ type Config struct {
 	Root string
 	// Console receives the one-line progress and failure messages.
 	Console io.Writer
+	// Input is the console's input, where a recovery key can be typed;
+	// nil when there is none.
+	Input io.Reader
 }
 
 // Step is one named stage of the boot.
@@ -61,6 +64,9 @@ type State struct {
 	UsrDevice string
 	// RootPart is the root partition device.
 	RootPart string
+	// RootDevice is what holds the root filesystem: RootPart, or its
+	// dm-crypt device when the root is encrypted.
+	RootDevice string
 	// FirstBoot is true when the root partition was created in this boot.
 	FirstBoot bool
 	// Measured is true when "enter-initrd" was measured into PCR 11, so

@@ -63,8 +63,12 @@ func mountUsr(_ context.Context, s *State) error {
 const minRootBytes = 256 << 20
 
 // prepareRoot finds the root partition on the usr disk, or creates it in the
-// disk's free space (first boot), and makes its filesystem.
-func prepareRoot(_ context.Context, s *State) error {
+// disk's free space (first boot), and makes its filesystem: on a LUKS2
+// volume when the image asks for an encrypted root. A new partition is
+// named layout.RootSetupLabel until its filesystem is complete, so a boot
+// cut short during the setup does it again instead of mounting half a
+// filesystem.
+func prepareRoot(ctx context.Context, s *State) error {
 	disk, err := s.openDisk()
 	if err != nil {
 		return err
@@ -80,7 +84,11 @@ func prepareRoot(_ context.Context, s *State) error {
 			return err
 		}
 		s.RootPart = "/dev/" + name
-		return nil
+		if p.Name == layout.RootSetupLabel {
+			s.logf("the root partition's first-boot setup did not finish: doing it again")
+			return setupRoot(s, disk, t, p)
+		}
+		return openRoot(ctx, s)
 	}
 	s.logf("first boot: creating the root partition on %s", s.Disk)
 	p, err := addRootPartition(t, disk.f, disk.size)
@@ -98,8 +106,49 @@ func prepareRoot(_ context.Context, s *State) error {
 		return err
 	}
 	s.RootPart = "/dev/" + name
+	return setupRoot(s, disk, t, p)
+}
+
+// setupRoot makes the root filesystem on the new partition p (through
+// dm-crypt when the image says so), then names the partition "root".
+func setupRoot(s *State, disk *openDisk, t *gpt.Table, p gpt.Partition) error {
 	s.FirstBoot = true
-	return s.makeRootFS(derivedUUID(t.DiskGUID, "root-fs"))
+	s.RootDevice = s.RootPart
+	if s.Params.Encrypt != EncryptNone {
+		dev, err := encryptRoot(s, p.Size(t.SectorSize), derivedUUID(t.DiskGUID, "root-luks").String())
+		if err != nil {
+			return err
+		}
+		s.RootDevice = dev
+	}
+	if err := s.makeRootFS(derivedUUID(t.DiskGUID, "root-fs")); err != nil {
+		return err
+	}
+	for i := range t.Partitions {
+		if t.Partitions[i].Index == p.Index {
+			t.Partitions[i].Name = layout.RootLabel
+		}
+	}
+	if err := t.Write(disk.f, disk.size); err != nil {
+		return fmt.Errorf("name the root partition: %w", err)
+	}
+	return disk.f.Sync()
+}
+
+// openRoot sets RootDevice for an existing root partition, unlocking it
+// first if it is encrypted.
+func openRoot(ctx context.Context, s *State) error {
+	s.RootDevice = s.RootPart
+	enc, err := isLUKS(s.path(s.RootPart))
+	if err != nil || !enc {
+		return err
+	}
+	dev, err := unlockRoot(ctx, s)
+	if err != nil {
+		return err
+	}
+	s.RootDevice = dev
+	return nil
 }
 
 type openDisk struct {
@@ -140,7 +189,7 @@ func addRootPartition(t *gpt.Table, w io.WriterAt, diskSize int64) (gpt.Partitio
 		Index:    layout.RootIndex,
 		Type:     layout.TypeRoot,
 		UUID:     derivedUUID(t.DiskGUID, "root"),
-		Name:     "root",
+		Name:     layout.RootSetupLabel,
 		FirstLBA: free.FirstLBA,
 		LastLBA:  free.LastLBA,
 	}
@@ -207,7 +256,7 @@ func (s *State) makeRootFS(uuid gpt.GUID) error {
 	}
 	console := consoleFile(s)
 	argv := []string{"/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "root", "-U", uuid.String(),
-		"-E", "lazy_itable_init=1,lazy_journal_init=1", s.RootPart}
+		"-E", "lazy_itable_init=1,lazy_journal_init=1", s.RootDevice}
 	if _, err := os.Stat(filepath.Join(env, argv[0])); err != nil {
 		return fmt.Errorf("the image has no %s to format the root partition: add e2fsprogs to it", argv[0])
 	}
@@ -222,7 +271,7 @@ func consoleFile(s *State) *os.File {
 }
 
 func mountRoot(_ context.Context, s *State) error {
-	if err := s.Sys.Mount(s.RootPart, s.path(sysroot), "ext4", 0, ""); err != nil {
+	if err := s.Sys.Mount(s.RootDevice, s.path(sysroot), "ext4", 0, ""); err != nil {
 		return err
 	}
 	if err := s.Sys.Mount(s.path(usrStage), s.path(sysroot+"/usr"), "", unix.MS_MOVE, ""); err != nil {

@@ -39,6 +39,13 @@ const (
 // EmptyLabel marks a slot that holds no version yet.
 const EmptyLabel = "_empty"
 
+// Names of the root partition: RootSetupLabel while ingot-init makes its
+// filesystem on first boot, RootLabel once that is complete.
+const (
+	RootLabel      = "root"
+	RootSetupLabel = "_root-setup"
+)
+
 // Name is the image name used in labels, UKI file names and IMAGE_ID.
 const Name = "ingot"
 

@@ -18,7 +18,11 @@ import (
 func main() {
 	console := openConsole()
 	defer recovery(console)
-	s, err := initrd.Run(context.Background(), initrd.Config{Sys: sys.Linux{}, Root: "/", Console: console})
+	cfg := initrd.Config{Sys: sys.Linux{}, Root: "/", Console: console}
+	if f, ok := console.(*os.File); ok && f != os.Stdout {
+		cfg.Input = f // a recovery key can be typed on the console
+	}
+	s, err := initrd.Run(context.Background(), cfg)
 	fail(console, s, err)
 }
 

@@ -7,6 +7,7 @@ package sys
 import (
 	"errors"
 	"fmt"
+	"github.com/ingot-linux/ingot/format/luks2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -227,3 +228,9 @@ func waitFor(path string, timeout time.Duration) error {
 
 // WaitFor waits until path exists.
 func WaitFor(path string, timeout time.Duration) error { return waitFor(path, timeout) }
+
+// CryptActivate maps the LUKS2 volume at dev, decrypted with volumeKey, to
+// /dev/mapper/<name> and returns that path.
+func (Linux) CryptActivate(name, dev string, volumeKey []byte) (string, error) {
+	return luks2.Activate(name, dev, volumeKey)
+}

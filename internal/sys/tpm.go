@@ -177,3 +177,16 @@ func selected(bitmap []byte, pcr int) bool {
 func allOf(b []byte, v byte) bool {
 	return len(b) > 0 && bytes.Count(b, []byte{v}) == len(b)
 }
+
+// OpenTPM opens the TPM at TPMDevice. Without a TPM the error wraps
+// fs.ErrNotExist.
+func (Linux) OpenTPM() (transport.TPMCloser, error) {
+	if _, err := os.Stat(TPMDevice); err != nil {
+		return nil, fmt.Errorf("no TPM: %w", err)
+	}
+	t, err := linuxtpm.Open(TPMDevice)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", TPMDevice, err)
+	}
+	return t, nil
+}

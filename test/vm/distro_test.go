@@ -85,7 +85,7 @@ func TestDistroBoot(t *testing.T) {
 		t.Errorf("system state %q; failed units:\n%s", got, run(ctx, t, m, "systemctl --failed --no-legend"))
 	}
 	// networkd got an address from QEMU's DHCP server.
-	addr := runFor(ctx, t, m, "for i in $(seq 60); do a=$(ip -4 -o addr show scope global | awk '{print $4}'); [ -n \"$a\" ] && break; sleep 1; done; echo $a", 3*time.Minute)
+	addr := runFor(ctx, t, m, "for i in $(seq 60); do a=$(networkctl --no-pager status 2>/dev/null | awk '$1 == \"Address:\" {print $2; exit}'); [ -n \"$a\" ] && break; sleep 1; done; echo $a", 3*time.Minute)
 	if !strings.HasPrefix(addr, "10.0.2.") {
 		t.Errorf("no DHCP address from networkd: %q\n%s", addr, run(ctx, t, m, "networkctl --no-pager status || true"))
 	}
