@@ -26,7 +26,7 @@ var DefaultModules = []string{
 	"dm_mod", "dm_verity", "erofs", "overlay", "crc32c_generic", "crc32c_intel", "ext4",
 	// an encrypted root (the initrd has no modprobe for the kernel to ask
 	// for a cipher on demand) and the TPM that unseals its key
-	"dm_crypt", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb",
+	"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb",
 }
 
 // initramfs builds the zstd-compressed newc cpio that the UKI carries:

@@ -5,10 +5,12 @@ package vm_test
 import (
 	"archive/tar"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/ingot-linux/ingot/agent"
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/oci"
 	"github.com/ingot-linux/ingot/vm"
 )
@@ -163,15 +166,16 @@ func expectMarker(t *testing.T, marker []string, version, slot string) {
 }
 
 // TestUpdateRollbackReset walks a machine through v1 → v2 (slot b, pulled
-// from a real registry) → v3 (slot a), a manual rollback to v2, a v4 that
-// never boots (automatic fallback to v2 after three tries), and a factory
-// reset.
+// from a real registry) → v3 (slot a), a manual rollback to v2, a v4 whose
+// /usr has one flipped byte on disk (dm-verity refuses it, the boot fails
+// three times, automatic fallback to v2), a v5 that hangs (the boot
+// deadline, fallback again) and a factory reset.
 func TestUpdateRollbackReset(t *testing.T) {
 	v1, _ := debianImage(t)
 	v2 := buildVersion(t, "2.0.0")
 	v3 := buildVersion(t, "3.0.0")
-	// v4's init exits at once: PID 1 dies, the kernel panics and reboots.
-	v4 := buildVersion(t, "4.0.0", "init=/usr/bin/false")
+	// v4 is sound; the test corrupts it on the disk after installing it.
+	v4 := buildVersion(t, "4.0.0")
 	// v5's boot hangs: a health check of its own never finishes, so the
 	// boot deadline reboots it.
 	hangRootfs := rootfsWith(t, map[string]string{"usr/lib/systemd/system/ingot-test-hang.service": "[Unit]\nDescription=a health check that never ends\n\n[Service]\nType=oneshot\nExecStart=/bin/sleep infinity\nTimeoutStartSec=infinity\n"})
@@ -239,18 +243,28 @@ func TestUpdateRollbackReset(t *testing.T) {
 	m.Send("systemctl reboot\n")
 	expectMarker(t, booted(ctx, t, m), "2.0.0", "b")
 
-	// v4 (into slot a) fails before boot-complete three times; systemd-boot
-	// falls back to v2 on its own.
+	// v4 (into slot a), with one byte of its /usr flipped on the disk:
+	// dm-verity refuses the block, ingot-init cannot mount /usr and
+	// reboots, three times; then systemd-boot falls back to v2 on its own.
 	runFor(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v4.UpdateDir), 15*time.Minute)
-	panicsBefore := strings.Count(m.Log(), "Kernel panic")
+	usrA := fmt.Sprintf("/dev/vda%d", layout.UsrAIndex)
+	flipped := run(ctx, t, m, `f=`+usrA+` && off=1024 && b=$(od -An -tu1 -j $off -N 1 "$f" | tr -d ' ') && `+
+		`printf "\\$(printf %03o $((b ^ 255)))" | dd of="$f" bs=1 seek=$off count=1 conv=notrunc status=none && `+
+		`sync && echo "$f byte $off was $b, now $(od -An -tu1 -j $off -N 1 "$f" | tr -d ' ')"`)
+	t.Logf("corrupted v4: %s", flipped)
+	logBefore := len(m.Log())
 	m.Send("systemctl reboot\n")
 	expectMarker(t, bootedWithin(ctx, t, m, 15*time.Minute), "2.0.0", "b")
 	st = status(ctx, t, m)
 	if st.RolledBack == nil || st.RolledBack.From != "4.0.0" {
-		t.Errorf("status after the failed v4 does not report the rollback: %+v", st)
+		t.Errorf("status after the corrupted v4 does not report the rollback: %+v", st)
 	}
-	if n := strings.Count(m.Log(), "Kernel panic") - panicsBefore; n != 3 {
-		t.Errorf("v4 failed %d times, want 3 tries", n)
+	since := m.Log()[logBefore:]
+	if n := strings.Count(since, "ingot-init: FAILED: mount /usr"); n != 3 {
+		t.Errorf("v4 failed to mount /usr %d times, want 3 tries", n)
+	}
+	if !regexp.MustCompile(`verity.*(corrupt|error)|(corrupt|error).*verity`).MatchString(since) {
+		t.Error("the console does not show dm-verity refusing the corrupted block")
 	}
 	if !strings.Contains(m.Log(), "ingot: rolled back from 4.0.0") {
 		t.Error("the console does not say the machine rolled back")
@@ -259,7 +273,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	// v5 (into slot a) hangs before boot-complete: the boot deadline
 	// reboots it three times, then systemd-boot falls back to v2.
 	runFor(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(v5.UpdateDir), 15*time.Minute)
-	logBefore := len(m.Log())
+	logBefore = len(m.Log())
 	m.Send("systemctl reboot\n")
 	// Three tries that each run into the deadline, then v2.
 	expectMarker(t, bootedWithin(ctx, t, m, 20*time.Minute), "2.0.0", "b")
@@ -270,7 +284,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	// Three tries of v5 that the deadline ended (a systemd shutdown each,
 	// no panic) while the health check hung. (Our own reboot from v2 is
 	// not on the console: booted set the console log level to 1.)
-	since := m.Log()[logBefore:]
+	since = m.Log()[logBefore:]
 	if n := strings.Count(since, "systemd-shutdown[1]: Rebooting."); n != 3 {
 		t.Errorf("%d deadline reboots of v5, want 3", n)
 	}
