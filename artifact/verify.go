@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/ingot-linux/ingot/trust"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/containerd/go-dmverity/pkg/verity"
 
 	"github.com/ingot-linux/ingot/format/uki"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // Artifact is an artifact directory whose manifest has been read. Nothing

@@ -25,6 +25,7 @@ import (
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/image/rootfs"
+	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
@@ -319,7 +320,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	sbomPath := ""
 	if len(o.SBOM) > 0 {
 		sbomPath = filepath.Join(o.OutputDir, layout.Name+"_"+o.Version+".spdx.json")
-		if err := writeFileAtomic(sbomPath, o.SBOM); err != nil {
+		if err := fileutil.WriteAtomic(sbomPath, o.SBOM, 0o644); err != nil {
 			os.RemoveAll(updateDir)
 			return nil, fmt.Errorf("write SBOM: %w", err)
 		}
@@ -402,31 +403,6 @@ func readStatic(path, what, flag string) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-// writeFileAtomic writes data to a temporary file next to path, syncs it
-// and renames it into place.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func syncDir(dir string) {

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/spec"
 )
 
@@ -61,7 +62,7 @@ func (f *Fetcher) Path(sha string) string { return filepath.Join(f.Dir, sha) }
 // its URL or, failing that, from each mirror in turn.
 func (f *Fetcher) Fetch(ctx context.Context, src spec.Source) (string, error) {
 	dst := f.Path(src.SHA256)
-	if got, err := hashFile(dst); err == nil {
+	if got, err := fileutil.SHA256(dst); err == nil {
 		if got == src.SHA256 {
 			return dst, nil
 		}
@@ -247,17 +248,4 @@ func (f *Fetcher) logger() *slog.Logger {
 		return f.Logger
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-func hashFile(p string) (string, error) {
-	in, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer in.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, in); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

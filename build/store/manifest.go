@@ -1,10 +1,7 @@
 package store
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // Manifest describes a store entry: what it was built from and every file
@@ -109,7 +108,7 @@ func Normalize(dir string, epoch int64) ([]FileEntry, error) {
 				inodes[st.Ino] = rel
 			}
 			e.Type, e.Size = "file", fi.Size()
-			if e.SHA256, err = hashFile(p); err != nil {
+			if e.SHA256, err = fileutil.SHA256(p); err != nil {
 				return err
 			}
 		default:
@@ -172,17 +171,4 @@ func modeSpecial(m uint32) fs.FileMode {
 		f |= fs.ModeSticky
 	}
 	return f
-}
-
-func hashFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ingot-linux/ingot/build"
 	"github.com/ingot-linux/ingot/build/sbom"
+	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/recipes"
 )
 
@@ -102,11 +103,7 @@ func buildOutputs(out *buildCmdResult, o build.Options, targets []string, rootfs
 		if err != nil {
 			return err
 		}
-		tmp := sbomFile + ".tmp"
-		if err := os.WriteFile(tmp, data, 0o644); err != nil {
-			return fmt.Errorf("write SBOM: %w", err)
-		}
-		if err := os.Rename(tmp, sbomFile); err != nil {
+		if err := fileutil.WriteAtomic(sbomFile, data, 0o644); err != nil {
 			return fmt.Errorf("write SBOM: %w", err)
 		}
 		out.SBOM = sbomFile

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"github.com/ingot-linux/ingot/build"
 	"github.com/ingot-linux/ingot/build/sbom"
 	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -172,7 +171,7 @@ func rootfsSBOM(rootfs, version string) ([]byte, error) {
 	p := sbom.Package{Name: filepath.Base(rootfs), Version: version, Licence: "NOASSERTION", Shipped: true,
 		Description: "root filesystem given to ingot image --rootfs"}
 	if fi, err := os.Stat(rootfs); err == nil && fi.Mode().IsRegular() {
-		sum, err := fileSHA256(rootfs)
+		sum, err := fileutil.SHA256(rootfs)
 		if err != nil {
 			return nil, err
 		}
@@ -191,19 +190,6 @@ func rootfsSBOM(rootfs, version string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // sourceDateEpoch reads SOURCE_DATE_EPOCH; unset means "derive from content"

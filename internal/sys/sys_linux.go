@@ -7,7 +7,6 @@ package sys
 import (
 	"errors"
 	"fmt"
-	"github.com/ingot-linux/ingot/format/luks2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/containerd/go-dmverity/pkg/dm"
 	"golang.org/x/sys/unix"
+
+	"github.com/ingot-linux/ingot/format/luks2"
 )
 
 // Linux implements the initrd's system interface with real syscalls.

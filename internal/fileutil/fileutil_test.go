@@ -1,0 +1,48 @@
+package fileutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestSHA256(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := SHA256(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; got != want {
+		t.Errorf("SHA256 = %s, want %s", got, want)
+	}
+	if _, err := SHA256(p + ".missing"); !os.IsNotExist(err) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestWriteAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.json")
+	for _, content := range []string{"first", "second, longer"} {
+		if err := WriteAtomic(p, []byte(content), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != content {
+			t.Fatalf("read back %q, %v; want %q", b, err, content)
+		}
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory has %d entries, want only the file (no temporaries)", len(entries))
+	}
+	if err := WriteAtomic(filepath.Join(dir, "no/such/dir/f"), []byte("x"), 0o644); err == nil {
+		t.Error("writing into a missing directory succeeded")
+	}
+}
