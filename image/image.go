@@ -76,6 +76,9 @@ type Options struct {
 	// and the ESP gets loader/keys/auto/{PK,KEK,db}.auth for enrollment.
 	// Load them with trust.LoadKeys.
 	Keys *trust.Keys
+	// PCRPhases are the boot phases whose PCR 11 values .pcrsig signs;
+	// nil means DefaultPCRPhases.
+	PCRPhases []string
 	// EncryptRoot says how ingot-init makes the root partition on first
 	// boot: EncryptNone (plain ext4, the default), EncryptTPM (LUKS2, its
 	// key sealed to the TPM under the PCR key, so any UKI signed with that
@@ -101,6 +104,15 @@ type Options struct {
 	// Logger receives details; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultPCRPhases are the boot phases a signed UKI's .pcrsig covers: only
+// the initrd before it hands over ("enter-initrd"). What the PCR key seals
+// (the root partition's key) unseals there and nowhere else: once
+// ingot-init has measured leave-initrd, no signed policy matches PCR 11,
+// so not even root on the booted system can ask the TPM for the key.
+// systemd-measure signs every phase unless told otherwise; pass
+// trust.DefaultPhases() to get that.
+var DefaultPCRPhases = []string{"enter-initrd"}
 
 // Values of Options.EncryptRoot (ingot.encrypt= on the kernel command line).
 const (

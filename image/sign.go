@@ -37,7 +37,11 @@ func sign(o *Options, stub []byte, sections []uki.Section, loader, rootHash []by
 		return nil, err
 	}
 	s.sections = append(append([]uki.Section{}, sections...), uki.Section{Name: uki.SectionPCRPKey, Data: pk})
-	sig, err := trust.PCRSig(stub, s.sections, k.PCR, trust.PCROptions{})
+	phases := o.PCRPhases
+	if len(phases) == 0 {
+		phases = DefaultPCRPhases
+	}
+	sig, err := trust.PCRSig(stub, s.sections, k.PCR, trust.PCROptions{Phases: phases})
 	if err != nil {
 		return nil, fmt.Errorf("sign PCR 11 policy: %w", err)
 	}
