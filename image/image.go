@@ -281,7 +281,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	initrd, mods, err := initramfs(t, in.KernelVersion, init, o.Modules, osr)
+	var pcrKey []byte
+	if o.Keys != nil {
+		if pcrKey, err = trust.PCRPubKeyPEM(o.Keys.PCR.Public()); err != nil {
+			return nil, err
+		}
+	}
+	initrd, mods, err := initramfs(t, in.KernelVersion, init, o.Modules, osr, pcrKey)
 	if err != nil {
 		return nil, err
 	}

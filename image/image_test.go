@@ -554,8 +554,15 @@ func TestSignedImage(t *testing.T) {
 	if _, err := fs.Stat(fsys, "lib/ingot/keys/db.crt"); err != nil {
 		t.Errorf("/usr lacks the trusted db certificate: %v", err)
 	}
-	if files := initrdFiles(t, d); files["usr/lib/ingot/keys/verity.crt"] == "" {
+	files := initrdFiles(t, d)
+	if files["usr/lib/ingot/keys/verity.crt"] == "" {
 		t.Error("the initrd lacks the verity certificate ingot-init checks usr-verity-sig with")
+	}
+	if pcr, _ := trust.PCRPubKeyPEM(keys.PCR.Public()); files["usr/lib/ingot/keys/pcr.pem"] != string(pcr) {
+		t.Error("the initrd lacks the PCR public key an encrypted root is sealed to")
+	}
+	if _, err := fs.Stat(fsys, "lib/ingot/keys/pcr.pem"); err == nil {
+		t.Error("/usr has the PCR key: the usrhash would change with it")
 	}
 	checkSigWithOpenSSL(t, blob, filepath.Join(keyDir, "verity.crt"), res.UsrHash)
 	art, err := artifact.Open(filepath.Join(dir, "out", artifact.DirName("1.0.0")))

@@ -31,7 +31,12 @@ var DefaultModules = []string{
 
 // initramfs builds the zstd-compressed newc cpio that the UKI carries:
 // ingot-init as /init and the kernel modules it loads, in load order.
-func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRelease []byte) ([]byte, *kmod.Set, error) {
+//
+// A signed image's initrd also carries the verity certificate (from /usr)
+// and pcrKey, the PCR public key, which seals an encrypted root's key: in
+// the initrd only, so that /usr, and with it the usrhash, does not depend
+// on the PCR key.
+func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRelease, pcrKey []byte) ([]byte, *kmod.Set, error) {
 	set, err := kmod.Resolve(t, kver, modules)
 	if err != nil {
 		return nil, nil, fmt.Errorf("resolve kernel modules: %w", err)
@@ -51,8 +56,8 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 	if cert, err := t.ReadFile("usr/" + layout.TrustDir + "/verity.crt"); err == nil {
 		recs = append(recs, dir("usr/lib/ingot"), dir("usr/lib/ingot/keys"),
 			file("usr/"+layout.TrustDir+"/verity.crt", cert, 0o644))
-		if pcr, err := t.ReadFile("usr/" + layout.TrustDir + "/pcr.pem"); err == nil {
-			recs = append(recs, file("usr/"+layout.TrustDir+"/pcr.pem", pcr, 0o644))
+		if pcrKey != nil {
+			recs = append(recs, file("usr/"+layout.TrustDir+"/pcr.pem", pcrKey, 0o644))
 		}
 	}
 	var order []string

@@ -13,7 +13,6 @@ import (
 
 	"github.com/ingot-linux/ingot/image/rootfs"
 	"github.com/ingot-linux/ingot/layout"
-	"github.com/ingot-linux/ingot/trust"
 )
 
 // Input is what ingot needs from a root filesystem, found by inspect.
@@ -279,11 +278,6 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 		// The agent accepts only UKIs that chain to these.
 		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(o.Keys.DB.Cert.Raw), 0o644, epoch)
 		t.PutFile("usr/"+layout.TrustDir+"/verity.crt", pemCert(o.Keys.Verity.Cert.Raw), 0o644, epoch)
-		pcr, err := trust.PCRPubKeyPEM(o.Keys.PCR.Public())
-		if err != nil {
-			return err
-		}
-		t.PutFile("usr/"+layout.TrustDir+"/pcr.pem", pcr, 0o644, epoch)
 	}
 	t.PutFile("usr/lib/systemd/system/ingot-update.service", []byte(updateService), 0o644, epoch)
 	t.PutFile("usr/lib/systemd/system/ingot-update.timer", []byte(updateTimer), 0o644, epoch)
