@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
+	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/format/luks2"
 	"github.com/ingot-linux/ingot/layout"
@@ -283,6 +284,9 @@ func askRecoveryKey(ctx context.Context, s *State, f *os.File) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, recoveryTimeout)
 	defer cancel()
+	if f, ok := s.Input.(*os.File); ok {
+		defer noEcho(f)()
+	}
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(s.Input)
@@ -304,6 +308,7 @@ func askRecoveryKey(ctx context.Context, s *State, f *os.File) ([]byte, error) {
 			if !ok {
 				return nil, errors.New("the console closed before a recovery key was typed")
 			}
+			fmt.Fprintln(s.Console)
 			key := strings.TrimSpace(line)
 			volumeKey, _, err := luks2.Open(f, []byte(key))
 			if err == nil {
@@ -312,4 +317,20 @@ func askRecoveryKey(ctx context.Context, s *State, f *os.File) ([]byte, error) {
 			s.logf("that is not the recovery key of this root partition")
 		}
 	}
+}
+
+// noEcho turns off the terminal's echo on f, so a typed recovery key does
+// not appear on the console, and returns what turns it back on. On
+// anything but a terminal it does nothing.
+func noEcho(f *os.File) func() {
+	old, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return func() {}
+	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	if err := unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &quiet); err != nil {
+		return func() {}
+	}
+	return func() { unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, old) }
 }

@@ -157,6 +157,9 @@ func TestTrustSealedRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	unlocked(ctx, t, m)
+	if n := strings.Count(m.Log(), recovery); n != 1 {
+		t.Errorf("the recovery key appears %d times on the console, want once (typing it must not echo it)", n)
+	}
 }
 
 // unlocked waits for a boot that unlocked the encrypted root and checks
