@@ -279,6 +279,7 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(o.Keys.DB.Cert.Raw), 0o644, epoch)
 		t.PutFile("usr/"+layout.TrustDir+"/verity.crt", pemCert(o.Keys.Verity.Cert.Raw), 0o644, epoch)
 	}
+	putPCRPhases(t, epoch)
 	t.PutFile("usr/lib/systemd/system/ingot-update.service", []byte(updateService), 0o644, epoch)
 	t.PutFile("usr/lib/systemd/system/ingot-update.timer", []byte(updateTimer), 0o644, epoch)
 	if o.Autologin {
@@ -360,4 +361,56 @@ func octalMode(m fs.FileMode) string {
 		v |= 0o1000
 	}
 	return fmt.Sprintf("%04o", v)
+}
+
+// The booted system's half of the boot phases in PCR 11 (see
+// docs/trust.md): "sysinit" after sysinit.target and "ready" before user
+// sessions, "final" and "shutdown" on the way down, as systemd-pcrphase's
+// units measure them. ingot measures them itself (ingot measure-phase,
+// through /dev/tpmrm0 like ingot-init) and masks systemd's units, so the
+// sequence does not depend on whether the image's systemd was built with
+// TPM2 support or has its TPM2 libraries installed (Debian 12's does not),
+// and nothing is measured twice.
+const (
+	pcrPhaseSysinitUnit = `[Unit]
+Description=ingot: measure boot phase sysinit into PCR 11
+DefaultDependencies=no
+Conflicts=shutdown.target
+After=sysinit.target
+Before=basic.target shutdown.target
+ConditionPathExists=!/etc/initrd-release
+ConditionPathExists=/dev/tpmrm0
+ConditionPathExists=/sys/firmware/efi/efivars/StubPcrKernelImage-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/ingot measure-phase sysinit
+ExecStop=/usr/bin/ingot measure-phase final
+`
+	pcrPhaseReadyUnit = `[Unit]
+Description=ingot: measure boot phase ready into PCR 11
+After=remote-fs.target remote-cryptsetup.target ingot-pcrphase-sysinit.service
+Before=systemd-user-sessions.service
+ConditionPathExists=!/etc/initrd-release
+ConditionPathExists=/dev/tpmrm0
+ConditionPathExists=/sys/firmware/efi/efivars/StubPcrKernelImage-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/ingot measure-phase ready
+ExecStop=/usr/bin/ingot measure-phase shutdown
+`
+)
+
+func putPCRPhases(t *rootfs.Tree, epoch int64) {
+	const dir = "usr/lib/systemd/system/"
+	for _, u := range []string{"systemd-pcrphase.service", "systemd-pcrphase-sysinit.service"} {
+		t.PutSymlink(dir+u, "/dev/null", epoch) // masked
+	}
+	t.PutFile(dir+"ingot-pcrphase-sysinit.service", []byte(pcrPhaseSysinitUnit), 0o644, epoch)
+	t.PutFile(dir+"ingot-pcrphase.service", []byte(pcrPhaseReadyUnit), 0o644, epoch)
+	t.PutSymlink(dir+"sysinit.target.wants/ingot-pcrphase-sysinit.service", "../ingot-pcrphase-sysinit.service", epoch)
+	t.PutSymlink(dir+"sysinit.target.wants/ingot-pcrphase.service", "../ingot-pcrphase.service", epoch)
 }

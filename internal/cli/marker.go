@@ -3,10 +3,13 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ingot-linux/ingot/agent"
+	"github.com/ingot-linux/ingot/internal/sys"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // newBootMarkerCmd prints the line that says a boot completed. It runs on the
@@ -43,6 +46,25 @@ func newBootMarkerCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprint(g.stdout, msg)
 			}
+			return nil
+		},
+	}
+}
+
+// newMeasurePhaseCmd extends PCR 11 with a boot phase word, as
+// systemd-pcrphase does (run by ingot-pcrphase*.service on the device).
+func newMeasurePhaseCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    "measure-phase WORD",
+		Short:  "Measure a boot phase into PCR 11 (run by systemd on the device)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			banks, err := sys.Linux{}.MeasurePCR(trust.PCRKernelBoot, []byte(args[0]))
+			if err != nil {
+				return fmt.Errorf("measure %s into PCR 11: %w", args[0], err)
+			}
+			fmt.Fprintf(g.stdout, "ingot: measured %s into PCR 11 (%s)\n", args[0], strings.Join(banks, ", "))
 			return nil
 		},
 	}

@@ -65,7 +65,7 @@ and boots it.
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
-	root.AddCommand(newImageCmd(g), newVMCmd(g), newBootMarkerCmd(g), newHealthCmd(g),
+	root.AddCommand(newImageCmd(g), newVMCmd(g), newBootMarkerCmd(g), newHealthCmd(g), newMeasurePhaseCmd(g),
 		newUpdateCmd(g), newStatusCmd(g), newRollbackCmd(g), newResetCmd(g),
 		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g), newBuildCmd(g))
 	return root
