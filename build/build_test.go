@@ -180,6 +180,8 @@ type fakeRunner struct {
 	calls []string
 	fail  map[string]bool
 	block bool
+	// leak makes these packages install a file under /sysroot.
+	leak map[string]bool
 }
 
 func mountOf(s *sandbox.Spec, target string) string {
@@ -200,7 +202,7 @@ func (f *fakeRunner) Run(ctx context.Context, s *sandbox.Spec) error {
 	name := strings.Fields(strings.SplitN(string(script), "\n", 2)[0])[5]
 	f.mu.Lock()
 	f.calls = append(f.calls, name)
-	fail, block := f.fail[name], f.block
+	fail, block, leak := f.fail[name], f.block, f.leak[name]
 	f.mu.Unlock()
 	fmt.Fprintf(s.Stdout, "+ make\ncompiling %s\n", name)
 	if block {
@@ -223,6 +225,10 @@ func (f *fakeRunner) Run(ctx context.Context, s *sandbox.Spec) error {
 	os.MkdirAll(filepath.Join(out, "usr/include"), 0o775)
 	os.WriteFile(filepath.Join(out, "usr/bin", name), []byte("saw "+strings.Join(seen, ",")+"\n"), 0o775)
 	os.WriteFile(filepath.Join(out, "usr/include", name+".h"), []byte("/* header */\n"), 0o644)
+	if leak {
+		os.MkdirAll(filepath.Join(out, "sysroot/usr/lib/systemd/system"), 0o755)
+		os.WriteFile(filepath.Join(out, "sysroot/usr/lib/systemd/system", name+".service"), nil, 0o644)
+	}
 	return nil
 }
 
@@ -369,6 +375,18 @@ func TestBuildFailure(t *testing.T) {
 	}
 	if statuses(res) != "libgreet=failed hello=skipped" || res.Failed != 1 || res.Skipped != 1 {
 		t.Errorf("result: %s", statuses(res))
+	}
+	checkNoPartial(t, st)
+}
+
+// TestSysrootLeak: files installed under the dependencies' prefix are a
+// failed build, not a package.
+func TestSysrootLeak(t *testing.T) {
+	fx := newFixture(t)
+	st := t.TempDir()
+	_, err := Build(context.Background(), []string{"hello"}, fx.options(t, st, &fakeRunner{leak: map[string]bool{"libgreet": true}}))
+	if err == nil || !strings.Contains(err.Error(), "installed files under /sysroot") {
+		t.Fatalf("err = %v, want the /sysroot leak named", err)
 	}
 	checkNoPartial(t, st)
 }

@@ -279,6 +279,9 @@ func (b *builder) copyRecipeFiles(r *spec.Recipe, dst string) error {
 // collect splits and normalizes the install tree into entry and returns
 // the entry's manifest.
 func (b *builder) collect(r *spec.Recipe, key string, inputs []input, out, entry string) (*store.Manifest, error) {
+	if _, err := os.Lstat(filepath.Join(out, "sysroot")); err == nil {
+		return nil, fmt.Errorf("%s installed files under /sysroot, the dependencies' prefix in the sandbox (a path taken from a dependency's pkg-config file, usually): install them under /usr, or move them there in post-install", r.Name)
+	}
 	if err := splitOutputs(out, entry, r.Outputs); err != nil {
 		return nil, err
 	}
