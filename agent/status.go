@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ingot-linux/ingot/layout"
@@ -85,13 +88,32 @@ func (a *Agent) Status() (*Status, error) {
 // Bless marks the booted entry good: its boot counter is dropped from the
 // name, so systemd-boot keeps starting it. It is what systemd-bless-boot
 // does; ingot does it itself so it works whatever mounts the ESP.
+// An image whose systemd has systemd-bless-boot.service blesses the entry
+// twice; whichever comes second finds it done.
 func (a *Agent) Bless() (string, error) {
-	return a.renameBooted(func(e Entry) string {
+	name, err := a.renameBooted(func(e Entry) string {
 		if e.TriesLeft < 0 {
 			return ""
 		}
 		return layout.UKIName(e.Version, 0)
 	})
+	if errors.Is(err, fs.ErrNotExist) && name != "" {
+		if a.entryExists(name) {
+			return name, nil // systemd-bless-boot renamed it meanwhile
+		}
+	}
+	return name, err
+}
+
+// entryExists reports whether the ESP has the UKI name.
+func (a *Agent) entryExists(name string) bool {
+	found := false
+	a.withEntries(func(esp string, _ []Entry) error {
+		_, err := os.Stat(filepath.Join(esp, layout.UKIDir, name))
+		found = err == nil
+		return nil
+	})
+	return found
 }
 
 // Rollback makes the previous version the next boot, by marking the booted

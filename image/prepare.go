@@ -158,7 +158,7 @@ const markerUnit = `[Unit]
 Description=ingot boot marker
 Documentation=https://github.com/ingot-linux/ingot
 Requires=boot-complete.target
-After=boot-complete.target
+After=boot-complete.target systemd-bless-boot.service
 
 [Service]
 Type=oneshot
