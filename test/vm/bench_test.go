@@ -197,12 +197,7 @@ func freshStore(b *testing.B, sources string) string {
 // /usr, and whether a second cold build in another empty store gives
 // byte-identical outputs (every file's sha256 in the store manifests).
 func BenchmarkDistroBuild(b *testing.B) {
-	bin := b.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin+"/", "./cmd/ingot")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build ingot: %v\n%s", err, out)
-	}
+	bin := binaries(b)
 	warm := testStore(b)
 	ingotBuild(b, bin, "--store", warm) // fetch the sources once
 	for i := 0; i < b.N; i++ {

@@ -24,12 +24,10 @@ import (
 // it, and check that it is a musl system with systemd as PID 1, networking
 // up and sshd answering.
 func TestDistroBoot(t *testing.T) {
-	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin+"/", "./cmd/ingot", "./cmd/ingot-init")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build binaries: %v\n%s", err, out)
+	if testing.Short() {
+		t.Skip("VM tests boot real machines; not in -short")
 	}
+	bin := binaries(t)
 	out := filepath.Join(t.TempDir(), "out")
 	img := exec.Command(filepath.Join(bin, "ingot"), "image", "--store", testStore(t), "--version", "1.0.0", "--output", out, "--autologin", "--json")
 	// No SOURCE_DATE_EPOCH: the packages keep the store's default epoch

@@ -29,7 +29,12 @@ const epoch = 1700000000
 
 var (
 	repoRoot = func() string { p, _ := filepath.Abs("../.."); return p }()
-	shared   struct {
+	bins struct {
+		once sync.Once
+		dir  string
+		err  error
+	}
+	shared struct {
 		once     sync.Once
 		err      error
 		dir      string
@@ -43,10 +48,33 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
+	for _, d := range []string{shared.dir, bins.dir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
 	}
 	os.Exit(code)
+}
+
+// binaries builds ingot and ingot-init (static) once for all tests and
+// returns their directory.
+func binaries(t testing.TB) string {
+	t.Helper()
+	bins.once.Do(func() {
+		if bins.dir, bins.err = os.MkdirTemp("", "ingot-vm-bin-*"); bins.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bins.dir+"/", "./cmd/ingot", "./cmd/ingot-init")
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			bins.err = fmt.Errorf("build binaries: %v\n%s", err, out)
+		}
+	})
+	if bins.err != nil {
+		t.Fatal(bins.err)
+	}
+	return bins.dir
 }
 
 // debianImage builds the binaries and the image of the Debian fixture once.
@@ -56,20 +84,14 @@ func debianImage(t testing.TB) (*image.Result, string) {
 		t.Skip("VM tests boot real machines; not in -short")
 	}
 	rootfs := ingottest.DebianRootfs(t, repoRoot)
+	bin := binaries(t)
 	shared.once.Do(func() {
 		shared.rootfs = rootfs
 		shared.dir, shared.err = os.MkdirTemp("", "ingot-vm-test-*")
 		if shared.err != nil {
 			return
 		}
-		shared.bin = filepath.Join(shared.dir, "bin")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", shared.bin+"/", "./cmd/ingot", "./cmd/ingot-init")
-		cmd.Dir = repoRoot
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			shared.err = fmt.Errorf("build binaries: %v\n%s", err, out)
-			return
-		}
+		shared.bin = bin
 		start := time.Now()
 		shared.result, shared.err = buildImage(filepath.Join(shared.dir, "out"))
 		shared.buildDur = time.Since(start)
@@ -164,7 +186,18 @@ func bootedWithin(ctx context.Context, t testing.TB, m *vm.Machine, timeout time
 	if m.Cursor() < afterMarker {
 		m.SetCursor(afterMarker)
 	}
-	run(ctx, t, m, "dmesg -n 1")
+	// The first command: the shell may still be starting after the login
+	// line, and some (busybox ash) drop what was typed before their prompt;
+	// type it again until the shell answers.
+	for try := 1; ; try++ {
+		_, code, err := m.Run(ctx, "dmesg -n 1", 20*time.Second)
+		if err == nil && code == 0 {
+			break
+		}
+		if ctx.Err() != nil || try == 9 {
+			t.Fatalf("the shell does not answer after the autologin: exit %d, %v", code, err)
+		}
+	}
 	return marker
 }
 
