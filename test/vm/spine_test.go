@@ -29,7 +29,7 @@ const epoch = 1700000000
 
 var (
 	repoRoot = func() string { p, _ := filepath.Abs("../.."); return p }()
-	bins struct {
+	bins     struct {
 		once sync.Once
 		dir  string
 		err  error
