@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // RequireTools reports whether missing tools fail tests instead of skipping
@@ -179,4 +180,31 @@ func FileSHA256(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Swtpm starts a software TPM 2.0 (swtpm) on a Unix socket in a new state
+// directory, already started up (no TPM2_Startup needed), stopped when the
+// test ends, and returns the socket's path once it listens. Connect with
+// net.Dial("unix", path); it serves one connection at a time.
+func Swtpm(t testing.TB) string {
+	t.Helper()
+	bin := LookTool(t, "swtpm", "swtpm")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "tpm.sock")
+	cmd := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+dir,
+		"--server", "type=unixio,path="+sock, "--ctrl", "type=unixio,path="+sock+".ctrl",
+		"--flags", "not-need-init,startup-clear")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			return sock
+		}
+		if i == 100 {
+			t.Fatal("swtpm did not listen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

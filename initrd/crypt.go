@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -182,22 +180,11 @@ func showRecoveryKey(console io.Writer, key string) {
 
 // readPCRKey reads the PCR public key the initrd carries.
 func readPCRKey(path string) (any, error) {
-	b, err := os.ReadFile(path)
+	pub, err := trust.LoadPublicKey(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("the initrd has no PCR public key (%s): an encrypted root needs an image signed with ingot image --keys", path)
 	}
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("%s is not a PEM public key", path)
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return pub, nil
+	return pub, err
 }
 
 // isLUKS reports whether the partition at path starts with a LUKS header.

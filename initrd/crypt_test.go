@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
 
@@ -47,30 +46,6 @@ func (c *cryptSys) OpenTPM() (transport.TPMCloser, error) {
 func (c *cryptSys) CryptActivate(name, dev string, volumeKey []byte) (string, error) {
 	c.activated = append(c.activated, bytes.Clone(volumeKey))
 	return "/dev/mapper/" + name, nil
-}
-
-// startTPM runs swtpm on a Unix socket and returns the socket's path.
-func startTPM(t *testing.T) string {
-	t.Helper()
-	bin := ingottest.LookTool(t, "swtpm", "swtpm")
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "tpm.sock")
-	cmd := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+dir,
-		"--server", "type=unixio,path="+sock, "--ctrl", "type=unixio,path="+sock+".ctrl",
-		"--flags", "not-need-init,startup-clear")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			return sock
-		}
-		if i == 100 {
-			t.Fatal("swtpm did not listen")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // pcrSig writes /.extra/tpm2-pcr-signature.json under root: key's
@@ -113,7 +88,7 @@ func TestEncryptedRoot(t *testing.T) {
 	if err := os.Truncate(filepath.Join(root, part), 64<<20); err != nil {
 		t.Fatal(err)
 	}
-	c := &cryptSys{sock: startTPM(t)}
+	c := &cryptSys{sock: ingottest.Swtpm(t)}
 	var console bytes.Buffer
 	s := &State{Config: Config{Sys: c, Root: root, Console: &console}, Params: DefaultParams(), RootPart: part}
 	s.Params.Encrypt = EncryptTPM

@@ -5,42 +5,21 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"net"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
-// swtpm starts a software TPM 2.0 that needs no TPM2_Startup and returns
-// a connection to it.
+// swtpm starts a software TPM 2.0 and returns a connection to it.
 func swtpm(t *testing.T) transport.TPM {
 	t.Helper()
-	bin, err := exec.LookPath("swtpm")
+	conn, err := net.Dial("unix", ingottest.Swtpm(t))
 	if err != nil {
-		t.Skip("swtpm is not installed (Debian package swtpm)")
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "tpm.sock")
-	cmd := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+dir,
-		"--server", "type=unixio,path="+sock, "--ctrl", "type=unixio,path="+filepath.Join(dir, "ctrl.sock"),
-		"--flags", "not-need-init,startup-clear")
-	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var conn net.Conn
-	for i := 0; ; i++ {
-		if conn, err = net.Dial("unix", sock); err == nil {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("swtpm did not listen: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	tpm := transport.FromReadWriteCloser(conn.(*net.UnixConn))
 	t.Cleanup(func() { tpm.Close() })
