@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -190,6 +191,9 @@ func (o *Options) check() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("root encryption %q: want %s, %s or %s", o.EncryptRoot, EncryptTPM, EncryptIfTPM, EncryptNone))
+	}
+	if o.EncryptRoot != EncryptNone && slices.Contains(strings.Fields(strings.Join(o.Cmdline, " ")), "ingot.debug=shell") {
+		errs = append(errs, fmt.Errorf("ingot.debug=shell with an encrypted root (%s): the rescue shell would run with the root unlocked and the TPM still in the initrd phase; leave out one of them", o.EncryptRoot))
 	}
 	if o.UsrSlotBytes < 0 || o.ESPBytes < 0 {
 		errs = append(errs, errors.New("sizes must not be negative"))

@@ -27,6 +27,8 @@ var DefaultModules = []string{
 	// an encrypted root (the initrd has no modprobe for the kernel to ask
 	// for a cipher on demand) and the TPM that unseals its key
 	"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb",
+	// the Secure Boot state and the ESP the boot loader was loaded from
+	"efivarfs",
 }
 
 // initramfs builds the zstd-compressed newc cpio that the UKI carries:

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,7 +47,16 @@ const (
 	rootMapper = "root"
 	// recoveryTimeout is how long ingot-init waits for a recovery key.
 	recoveryTimeout = 5 * time.Minute
+	// pcrSecureBootPolicy is PCR 7, where the firmware measures the Secure
+	// Boot state and the keys that verified each image. The root's key is
+	// bound to its value at sealing time as well as to the signed PCR 11
+	// policy: with Secure Boot off, a boot loader entry could hand the
+	// signed UKI another command line (measured into PCR 12, not 11).
+	pcrSecureBootPolicy = 7
 )
+
+// whySecureBoot says why a sealed root needs Secure Boot.
+const whySecureBoot = "without it, anyone who can write the ESP can boot the signed UKI with their own command line and get the key"
 
 // fastKDF derives keyslot keys from secrets that are already 256 random
 // bits (the TPM-sealed secret and the recovery key), so stretching them
@@ -63,6 +73,10 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 	if !ok {
 		return "", errors.New("this system cannot encrypt (no TPM or dm-crypt access)")
 	}
+	sb, err := secureBoot(s)
+	if err != nil {
+		return "", err
+	}
 	tpm, err := c.OpenTPM()
 	if errors.Is(err, fs.ErrNotExist) && s.Params.Encrypt == EncryptIfTPM {
 		s.logf("no TPM: the root partition is not encrypted (ingot.encrypt=%s)", EncryptIfTPM)
@@ -72,6 +86,13 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 		return "", fmt.Errorf("the image encrypts the root partition with the TPM (ingot.encrypt=%s), and %w: enable the TPM 2.0 in the firmware, or make the image with --encrypt-root=%s", s.Params.Encrypt, err, EncryptIfTPM)
 	}
 	defer tpm.Close()
+	if !sb {
+		if s.Params.Encrypt == EncryptIfTPM {
+			s.logf("Secure Boot is off: the root partition is not encrypted (ingot.encrypt=%s; %s)", EncryptIfTPM, whySecureBoot)
+			return s.RootPart, nil
+		}
+		return "", fmt.Errorf("the image seals the root partition's key to the TPM (ingot.encrypt=%s), and Secure Boot is off: %s; enable Secure Boot in the firmware (systemd-boot enrolls the image's keys in setup mode), or make the image with --encrypt-root=%s", s.Params.Encrypt, whySecureBoot, EncryptIfTPM)
+	}
 	pcrKey, err := readPCRKey(s.path(PCRKeyPath))
 	if err != nil {
 		return "", err
@@ -83,7 +104,7 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 	if _, err := io.ReadFull(rand.Reader, secret); err != nil {
 		return "", err
 	}
-	sealed, err := seal.Seal(tpm, secret, pcrKey, trust.PCRKernelBoot)
+	sealed, err := seal.Seal(tpm, secret, pcrKey, trust.PCRKernelBoot, pcrSecureBootPolicy)
 	if err != nil {
 		return "", fmt.Errorf("seal the root key to the TPM: %w", err)
 	}
@@ -247,6 +268,16 @@ func unlockWithTPM(s *State, c Crypter, f *os.File, h *luks2.Header) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
+	sb, err := secureBoot(s)
+	if err != nil {
+		return nil, err
+	}
+	if !sb {
+		return nil, fmt.Errorf("the firmware booted with Secure Boot off, and the key is released only to a Secure Boot boot (%s)", whySecureBoot)
+	}
+	if !slices.Contains(sealed.PCRs, pcrSecureBootPolicy) {
+		return nil, fmt.Errorf("the root's key is not bound to the Secure Boot state (PCR %d) as ingot seals it: refusing a volume ingot-init did not make", pcrSecureBootPolicy)
+	}
 	pcrsig, err := os.ReadFile(s.path(pcrSigPath))
 	if err != nil {
 		return nil, fmt.Errorf("no signed PCR policy from systemd-stub (%s): boot a signed UKI with systemd-stub: %w", pcrSigPath, err)
@@ -320,4 +351,36 @@ func noEcho(f *os.File) func() {
 		return func() {}
 	}
 	return func() { unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, old) }
+}
+
+// checkPlainRoot refuses a root partition that is not encrypted where
+// the image says it must be: under ingot.encrypt=tpm always, and under
+// if-tpm on a machine that could have sealed it (a TPM and Secure Boot).
+// A swapped-in plain root would otherwise boot the attacker's /etc.
+func checkPlainRoot(s *State) error {
+	if s.Params.Encrypt == EncryptNone {
+		return nil
+	}
+	refuse := fmt.Errorf("the image encrypts the root partition (ingot.encrypt=%s), and %s is not a LUKS2 volume: refusing to boot a root that may have been swapped in; "+
+		"if this disk is yours, recover its data and run a factory reset", s.Params.Encrypt, s.RootPart)
+	if s.Params.Encrypt == EncryptTPM {
+		return refuse
+	}
+	sb, err := secureBoot(s)
+	if err != nil || !sb {
+		return err // if-tpm does not seal without Secure Boot
+	}
+	c, ok := s.Sys.(Crypter)
+	if !ok {
+		return nil
+	}
+	tpm, err := c.OpenTPM()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	tpm.Close()
+	return refuse
 }

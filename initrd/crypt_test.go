@@ -92,6 +92,7 @@ func TestEncryptedRoot(t *testing.T) {
 	var console bytes.Buffer
 	s := &State{Config: Config{Sys: c, Root: root, Console: &console}, Params: DefaultParams(), RootPart: part}
 	s.Params.Encrypt = EncryptTPM
+	setSecureBoot(t, root, true)
 
 	// First boot: format, seal, show the recovery key once.
 	dev, err := encryptRoot(s, 64<<20, "6c1f6b1e-3d2a-4c55-9a37-0e6b7d1f2a90")

@@ -68,22 +68,37 @@ func readTable(dev string, d blockDev) (*gpt.Table, error) {
 	return gpt.Read(f, d.SizeBytes, d.SectorSize)
 }
 
-// findUsr waits for the disk whose GPT has a usr partition with the PARTUUID
-// the usrhash names, and the matching verity partition.
+// findUsr waits for the boot disk, the one whose GPT has a usr partition
+// with the PARTUUID the usrhash names and the matching verity partition.
+// When the boot loader named the ESP it was loaded from, the boot disk is
+// the one holding that ESP, so a second disk with the same (public)
+// PARTUUIDs cannot supply /usr or the root; when the choice is ambiguous
+// the boot stops.
 func findUsr(ctx context.Context, s *State) error {
 	usrUUID, verityUUID := layout.UsrPartUUIDs(s.Params.UsrHash)
+	esp, espKnown, err := bootESP(s)
+	if err != nil {
+		return err
+	}
 	deadline := time.Now().Add(s.Params.DeviceTimeout)
 	var lastErr error
 	for {
-		found, err := scanForUsr(s, usrUUID, verityUUID)
+		found, err := scanForUsr(s, usrUUID, verityUUID, esp, espKnown)
 		if found {
 			return nil
+		}
+		var amb *ambiguousError
+		if errors.As(err, &amb) {
+			return err
 		}
 		if err != nil {
 			lastErr = err
 		}
 		if time.Now().After(deadline) {
 			msg := fmt.Sprintf("no disk has a usr partition with PARTUUID %s after %v", usrUUID, s.Params.DeviceTimeout)
+			if espKnown {
+				msg = fmt.Sprintf("no disk has both the ESP the boot loader was loaded from (PARTUUID %s) and a usr partition with PARTUUID %s after %v", esp, usrUUID, s.Params.DeviceTimeout)
+			}
 			if lastErr != nil {
 				msg += fmt.Sprintf(" (last problem: %v)", lastErr)
 			}
@@ -97,11 +112,31 @@ func findUsr(ctx context.Context, s *State) error {
 	}
 }
 
-func scanForUsr(s *State, usrUUID, verityUUID gpt.GUID) (bool, error) {
+// ambiguousError says more than one disk could be the boot disk.
+type ambiguousError struct {
+	What  string
+	Disks []string
+}
+
+func (e *ambiguousError) Error() string {
+	return fmt.Sprintf("disks %s all have %s, so the boot disk is ambiguous: refusing to boot from any of them "+
+		"(a copy of this disk may be attached to take over the machine); detach the other disks and boot again",
+		strings.Join(e.Disks, ", "), e.What)
+}
+
+// diskTable is a disk with its partition table.
+type diskTable struct {
+	blockDev
+	t *gpt.Table
+}
+
+// readTables reads the partition table of every disk that has one.
+func readTables(s *State) ([]diskTable, error) {
 	disks, err := listDisks(s.path("/sys"))
 	if err != nil {
-		return false, err
+		return nil, err
 	}
+	var out []diskTable
 	var lastErr error
 	for _, d := range disks {
 		t, err := readTable(s.path("/dev/"+d.Name), d)
@@ -111,52 +146,102 @@ func scanForUsr(s *State, usrUUID, verityUUID gpt.GUID) (bool, error) {
 			}
 			continue
 		}
-		var usr, verity, sig *gpt.Partition
-		var sigs []*gpt.Partition
-		usrSeen, usrOrdinal := 0, 0
-		for i := range t.Partitions {
-			p := &t.Partitions[i]
-			if p.Type == layout.TypeUsr {
-				usrSeen++
-				if p.UUID == usrUUID {
-					usr = p
-					usrOrdinal = usrSeen
-					s.Slot = layout.SlotName(usrSeen)
-				}
-			}
-			if p.Type == layout.TypeUsrVeritySig {
-				sigs = append(sigs, p)
-			}
-			if p.Type == layout.TypeUsrVerity && p.UUID == verityUUID {
-				verity = p
+		out = append(out, diskTable{d, t})
+	}
+	return out, lastErr
+}
+
+// chooseBootDisk picks the boot disk among tables: the one with the ESP
+// the boot loader names when it named one, else the one with the usr
+// partition. Nil without an error means it has not appeared (yet).
+func chooseBootDisk(tables []diskTable, usrUUID, esp gpt.GUID, espKnown bool) (*diskTable, error) {
+	what := fmt.Sprintf("a usr partition with PARTUUID %s", usrUUID)
+	has := func(t *gpt.Table) bool {
+		_, ok := t.Find(func(p gpt.Partition) bool { return p.Type == layout.TypeUsr && p.UUID == usrUUID })
+		return ok
+	}
+	if espKnown {
+		what = fmt.Sprintf("the ESP the boot loader was loaded from (PARTUUID %s)", esp)
+		has = func(t *gpt.Table) bool {
+			_, ok := t.Find(func(p gpt.Partition) bool { return p.Type == layout.TypeESP && p.UUID == esp })
+			return ok
+		}
+	}
+	var match []*diskTable
+	var names []string
+	for i := range tables {
+		if has(tables[i].t) {
+			match = append(match, &tables[i])
+			names = append(names, "/dev/"+tables[i].Name)
+		}
+	}
+	if len(match) > 1 {
+		return nil, &ambiguousError{What: what, Disks: names}
+	}
+	if len(match) == 0 {
+		return nil, nil
+	}
+	return match[0], nil
+}
+
+func scanForUsr(s *State, usrUUID, verityUUID, esp gpt.GUID, espKnown bool) (bool, error) {
+	tables, readErr := readTables(s)
+	if readErr != nil && len(tables) == 0 {
+		return false, readErr
+	}
+	d, err := chooseBootDisk(tables, usrUUID, esp, espKnown)
+	if err != nil || d == nil {
+		return false, errors.Join(err, readErr)
+	}
+	return useBootDisk(s, d, usrUUID, verityUUID)
+}
+
+// useBootDisk records the boot disk and the booted slot's partitions.
+func useBootDisk(s *State, d *diskTable, usrUUID, verityUUID gpt.GUID) (bool, error) {
+	var usr, verity *gpt.Partition
+	var sigs []*gpt.Partition
+	usrSeen, usrOrdinal := 0, 0
+	for i := range d.t.Partitions {
+		p := &d.t.Partitions[i]
+		if p.Type == layout.TypeUsr {
+			usrSeen++
+			if p.UUID == usrUUID {
+				usr = p
+				usrOrdinal = usrSeen
+				s.Slot = layout.SlotName(usrSeen)
 			}
 		}
-		if usr == nil {
-			continue
+		if p.Type == layout.TypeUsrVeritySig {
+			sigs = append(sigs, p)
 		}
-		if verity == nil {
-			return false, fmt.Errorf("%s has the usr partition %s but no verity partition with PARTUUID %s", d.Name, usrUUID, verityUUID)
+		if p.Type == layout.TypeUsrVerity && p.UUID == verityUUID {
+			verity = p
 		}
-		s.Disk = "/dev/" + d.Name
-		un, err1 := partitionName(s.path("/sys"), d.Name, usr.Index)
-		vn, err2 := partitionName(s.path("/sys"), d.Name, verity.Index)
-		if err := errors.Join(err1, err2); err != nil {
+	}
+	if usr == nil {
+		return false, fmt.Errorf("the boot disk %s has no usr partition with PARTUUID %s", d.Name, usrUUID)
+	}
+	if verity == nil {
+		return false, fmt.Errorf("%s has the usr partition %s but no verity partition with PARTUUID %s", d.Name, usrUUID, verityUUID)
+	}
+	s.Disk = "/dev/" + d.Name
+	un, err1 := partitionName(s.path("/sys"), d.Name, usr.Index)
+	vn, err2 := partitionName(s.path("/sys"), d.Name, verity.Index)
+	if err := errors.Join(err1, err2); err != nil {
+		return false, err
+	}
+	s.UsrPart, s.VerityPart = "/dev/"+un, "/dev/"+vn
+	// Slots pair up by order: the n-th usr partition with the n-th
+	// usr-verity-sig partition, as the image lays them out.
+	if usrOrdinal <= len(sigs) {
+		sig := sigs[usrOrdinal-1]
+		sn, err := partitionName(s.path("/sys"), d.Name, sig.Index)
+		if err != nil {
 			return false, err
 		}
-		s.UsrPart, s.VerityPart = "/dev/"+un, "/dev/"+vn
-		// Slots pair up by order: the n-th usr partition with the n-th
-		// usr-verity-sig partition, as the image lays them out.
-		if usrOrdinal <= len(sigs) {
-			sig = sigs[usrOrdinal-1]
-			sn, err := partitionName(s.path("/sys"), d.Name, sig.Index)
-			if err != nil {
-				return false, err
-			}
-			s.SigPart = "/dev/" + sn
-		}
-		return true, nil
+		s.SigPart = "/dev/" + sn
 	}
-	return false, lastErr
+	return true, nil
 }
 
 // derivedUUID makes a stable partition or filesystem UUID from the disk's GUID

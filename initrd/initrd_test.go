@@ -78,7 +78,7 @@ func TestPlanOrder(t *testing.T) {
 	for _, s := range Plan() {
 		names = append(names, s.Name)
 	}
-	want := "mount API filesystems, measure enter-initrd, read kernel command line, load kernel modules, find usr partitions, verify usr signature, " +
+	want := "mount API filesystems, measure enter-initrd, read kernel command line, load kernel modules, mount efivarfs, find usr partitions, verify usr signature, " +
 		"set up dm-verity for /usr, mount /usr, prepare root partition, mount root, populate root, " +
 		"mount /etc overlay, set machine-id, record boot, measure leave-initrd, switch root"
 	if got := strings.Join(names, ", "); got != want {
@@ -122,7 +122,14 @@ func fakeDisk(t *testing.T, path string, size int64, usrHash []byte) *gpt.Table 
 // fakeSys lays out /sys/class/block for disk vda with the given partitions.
 func fakeSys(t *testing.T, root string, sizeBytes int64, parts ...int) {
 	t.Helper()
-	base := filepath.Join(root, "sys/class/block/vda")
+	fakeSysDisk(t, root, "vda", sizeBytes, parts...)
+}
+
+// fakeSysDisk lays out /sys/class/block for disk name with the given
+// partitions.
+func fakeSysDisk(t *testing.T, root, name string, sizeBytes int64, parts ...int) {
+	t.Helper()
+	base := filepath.Join(root, "sys/class/block", name)
 	write := func(p, v string) {
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(v+"\n"), 0o644); err != nil {
@@ -132,11 +139,11 @@ func fakeSys(t *testing.T, root string, sizeBytes int64, parts ...int) {
 	write(filepath.Join(base, "size"), itoa(sizeBytes/512))
 	write(filepath.Join(base, "queue/logical_block_size"), "512")
 	for _, n := range parts {
-		write(filepath.Join(base, "vda"+itoa(int64(n)), "partition"), itoa(int64(n)))
+		write(filepath.Join(base, name+itoa(int64(n)), "partition"), itoa(int64(n)))
 	}
 	// A partition appears as its own entry too, and must be skipped.
-	write(filepath.Join(root, "sys/class/block/vda2/partition"), "2")
-	write(filepath.Join(root, "sys/class/block/vda2/size"), "2048")
+	write(filepath.Join(root, "sys/class/block", name+"2/partition"), "2")
+	write(filepath.Join(root, "sys/class/block", name+"2/size"), "2048")
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -97,6 +97,7 @@ func Plan() []Step {
 		{"measure enter-initrd", measureEnter},
 		{"read kernel command line", readCmdline},
 		{"load kernel modules", loadModules},
+		{"mount efivarfs", mountEFIVars},
 		{"find usr partitions", findUsr},
 		{"verify usr signature", verifyUsrSig},
 		{"set up dm-verity for /usr", setupVerity},

@@ -2,6 +2,7 @@ package initrd
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -9,7 +10,14 @@ import (
 // RescueShell runs /bin/sh from the image's /usr on the console, in a
 // throwaway root, when the boot failed after /usr was verified and mounted.
 // It returns when the shell exits.
+//
+// An image with an encrypted root never gets one: the root may already
+// be unlocked and the TPM still in the initrd phase, where it releases
+// the root's key.
 func RescueShell(s *State) error {
+	if s.Params.Encrypt != EncryptNone {
+		return fmt.Errorf("ingot.debug=shell is refused: the image encrypts its root (ingot.encrypt=%s), and a shell now could read it", s.Params.Encrypt)
+	}
 	usr := s.path(sysroot + "/usr")
 	if _, err := os.Stat(filepath.Join(usr, "bin/sh")); err != nil {
 		usr = s.path(usrStage)

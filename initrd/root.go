@@ -140,8 +140,11 @@ func setupRoot(s *State, disk *openDisk, t *gpt.Table, p gpt.Partition) error {
 func openRoot(ctx context.Context, s *State) error {
 	s.RootDevice = s.RootPart
 	enc, err := isLUKS(s.path(s.RootPart))
-	if err != nil || !enc {
+	if err != nil {
 		return err
+	}
+	if !enc {
+		return checkPlainRoot(s)
 	}
 	dev, err := unlockRoot(ctx, s)
 	if err != nil {

@@ -127,3 +127,20 @@ type RootLayout struct {
 	Links map[string]string `json:"links"`
 	Dirs  map[string]string `json:"dirs"`
 }
+
+// EFI variables of the boot contract, as efivarfs names them
+// (NAME-VENDORGUID). The firmware sets the global ones; systemd-boot and
+// systemd-stub set the loader ones (Boot Loader Interface).
+const (
+	// EFIVarsDir is where efivarfs is mounted.
+	EFIVarsDir = "/sys/firmware/efi/efivars"
+	// GlobalVendor is the UEFI global variable vendor GUID.
+	GlobalVendor = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
+	// LoaderVendor is the Boot Loader Interface's vendor GUID.
+	LoaderVendor = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+	// SecureBootVar is 1 when the firmware booted with Secure Boot on.
+	SecureBootVar = "SecureBoot-" + GlobalVendor
+	// LoaderDevicePartUUIDVar is the PARTUUID of the ESP the boot loader
+	// (or the stub) was loaded from, a UTF-16 string.
+	LoaderDevicePartUUIDVar = "LoaderDevicePartUUID-" + LoaderVendor
+)

@@ -82,8 +82,11 @@ var (
 	// be parsed or is inconsistent.
 	ErrMalformed = errors.New("malformed input")
 	// ErrUnsupported means a well-formed token uses a feature this
-	// package does not implement, such as a PIN or directly bound PCRs.
+	// package does not implement, such as a PIN.
 	ErrUnsupported = errors.New("unsupported")
+	// ErrBoundPCRs means the PCRs bound directly (Sealed.PCRs) do not
+	// have the values they had at sealing time.
+	ErrBoundPCRs = errors.New("bound PCRs changed")
 )
 
 // MaxSecretSize is the largest secret a TPM seals (MAX_SYM_DATA).
@@ -111,20 +114,36 @@ func Passphrase(secret []byte) []byte {
 // Seal seals secret (1 to MaxSecretSize bytes) to the TPM so that Unseal
 // releases it only with a signature by pcrKey (RSA, at least 2048 bits)
 // over the PolicyPCR digest of the current value of PCR pcr (SHA-256
-// bank), such as trust.SignPCRValues makes. The PCR's value at sealing
-// time does not matter.
-func Seal(tpm transport.TPM, secret []byte, pcrKey crypto.PublicKey, pcr int) (*Sealed, error) {
+// bank), such as trust.SignPCRValues makes. The signed PCR's value at
+// sealing time does not matter.
+//
+// bound PCRs, if any, are bound to the values they have now, as
+// systemd-cryptenroll --tpm2-pcrs does (the token's "tpm2-pcrs"): PCR 7,
+// the Secure Boot policy, ties the secret to a boot with Secure Boot on
+// and the same keys enrolled.
+func Seal(tpm transport.TPM, secret []byte, pcrKey crypto.PublicKey, pcr int, bound ...int) (*Sealed, error) {
 	if len(secret) == 0 || len(secret) > MaxSecretSize {
 		return nil, fmt.Errorf("seal: secret of %d bytes, want 1 to %d", len(secret), MaxSecretSize)
 	}
 	if pcr < 0 || pcr > 23 {
 		return nil, fmt.Errorf("seal: PCR %d is not in 0-23", pcr)
 	}
+	bound, err := sortedPCRs(bound)
+	if err != nil {
+		return nil, fmt.Errorf("seal: bound PCRs: %w", err)
+	}
+	if slices.Contains(bound, pcr) {
+		return nil, fmt.Errorf("seal: PCR %d cannot be both signed for and bound", pcr)
+	}
 	pemKey, err := trust.PCRPubKeyPEM(pcrKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	policy, err := PolicyDigest(pcrKey)
+	values, err := readPCRs(tpm, bound)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	policy, err := BoundPolicyDigest(pcrKey, bound, values)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
@@ -138,7 +157,7 @@ func Seal(tpm transport.TPM, secret []byte, pcrKey crypto.PublicKey, pcr int) (*
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	s.PrimaryAlg, s.PubKey, s.PubKeyPCRs = alg, pemKey, []int{pcr}
+	s.PrimaryAlg, s.PubKey, s.PubKeyPCRs, s.PCRs = alg, pemKey, []int{pcr}, bound
 	if _, _, err := s.check(); err != nil {
 		return nil, fmt.Errorf("seal: the TPM made an unexpected object: %w", err)
 	}
@@ -277,11 +296,21 @@ func Unseal(tpm transport.TPM, s *Sealed, pcrsig []byte) ([]byte, error) {
 	}).Execute(tpm); err != nil {
 		return nil, fmt.Errorf("unseal: TPM2_PolicyAuthorize: %w", err)
 	}
+	if len(s.PCRs) > 0 {
+		// The bound PCRs at their current values, after the signed part,
+		// in systemd's order.
+		if _, err := (tpm2.PolicyPCR{PolicySession: sess.Handle(), Pcrs: pcrSelection(s.PCRs)}).Execute(tpm); err != nil {
+			return nil, fmt.Errorf("unseal: TPM2_PolicyPCR of the bound PCRs: %w", err)
+		}
+	}
 	got, err := policyDigest(tpm, sess.Handle())
 	if err != nil {
 		return nil, fmt.Errorf("unseal: %w", err)
 	}
 	if !bytes.Equal(got, s.PolicyHash) {
+		if len(s.PCRs) > 0 {
+			return nil, fmt.Errorf("unseal: %s are not the values the secret is bound to (Secure Boot turned off, or its keys changed?): %w", describePCRs(tpm, s.PCRs), ErrBoundPCRs)
+		}
 		return nil, fmt.Errorf("unseal: policy digest %x after TPM2_PolicyAuthorize, want %x: %w", got, s.PolicyHash, ErrKeyMismatch)
 	}
 	out, err := tpm2.Unseal{
@@ -358,6 +387,52 @@ func PolicyDigest(pub crypto.PublicKey) ([]byte, error) {
 		return nil, fmt.Errorf("compute PolicyAuthorize digest: %w", err)
 	}
 	return calc.Hash().Digest, nil
+}
+
+// BoundPolicyDigest returns the authPolicy of a secret sealed to the PCR
+// public key pub with the PCRs bound (increasing order) to values (one
+// SHA-256 digest each): PolicyDigest(pub) extended by TPM2_PolicyPCR of
+// those values. With no bound PCRs it is PolicyDigest(pub).
+func BoundPolicyDigest(pub crypto.PublicKey, bound []int, values [][]byte) ([]byte, error) {
+	if len(bound) != len(values) {
+		return nil, fmt.Errorf("%d bound PCRs with %d values", len(bound), len(values))
+	}
+	name, err := PCRKeyName(pub)
+	if err != nil {
+		return nil, err
+	}
+	calc, err := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
+	if err != nil {
+		return nil, err
+	}
+	if err := (tpm2.PolicyAuthorize{KeySign: name}).Update(calc); err != nil {
+		return nil, fmt.Errorf("compute PolicyAuthorize digest: %w", err)
+	}
+	if len(bound) == 0 {
+		return calc.Hash().Digest, nil
+	}
+	h := sha256.New()
+	for _, v := range values {
+		h.Write(v)
+	}
+	pcrPolicy := tpm2.PolicyPCR{Pcrs: pcrSelection(bound), PcrDigest: tpm2.TPM2BDigest{Buffer: h.Sum(nil)}}
+	if err := pcrPolicy.Update(calc); err != nil {
+		return nil, fmt.Errorf("compute PolicyPCR digest: %w", err)
+	}
+	return calc.Hash().Digest, nil
+}
+
+// readPCRs reads the SHA-256 values of pcrs.
+func readPCRs(tpm transport.TPM, pcrs []int) ([][]byte, error) {
+	values := make([][]byte, len(pcrs))
+	for i, p := range pcrs {
+		v, err := sys.ReadPCR(tpm, PCRBankSHA256, p)
+		if err != nil {
+			return nil, fmt.Errorf("read PCR %d: %w", p, err)
+		}
+		values[i] = v
+	}
+	return values, nil
 }
 
 // sealedTemplate is the public area of the sealed object, as systemd

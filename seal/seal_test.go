@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
+	"github.com/ingot-linux/ingot/internal/sys"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -444,5 +445,83 @@ func TestSecretNotOnTheBus(t *testing.T) {
 	}
 	if bytes.Contains(tpm.wire.Bytes(), secret[:16]) {
 		t.Error("the secret crossed the bus in the clear")
+	}
+}
+
+// TestSealBoundPCR seals with PCR 7 bound to its value (what ingot-init
+// does for a sealed root: the Secure Boot state and keys), round-trips
+// the token, unseals while PCR 7 holds, and refuses once PCR 7 changes
+// (Secure Boot turned off, other keys enrolled), with the signed PCR 11
+// policy still valid.
+func TestSealBoundPCR(t *testing.T) {
+	sim := startSwtpm(t, "", false)
+	tpm := sim.TPM
+	a, _ := testKeys(t)
+	s, err := Seal(tpm, testSecret, a.Public(), trust.PCRKernelBoot, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(s.PCRs) != "[7]" {
+		t.Fatalf("bound PCRs %v, want [7]", s.PCRs)
+	}
+	unbound, err := PolicyDigest(a.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(s.PolicyHash, unbound) {
+		t.Fatal("binding PCR 7 did not change the policy")
+	}
+	tok, err := s.Token(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(tok), `"tpm2-pcrs":[7]`) {
+		t.Fatalf("token does not bind PCR 7: %s", tok)
+	}
+	parsed, err := ParseToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := extend(t, tpm, pcr11(t, tpm), "enter-initrd")
+	got, err := Unseal(tpm, parsed, pcrsig(t, a, v))
+	if err != nil || !bytes.Equal(got, testSecret) {
+		t.Fatalf("Unseal with PCR 7 unchanged: %v", err)
+	}
+	if _, err := sys.ExtendPCR(tpm, 7, []byte("another Secure Boot state")); err != nil {
+		t.Fatal(err)
+	}
+	err = mustNotUnseal(t, tpm, parsed, pcrsig(t, a, v), ErrBoundPCRs)
+	if !strings.Contains(err.Error(), "PCR 7 = ") {
+		t.Errorf("error does not name PCR 7's value: %v", err)
+	}
+}
+
+// TestSealBoundPolicyOffline checks BoundPolicyDigest against the TPM: a
+// trial session running PolicyAuthorize's digest then PolicyPCR over the
+// current PCR 7 ends at the digest Seal put in the object.
+func TestSealBoundPolicyOffline(t *testing.T) {
+	sim := startSwtpm(t, "", false)
+	tpm := sim.TPM
+	a, _ := testKeys(t)
+	s, err := Seal(tpm, testSecret, a.Public(), trust.PCRKernelBoot, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v7, err := sys.ReadPCR(tpm, PCRBankSHA256, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := BoundPolicyDigest(a.Public(), []int{7}, [][]byte{v7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.PolicyHash, want) {
+		t.Fatalf("sealed policy %x, offline %x", s.PolicyHash, want)
+	}
+	if _, err := BoundPolicyDigest(a.Public(), []int{7}, nil); err == nil {
+		t.Fatal("BoundPolicyDigest accepted 1 PCR with 0 values")
+	}
+	if _, err := Seal(tpm, testSecret, a.Public(), 11, 11); err == nil {
+		t.Fatal("Seal accepted PCR 11 both signed and bound")
 	}
 }

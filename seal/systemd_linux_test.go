@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/internal/sys"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -58,10 +58,17 @@ func luksImage(t *testing.T, dir string) (img, pw string) {
 	return img, pw
 }
 
-// TestSystemdCryptenrollToken unseals a token systemd-cryptenroll
-// --tpm2-public-key made and unlocks the LUKS2 keyslot with it, and
-// checks that Token writes that token byte for byte.
+// TestSystemdCryptenrollToken unseals tokens systemd-cryptenroll
+// --tpm2-public-key made, without and with PCR 7 bound (--tpm2-pcrs=7,
+// what ingot-init seals a root to), unlocks the LUKS2 keyslot with each,
+// and checks that Token writes that token byte for byte.
 func TestSystemdCryptenrollToken(t *testing.T) {
+	for _, bound := range []string{"", "7"} {
+		t.Run("tpm2-pcrs="+bound, func(t *testing.T) { cryptenrollToken(t, bound) })
+	}
+}
+
+func cryptenrollToken(t *testing.T, bound string) {
 	enroll := ingottest.LookTool(t, "systemd-cryptenroll", "systemd")
 	requireFile(t, "libtss2-tcti-swtpm0", "/usr/lib/x86_64-linux-gnu/libtss2-tcti-swtpm.so.0")
 	dir := t.TempDir()
@@ -77,22 +84,26 @@ func TestSystemdCryptenrollToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(enroll, "--tpm2-device="+sim.Device, "--tpm2-public-key="+pemFile,
-		"--tpm2-public-key-pcrs=11", "--tpm2-pcrs=", img)
+		"--tpm2-public-key-pcrs=11", "--tpm2-pcrs="+bound, img)
 	cmd.Env = append(os.Environ(), "PASSWORD=not the secret")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("systemd-cryptenroll: %v\n%s", err, out)
 	}
 	tok := bytes.TrimSpace([]byte(ingottest.Run(t, "cryptsetup", "token", "export", "--token-id", "0", img)))
 	s, err := ParseToken(tok)
-	if errors.Is(err, ErrUnsupported) {
-		t.Skipf("this systemd-cryptenroll's token is not supported: %v\n%s", err, tok)
-	}
 	if err != nil {
 		t.Fatalf("ParseToken: %v\n%s", err, tok)
 	}
 	policy, _ := PolicyDigest(a.Public())
+	if bound != "" {
+		v7, err := sys.ReadPCR(sim.TPM, PCRBankSHA256, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policy, _ = BoundPolicyDigest(a.Public(), []int{7}, [][]byte{v7})
+	}
 	if !bytes.Equal(s.PolicyHash, policy) || !bytes.Equal(s.PubKey, pemKey) {
-		t.Errorf("systemd's policy hash %x, PolicyDigest %x", s.PolicyHash, policy)
+		t.Errorf("systemd's policy hash %x, ours %x", s.PolicyHash, policy)
 	}
 	again, err := s.Token(1)
 	if err != nil {
@@ -155,7 +166,8 @@ func TestSystemdUnlocksToken(t *testing.T) {
 	a, b := testKeys(t)
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	s, err := Seal(sim.TPM, secret, a.Public(), trust.PCRKernelBoot)
+	// Bound to PCR 7 as well, as ingot-init seals a root.
+	s, err := Seal(sim.TPM, secret, a.Public(), trust.PCRKernelBoot, 7)
 	if err != nil {
 		t.Fatal(err)
 	}

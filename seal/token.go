@@ -47,6 +47,10 @@ type Sealed struct {
 	// PubKeyPCRs are the PCRs, in increasing order, whose values a
 	// signature by PubKey must cover ("tpm2_pubkey_pcrs").
 	PubKeyPCRs []int
+	// PCRs are the PCRs, in increasing order, bound to the values they
+	// had at sealing time ("tpm2-pcrs"); none for a policy that only a
+	// signature decides.
+	PCRs []int
 }
 
 // tokenJSON is the systemd-tpm2 LUKS2 token, with the fields in the
@@ -118,7 +122,7 @@ func (s *Sealed) tokenJSON() (*tokenJSON, error) {
 	}
 	return &tokenJSON{
 		Blob:       base64.StdEncoding.EncodeToString(s.Blob),
-		PCRs:       []int{},
+		PCRs:       append([]int{}, s.PCRs...),
 		PCRBank:    s.PCRBank,
 		PrimaryAlg: s.PrimaryAlg,
 		PolicyHash: hex.EncodeToString(s.PolicyHash),
@@ -128,9 +132,9 @@ func (s *Sealed) tokenJSON() (*tokenJSON, error) {
 }
 
 // ParseToken reads a "systemd-tpm2" LUKS2 token, such as Token or
-// systemd-cryptenroll --tpm2-public-key (without --tpm2-pcrs,
-// --tpm2-with-pin or a PCR lock policy) make. Tokens that bind PCRs
-// directly, need a PIN, name a persistent SRK ("tpm2_srk", written by
+// systemd-cryptenroll --tpm2-public-key [--tpm2-pcrs] (without
+// --tpm2-with-pin or a PCR lock policy) make. Tokens that need a PIN,
+// name a persistent SRK ("tpm2_srk", written by
 // systemd 254 and later), use a PCR bank other than SHA-256 or have no
 // PCR public key give errors wrapping ErrUnsupported; tokens that
 // cannot be parsed or whose parts do not fit together, ErrMalformed (or
@@ -230,9 +234,10 @@ func parseTokenFields(b []byte, whole bool) (*Sealed, error) {
 			return nil, err
 		}
 	}
+	if len(pcrs) > 0 {
+		s.PCRs = pcrs
+	}
 	switch {
-	case len(pcrs) > 0:
-		return nil, fmt.Errorf("token binds PCRs %v directly (tpm2-pcrs): %w", pcrs, ErrUnsupported)
 	case pin:
 		return nil, fmt.Errorf("token needs a PIN (tpm2-pin): %w", ErrUnsupported)
 	case pcrlock:
@@ -286,6 +291,15 @@ func (s *Sealed) check() (tpm2.TPMTPublic, *rsa.PublicKey, error) {
 	if len(s.PolicyHash) != 32 {
 		return none, nil, fmt.Errorf("policy hash of %d bytes, want 32: %w", len(s.PolicyHash), ErrMalformed)
 	}
+	bound, err := sortedPCRs(s.PCRs)
+	if err != nil || !slices.Equal(bound, s.PCRs) {
+		return none, nil, fmt.Errorf("bound PCRs %v: want distinct PCRs 0-23 in increasing order: %w", s.PCRs, ErrMalformed)
+	}
+	for _, p := range bound {
+		if slices.Contains(pcrs, p) {
+			return none, nil, fmt.Errorf("PCR %d is both bound and signed for: %w", p, ErrMalformed)
+		}
+	}
 	key, err := parsePEMKey(s.PubKey)
 	if err != nil {
 		return none, nil, err
@@ -298,7 +312,9 @@ func (s *Sealed) check() (tpm2.TPMTPublic, *rsa.PublicKey, error) {
 	if err != nil {
 		return none, nil, fmt.Errorf("PCR public key: %w", err)
 	}
-	if !bytes.Equal(policy, s.PolicyHash) {
+	// With bound PCRs the policy also covers their values at sealing
+	// time, which the token does not record: the TPM checks it at unseal.
+	if len(bound) == 0 && !bytes.Equal(policy, s.PolicyHash) {
 		return none, nil, fmt.Errorf("policy hash %x is not the one for its PCR public key (%x): %w", s.PolicyHash, policy, ErrKeyMismatch)
 	}
 	_, pub, err := splitBlob(s.Blob)
