@@ -18,7 +18,6 @@ build:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags vm ./test/vm/
-	$(GO) vet -tags vm,distro ./test/vm/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # The test command: every package, the VM boots included, and the
@@ -27,12 +26,12 @@ vet:
 # store adds the whole base build, about 40 minutes on 2 cores); missing
 # validators fail instead of skipping.
 check: vet build
-	INGOT_REQUIRE_TOOLS=1 $(GO) test -count=1 -tags vm,distro -timeout 85m ./...
+	INGOT_REQUIRE_TOOLS=1 $(GO) test -count=1 -tags vm -timeout 85m ./...
 
 # Only the from-source distribution end to end: build the base, image it,
 # boot it.
 check-distro: build
-	$(GO) test -count=1 -tags vm,distro -run TestDistroBoot -timeout 120m ./test/vm/
+	$(GO) test -count=1 -tags vm -run TestDistroBoot -timeout 120m ./test/vm/
 
 # Quick tests: no VMs.
 test:
