@@ -1,4 +1,4 @@
-//go:build vm && distro
+//go:build vm
 
 package vm_test
 
@@ -18,35 +18,17 @@ import (
 	"github.com/ingot-linux/ingot/vm"
 )
 
-// TestDistroBoot (tags vm,distro: make check-distro) is the main job end
+// TestDistroBoot (make check-distro alone) is the main job end
 // to end: build ingot's own base from
 // source (cached in the test store), make the image without --rootfs, boot
 // it, and check that it is a musl system with systemd as PID 1, networking
 // up and sshd answering.
 func TestDistroBoot(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("VM tests boot real machines; not in -short")
 	}
-	bin := binaries(t)
-	out := filepath.Join(t.TempDir(), "out")
-	img := exec.Command(filepath.Join(bin, "ingot"), "image", "--store", testStore(t), "--version", "1.0.0", "--output", out, "--autologin", "--json")
-	// No SOURCE_DATE_EPOCH: the packages keep the store's default epoch
-	// (it is part of every key), the image takes its newest timestamp.
-	img.Env = withoutEnv(os.Environ(), "SOURCE_DATE_EPOCH")
-	img.Stderr = &testWriter{t: t}
-	stdout, err := img.Output()
-	if err != nil {
-		t.Fatalf("ingot image (from source): %v", err)
-	}
-	var res struct {
-		Disk      string `json:"disk"`
-		DiskBytes int64  `json:"diskBytes"`
-		SBOM      string `json:"sbom"`
-		UsrBytes  int64  `json:"usrBytes"`
-	}
-	if err := json.Unmarshal(stdout, &res); err != nil {
-		t.Fatalf("ingot image --json: %v\n%s", err, stdout)
-	}
+	res := baseImage(t, filepath.Join(t.TempDir(), "out"), "--autologin")
 	t.Logf("image %s: /usr %d MiB", res.Disk, res.UsrBytes>>20)
 	checkSBOM(t, res.SBOM, []string{"musl", "linux", "systemd", "busybox", "openssh"})
 
@@ -83,10 +65,7 @@ func TestDistroBoot(t *testing.T) {
 		t.Errorf("system state %q; failed units:\n%s", got, run(ctx, t, m, "systemctl --failed --no-legend"))
 	}
 	// networkd got an address from QEMU's DHCP server.
-	addr := runFor(ctx, t, m, "for i in $(seq 60); do a=$(networkctl --no-pager status 2>/dev/null | awk '$1 == \"Address:\" {print $2; exit}'); [ -n \"$a\" ] && break; sleep 1; done; echo $a", 3*time.Minute)
-	if !strings.HasPrefix(addr, "10.0.2.") {
-		t.Errorf("no DHCP address from networkd: %q\n%s", addr, run(ctx, t, m, "networkctl --no-pager status || true"))
-	}
+	waitForAddress(ctx, t, m)
 	// sshd answers on the forwarded port with its banner.
 	if banner, err := sshBanner(ctx, sshPort); err != nil || !strings.HasPrefix(banner, "SSH-2.0-OpenSSH") {
 		t.Errorf("sshd banner %q, %v", banner, err)
@@ -118,6 +97,38 @@ func sshBanner(ctx context.Context, port int) (string, error) {
 		}
 	}
 	return "", last
+}
+
+// baseResult is what ingot image --json says of an image.
+type baseResult struct {
+	Disk      string `json:"disk"`
+	DiskBytes int64  `json:"diskBytes"`
+	SBOM      string `json:"sbom"`
+	UsrBytes  int64  `json:"usrBytes"`
+}
+
+// baseImage images ingot's own base, built into the test store (cold:
+// the whole base build), with the ingot CLI as a user runs it, version
+// 1.0.0 into out, with more ingot image flags.
+func baseImage(t *testing.T, out string, args ...string) baseResult {
+	t.Helper()
+	baseRootfs(t) // the store is built once, before any image of it
+	bin := binaries(t)
+	argv := append([]string{"image", "--store", testStore(t), "--version", "1.0.0", "--output", out, "--json"}, args...)
+	img := exec.Command(filepath.Join(bin, "ingot"), argv...)
+	// No SOURCE_DATE_EPOCH: the packages keep the store's default epoch
+	// (it is part of every key), the image takes its newest timestamp.
+	img.Env = withoutEnv(os.Environ(), "SOURCE_DATE_EPOCH")
+	img.Stderr = &testWriter{t: t}
+	stdout, err := img.Output()
+	if err != nil {
+		t.Fatalf("ingot %s: %v", strings.Join(argv, " "), err)
+	}
+	var res baseResult
+	if err := json.Unmarshal(stdout, &res); err != nil {
+		t.Fatalf("ingot image --json: %v\n%s", err, stdout)
+	}
+	return res
 }
 
 // checkSBOM checks the SPDX document next to the image names the

@@ -48,7 +48,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, d := range []string{shared.dir, bins.dir} {
+	for _, d := range []string{shared.dir, bins.dir, base.dir} {
 		if d != "" {
 			os.RemoveAll(d)
 		}
@@ -113,6 +113,7 @@ func buildImage(out string) (*image.Result, error) {
 // TestDebianImageValidators checks the image of a real distribution with the
 // upstream tools.
 func TestDebianImageValidators(t *testing.T) {
+	t.Parallel()
 	res, _ := debianImage(t)
 	t.Logf("image built in %v: %d MiB /usr in a %d MiB slot, UKI %d MiB", shared.buildDur.Round(time.Second),
 		res.UsrBytes>>20, res.UsrSlotBytes>>20, res.UKIBytes>>20)
@@ -144,6 +145,7 @@ func TestDebianImageValidators(t *testing.T) {
 // TestDebianImageReproducible builds the Debian image a second time and
 // compares the bytes.
 func TestDebianImageReproducible(t *testing.T) {
+	t.Parallel()
 	res, _ := debianImage(t)
 	again, err := buildImage(filepath.Join(t.TempDir(), "out"))
 	if err != nil {
@@ -239,6 +241,7 @@ func bootInfo(ctx context.Context, t *testing.T, m *vm.Machine) initrd.BootInfo 
 // TestBootDebian boots the image twice: the first boot makes the root
 // partition, the second must reuse it with /etc and /var intact.
 func TestBootDebian(t *testing.T) {
+	t.Parallel()
 	res, _ := debianImage(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
@@ -318,6 +321,7 @@ func TestBootDebian(t *testing.T) {
 // image: ingot-init must name the step and the cause on the console, then
 // reboot (so boot counting can fall back).
 func TestInitFailureReboots(t *testing.T) {
+	t.Parallel()
 	res, _ := debianImage(t)
 	broken := filepath.Join(t.TempDir(), "broken.raw")
 	if out, err := exec.Command("cp", "--sparse=always", res.DiskPath, broken).CombinedOutput(); err != nil {

@@ -35,6 +35,7 @@ import (
 //  3. with one byte of the UKI flipped, the firmware refuses it and nothing
 //     boots.
 func TestTrustSecureBootMeasuredBoot(t *testing.T) {
+	t.Parallel()
 	debianImage(t)
 	ingottest.LookTool(t, "mcopy", "mtools")
 	ingottest.LookTool(t, "swtpm", "swtpm")

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +22,17 @@ import (
 	"github.com/ingot-linux/ingot/oci"
 	"github.com/ingot-linux/ingot/vm"
 )
+
+// waitForAddress waits until networkd has an address from QEMU's DHCP
+// server, and returns it.
+func waitForAddress(ctx context.Context, t *testing.T, m *vm.Machine) string {
+	t.Helper()
+	addr := runFor(ctx, t, m, "for i in $(seq 90); do a=$(networkctl --no-pager status 2>/dev/null | awk '$1 == \"Address:\" {print $2; exit}'); [ -n \"$a\" ] && break; sleep 1; done; echo $a", 3*time.Minute)
+	if !strings.HasPrefix(addr, "10.0.2.") {
+		t.Fatalf("no DHCP address from networkd: %q\n%s", addr, run(ctx, t, m, "networkctl --no-pager status || true"))
+	}
+	return addr
+}
 
 // buildVersion builds the Debian fixture as another version.
 func buildVersion(t testing.TB, version string, cmdline ...string) *image.Result {
@@ -45,57 +55,6 @@ func buildVersionWith(t testing.TB, version string, mod func(*image.Options)) *i
 		t.Fatalf("build %s: %v", version, err)
 	}
 	return res
-}
-
-// rootfsWith writes a copy of the fixture tarball with files added (path
-// → content, mode 0644).
-func rootfsWith(t *testing.T, files map[string]string) string {
-	t.Helper()
-	in, err := os.Open(shared.rootfs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	p := filepath.Join(t.TempDir(), "rootfs.tar")
-	out, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	tr, tw := tar.NewReader(in), tar.NewWriter(out)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Skipf("the test root filesystem %s is not a plain tar file: %v", shared.rootfs, err)
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(files[name])), ModTime: time.Unix(epoch, 0)}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[name])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // payloadDisk packs update artifacts into a tar file that the guest reads
@@ -165,21 +124,22 @@ func expectMarker(t *testing.T, marker []string, version, slot string) {
 	}
 }
 
-// TestUpdateRollbackReset walks a machine through v1 → v2 (slot b, pulled
+// TestUpdateRollbackReset walks a machine of ingot's musl base through v1 → v2 (slot b, pulled
 // from a real registry) → v3 (slot a), a manual rollback to v2, a v4 whose
 // /usr has one flipped byte on disk (dm-verity refuses it, the boot fails
 // three times, automatic fallback to v2), a v5 that hangs (the boot
 // deadline, fallback again) and a factory reset.
 func TestUpdateRollbackReset(t *testing.T) {
-	v1, _ := debianImage(t)
-	v2 := buildVersion(t, "2.0.0")
-	v3 := buildVersion(t, "3.0.0")
+	t.Parallel()
+	v1 := baseVersion(t, "1.0.0")
+	v2 := baseVersion(t, "2.0.0")
+	v3 := baseVersion(t, "3.0.0")
 	// v4 is sound; the test corrupts it on the disk after installing it.
-	v4 := buildVersion(t, "4.0.0")
+	v4 := baseVersion(t, "4.0.0")
 	// v5's boot hangs: a health check of its own never finishes, so the
 	// boot deadline reboots it.
-	hangRootfs := rootfsWith(t, map[string]string{"usr/lib/systemd/system/ingot-test-hang.service": "[Unit]\nDescription=a health check that never ends\n\n[Service]\nType=oneshot\nExecStart=/bin/sleep infinity\nTimeoutStartSec=infinity\n"})
-	v5 := buildVersionWith(t, "5.0.0", func(o *image.Options) {
+	hangRootfs := baseRootfsWith(t, map[string]string{"usr/lib/systemd/system/ingot-test-hang.service": "[Unit]\nDescription=a health check that never ends\n\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'while :; do sleep 3600; done'\nTimeoutStartSec=infinity\n"})
+	v5 := baseVersionWith(t, "5.0.0", func(o *image.Options) {
 		o.RootFS, o.HealthChecks, o.BootDeadline = hangRootfs, []string{"ingot-test-hang.service"}, 50*time.Second
 	})
 	payload := payloadDisk(t, v1.UpdateDir, v3.UpdateDir, v4.UpdateDir, v5.UpdateDir)
@@ -195,7 +155,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
 	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestUpdateRollbackReset.log")
-	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 5<<30, ExtraDisks: []string{payload}, LogFile: logPath,
+	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 2<<30, ExtraDisks: []string{payload}, LogFile: logPath,
 		UserNet: &vm.UserNet{GuestForwards: []vm.GuestForward{{GuestAddr: "10.0.2.100", GuestPort: 5000, Target: registry}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -215,8 +175,8 @@ func TestUpdateRollbackReset(t *testing.T) {
 	if err != nil || code == 0 || !strings.Contains(out, "already running") {
 		t.Errorf("update to the running version: exit %d, %v:\n%s", code, err, out)
 	}
-	// A static address: the guest needs no DHCP to reach the forward.
-	run(ctx, t, m, "dev=$(ls /sys/class/net | grep -v '^lo$' | head -1) && ip link set $dev up && ip addr add 10.0.2.15/24 dev $dev")
+	// networkd's DHCP address (QEMU's user network) reaches the forward.
+	waitForAddress(ctx, t, m)
 	runFor(ctx, t, m, "ingot update oci://"+guestRegistry+"/ingot:2.0.0", 15*time.Minute)
 	st := status(ctx, t, m)
 	if st.Version != "1.0.0" || st.Slot != "a" || st.OtherSlotVersion != "2.0.0" || st.Pending != "2.0.0" {
