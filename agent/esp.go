@@ -84,7 +84,7 @@ func listEntries(espDir string, booted string) ([]Entry, error) {
 		e.Booted = e.UsrHash != "" && e.UsrHash == booted
 		out = append(out, e)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return versionLess(out[j].Version, out[i].Version) })
+	sort.SliceStable(out, func(i, j int) bool { return layout.CompareVersions(out[j].Version, out[i].Version) < 0 })
 	return out, nil
 }
 
@@ -110,42 +110,6 @@ func ukiUsrHash(path string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: no usrhash= on its command line", path)
-}
-
-// versionLess compares versions the way systemd-boot orders entries
-// (strverscmp-like: digit runs compare as numbers).
-func versionLess(a, b string) bool {
-	for a != "" && b != "" {
-		da, db := isDigit(a[0]), isDigit(b[0])
-		if da && db {
-			na, ra := splitDigits(a)
-			nb, rb := splitDigits(b)
-			na, nb = strings.TrimLeft(na, "0"), strings.TrimLeft(nb, "0")
-			if len(na) != len(nb) {
-				return len(na) < len(nb)
-			}
-			if na != nb {
-				return na < nb
-			}
-			a, b = ra, rb
-			continue
-		}
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) < len(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func splitDigits(s string) (string, string) {
-	i := 0
-	for i < len(s) && isDigit(s[i]) {
-		i++
-	}
-	return s[:i], s[i:]
 }
 
 // installUKI writes data as EFI/Linux/name: into a temporary file, fsynced,
