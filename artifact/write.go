@@ -141,9 +141,11 @@ func write(dir string, in Inputs) (*Manifest, error) {
 		return nil, err
 	}
 	a := &Artifact{Dir: tmp, Manifest: m}
-	if err := a.verify(context.Background(), &options{arch: in.Arch, tempDir: tmp}); err != nil {
+	p, err := a.openPayload(context.Background(), &options{arch: in.Arch, tempDir: tmp})
+	if err != nil {
 		return nil, err
 	}
+	p.Close()
 	if err := Commit(tmp, dir); err != nil {
 		return nil, err
 	}
