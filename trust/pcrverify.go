@@ -97,4 +97,3 @@ func findPCRSignature(doc []byte, pub *rsa.PublicKey, pol []byte, phase string) 
 	return fmt.Errorf(".pcrsig has no signature by the PCR key %x of the PCR 11 policy %x (phase %q): %w",
 		fp, pol, phase, ErrBadSignature)
 }
-
