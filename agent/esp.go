@@ -9,7 +9,10 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ingot-linux/ingot/format/uki"
+	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -141,11 +144,12 @@ func installUKI(espDir, name string, data []byte, written func()) error {
 	if written != nil {
 		written()
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+	// Never over an existing UKI: that one may be what boots.
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, filepath.Join(dir, name), unix.RENAME_NOREPLACE); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("rename UKI into place: %w", err)
+		return fmt.Errorf("rename UKI into place as %s: %w", name, err)
 	}
-	return syncDir(dir)
+	return fileutil.SyncDir(dir)
 }
 
 // renameEntry changes an entry's file name (blessing, marking bad) durably.
@@ -154,7 +158,7 @@ func renameEntry(espDir, from, to string) error {
 	if err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return fileutil.SyncDir(dir)
 }
 
 func removeEntry(espDir, name string) error {
@@ -162,14 +166,5 @@ func removeEntry(espDir, name string) error {
 	if err := os.Remove(filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fileutil.SyncDir(dir)
 }

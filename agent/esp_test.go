@@ -71,11 +71,11 @@ func TestUpdateLock(t *testing.T) {
 
 func TestESPFull(t *testing.T) {
 	esp := t.TempDir()
-	err := checkESPRoom(esp, nil, [16]byte{}, "", 1<<50)
+	err := checkESPRoom(esp, nil, 1<<50)
 	if !errors.Is(err, ErrESPFull) || !strings.Contains(err.Error(), "--esp-size") {
 		t.Errorf("a 1 PiB UKI: %v", err)
 	}
-	if err := checkESPRoom(esp, nil, [16]byte{}, "", 1024); err != nil {
+	if err := checkESPRoom(esp, nil, 1024); err != nil {
 		t.Errorf("a 1 KiB UKI: %v", err)
 	}
 }
