@@ -230,7 +230,7 @@ func keys(m map[string]string) []string {
 type fakeMounter struct{}
 
 func (fakeMounter) Mount(source, target, fstype string, flags uintptr, data string) error { return nil }
-func (fakeMounter) Unmount(target string) error                                         { return nil }
+func (fakeMounter) Unmount(target string) error                                           { return nil }
 
 func mustWrite(t *testing.T, path string, b []byte) {
 	t.Helper()
