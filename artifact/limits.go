@@ -3,6 +3,7 @@ package artifact
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,8 +24,8 @@ type Limits map[string]Limit
 
 // SizeError says a file of an artifact is larger than where it goes.
 type SizeError struct {
-	// File is the file's name, e.g. "usr.erofs", or "the artifact" for
-	// all its files together.
+	// File is the file's name, e.g. "usr.erofs", or "the artifact (…)"
+	// for all its files together.
 	File string
 	// Size is the size the manifest declares, Limit the most there is
 	// room for in What.
@@ -57,11 +58,13 @@ func CheckFreeSpace(dir string, m *Manifest) error {
 	}
 	free := int64(st.Bavail) * st.Bsize
 	need := int64(MaxManifestBytes)
+	var names []string
 	for _, f := range m.Files {
 		need += f.Size
+		names = append(names, fmt.Sprintf("%s %d", f.Name, f.Size))
 	}
 	if need > free {
-		return &SizeError{File: "the artifact", Size: need, Limit: free, What: "free space in " + filepath.Clean(dir)}
+		return &SizeError{File: "the artifact (" + strings.Join(names, ", ") + ")", Size: need, Limit: free, What: "free space in " + filepath.Clean(dir)}
 	}
 	return nil
 }
