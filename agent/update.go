@@ -486,3 +486,23 @@ func (a *Agent) lock() (func(), error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// UpdateLimits returns the most each file of an update may have on this
+// machine: the partitions of the slot an update would write and the ESP.
+// Downloads check a manifest against them before fetching anything.
+func (a *Agent) UpdateLimits() (artifact.Limits, error) {
+	info, err := a.bootInfo()
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.openDisk(info, false)
+	if err != nil {
+		return nil, err
+	}
+	defer d.f.Close()
+	_, target, err := pickSlots(d, info)
+	if err != nil {
+		return nil, err
+	}
+	return a.slotLimits(d, target)
+}
