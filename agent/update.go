@@ -73,45 +73,64 @@ func (a *Agent) Update(ctx context.Context, dir string, opts ...UpdateOption) (*
 		return nil, err
 	}
 	defer unlock()
-	info, err := a.bootInfo()
-	if err != nil {
-		return nil, err
-	}
 	art, err := artifact.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	d, err := a.openDisk(info, true)
+	t, err := a.openTarget(true)
 	if err != nil {
 		return nil, err
 	}
-	defer d.f.Close()
-	cur, target, err := pickSlots(d, info)
-	if err != nil {
-		return nil, err
-	}
-	limits, err := a.slotLimits(d, target)
-	if err != nil {
-		return nil, err
-	}
-	p, err := art.OpenPayload(ctx, artifact.WithArch(artifact.ArchX86_64), artifact.WithLimits(limits))
+	defer t.d.f.Close()
+	p, err := art.OpenPayload(ctx, artifact.WithArch(artifact.ArchX86_64), artifact.WithLimits(t.limits))
 	if err != nil {
 		return nil, err
 	}
 	defer p.Close()
 	a.step("verified %s", p.Manifest.Version)
-	res, err := a.checkUpdate(info, p, o)
+	res, err := a.checkUpdate(t.info, p, o)
 	if err != nil {
 		return nil, err
 	}
-	res.FromVersion, res.Slot = slotVersion(cur.Usr), target.Name
-	err = a.withESP(d, func(esp string) error {
-		return a.install(ctx, d, esp, info.UsrHash, target, p, res)
+	res.FromVersion, res.Slot = slotVersion(t.cur.Usr), t.target.Name
+	err = a.withESP(t.d, func(esp string) error {
+		return a.install(ctx, t.d, esp, t.info.UsrHash, t.target, p, res)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// updateTarget is the boot disk with the booted slot, the one an update
+// writes, and the limits that puts on the update's files.
+type updateTarget struct {
+	info        *initrd.BootInfo
+	d           *disk
+	cur, target slot
+	limits      artifact.Limits
+}
+
+// openTarget opens the boot disk (for writing if write) and finds the
+// slots. The caller closes t.d.f.
+func (a *Agent) openTarget(write bool) (*updateTarget, error) {
+	info, err := a.bootInfo()
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.openDisk(info, write)
+	if err != nil {
+		return nil, err
+	}
+	t := &updateTarget{info: info, d: d}
+	if t.cur, t.target, err = pickSlots(d, info); err == nil {
+		t.limits, err = a.slotLimits(d, t.target)
+	}
+	if err != nil {
+		d.f.Close()
+		return nil, err
+	}
+	return t, nil
 }
 
 // pickSlots returns the booted slot and the other one, the target.
@@ -491,18 +510,10 @@ func (a *Agent) lock() (func(), error) {
 // machine: the partitions of the slot an update would write and the ESP.
 // Downloads check a manifest against them before fetching anything.
 func (a *Agent) UpdateLimits() (artifact.Limits, error) {
-	info, err := a.bootInfo()
+	t, err := a.openTarget(false)
 	if err != nil {
 		return nil, err
 	}
-	d, err := a.openDisk(info, false)
-	if err != nil {
-		return nil, err
-	}
-	defer d.f.Close()
-	_, target, err := pickSlots(d, info)
-	if err != nil {
-		return nil, err
-	}
-	return a.slotLimits(d, target)
+	t.d.f.Close()
+	return t.limits, nil
 }
