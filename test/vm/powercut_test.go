@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/vm"
 )
 
@@ -68,7 +69,7 @@ func TestUpdatePowerCut(t *testing.T) {
 		if running == "2.0.0" {
 			target = v3
 		}
-		if err := m.Send("ingot update /var/tmp/u/" + filepath.Base(target.UpdateDir) + "\n"); err != nil {
+		if err := m.Send(updateCommand(running, target) + "\n"); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := m.WaitFor(ctx, point, 10*time.Minute); err != nil {
@@ -93,8 +94,18 @@ func TestUpdatePowerCut(t *testing.T) {
 	if running == "2.0.0" {
 		target = v3
 	}
-	runFor(ctx, t, m, "ingot update /var/tmp/u/"+filepath.Base(target.UpdateDir), 15*time.Minute)
+	runFor(ctx, t, m, updateCommand(running, target), 15*time.Minute)
 	m.Send("systemctl reboot\n")
 	other := map[string]string{"a": "b", "b": "a"}[marker[2]]
 	expectMarker(t, booted(ctx, t, m), target.Version, other)
+}
+
+// updateCommand installs target from the extracted artifacts; from 3.0.0
+// back to 2.0.0 is a downgrade, which must be allowed.
+func updateCommand(running string, target *image.Result) string {
+	cmd := "ingot update /var/tmp/u/" + filepath.Base(target.UpdateDir)
+	if running == "3.0.0" {
+		cmd += " --allow-downgrade"
+	}
+	return cmd
 }
