@@ -9,7 +9,10 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ingot-linux/ingot/format/uki"
+	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -84,7 +87,7 @@ func listEntries(espDir string, booted string) ([]Entry, error) {
 		e.Booted = e.UsrHash != "" && e.UsrHash == booted
 		out = append(out, e)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return versionLess(out[j].Version, out[i].Version) })
+	sort.SliceStable(out, func(i, j int) bool { return layout.CompareVersions(out[j].Version, out[i].Version) < 0 })
 	return out, nil
 }
 
@@ -110,42 +113,6 @@ func ukiUsrHash(path string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: no usrhash= on its command line", path)
-}
-
-// versionLess compares versions the way systemd-boot orders entries
-// (strverscmp-like: digit runs compare as numbers).
-func versionLess(a, b string) bool {
-	for a != "" && b != "" {
-		da, db := isDigit(a[0]), isDigit(b[0])
-		if da && db {
-			na, ra := splitDigits(a)
-			nb, rb := splitDigits(b)
-			na, nb = strings.TrimLeft(na, "0"), strings.TrimLeft(nb, "0")
-			if len(na) != len(nb) {
-				return len(na) < len(nb)
-			}
-			if na != nb {
-				return na < nb
-			}
-			a, b = ra, rb
-			continue
-		}
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) < len(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func splitDigits(s string) (string, string) {
-	i := 0
-	for i < len(s) && isDigit(s[i]) {
-		i++
-	}
-	return s[:i], s[i:]
 }
 
 // installUKI writes data as EFI/Linux/name: into a temporary file, fsynced,
@@ -177,11 +144,12 @@ func installUKI(espDir, name string, data []byte, written func()) error {
 	if written != nil {
 		written()
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+	// Never over an existing UKI: that one may be what boots.
+	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, filepath.Join(dir, name), unix.RENAME_NOREPLACE); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("rename UKI into place: %w", err)
+		return fmt.Errorf("rename UKI into place as %s: %w", name, err)
 	}
-	return syncDir(dir)
+	return fileutil.SyncDir(dir)
 }
 
 // renameEntry changes an entry's file name (blessing, marking bad) durably.
@@ -190,7 +158,7 @@ func renameEntry(espDir, from, to string) error {
 	if err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return fileutil.SyncDir(dir)
 }
 
 func removeEntry(espDir, name string) error {
@@ -198,14 +166,5 @@ func removeEntry(espDir, name string) error {
 	if err := os.Remove(filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fileutil.SyncDir(dir)
 }

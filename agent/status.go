@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -20,8 +21,13 @@ type Status struct {
 	OtherSlotVersion string `json:"otherSlotVersion"`
 	// Entries are the UKIs on the ESP, newest first.
 	Entries []Entry `json:"entries"`
-	// Pending is a newer entry with tries left: the next boot starts it.
+	// Pending is the entry the next boot starts when it is not the booted
+	// one: the newest with tries left, or the one Default names.
 	Pending string `json:"pending,omitempty"`
+	// Default is the LoaderEntryDefault EFI variable, the glob over entry
+	// IDs that systemd-boot boots instead of the newest entry (an allowed
+	// downgrade sets it); "" when it is not set.
+	Default string `json:"default,omitempty"`
 	// RolledBack is set when a newer entry ran out of tries and this older
 	// version booted instead.
 	RolledBack *Rollback `json:"rolledBack,omitempty"`
@@ -69,6 +75,25 @@ func (a *Agent) Status() (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.Default, err = a.readLoaderVar(loaderEntryDefault); err != nil {
+		return nil, err
+	}
+	st.nextBoot()
+	return st, nil
+}
+
+// nextBoot fills in Pending and RolledBack from the entries and Default.
+func (st *Status) nextBoot() {
+	if st.Default != "" {
+		for _, e := range st.Entries {
+			if ok, _ := path.Match(st.Default, strings.ToLower(e.File)); ok {
+				if !e.Booted {
+					st.Pending = e.Version
+				}
+				return
+			}
+		}
+	}
 	for _, e := range st.Entries {
 		if e.Booted {
 			break
@@ -82,7 +107,6 @@ func (a *Agent) Status() (*Status, error) {
 			st.Pending = e.Version
 		}
 	}
-	return st, nil
 }
 
 // Bless marks the booted entry good: its boot counter is dropped from the
@@ -117,7 +141,9 @@ func (a *Agent) entryExists(name string) bool {
 }
 
 // Rollback makes the previous version the next boot, by marking the booted
-// entry as out of tries (systemd-boot then sorts it last).
+// entry as out of tries (systemd-boot then sorts it last). A
+// LoaderEntryDefault that an allowed downgrade set is removed first: it
+// would keep naming its entry whatever the tries.
 func (a *Agent) Rollback() (string, error) {
 	var to string
 	err := a.withEntries(func(esp string, entries []Entry) error {
@@ -135,6 +161,9 @@ func (a *Agent) Rollback() (string, error) {
 		}
 		if to == "" {
 			return fmt.Errorf("no other version on the ESP to roll back to")
+		}
+		if err := a.removeLoaderVar(loaderEntryDefault); err != nil {
+			return err
 		}
 		// +0-0: no tries left, none used — systemd-boot sorts it last, and
 		// Status can tell a manual rollback from three failed boots.

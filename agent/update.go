@@ -6,14 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/gpt"
+	"github.com/ingot-linux/ingot/initrd"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
@@ -25,6 +27,11 @@ type UpdateResult struct {
 	Slot        string `json:"slot"`
 	UsrHash     string `json:"usrhash"`
 	UKI         string `json:"uki"`
+	// Downgrade is set when Version is older than the running version.
+	Downgrade bool `json:"downgrade,omitempty"`
+	// NextBoot says how systemd-boot comes to start Version next: as the
+	// newest entry, or because LoaderEntryDefault names it.
+	NextBoot string `json:"nextBoot"`
 	// Removed are the UKIs pruned from the ESP.
 	Removed []string `json:"removed,omitempty"`
 }
@@ -35,69 +42,59 @@ var ErrSameVersion = errors.New("that version is already running")
 // ErrBusy says another update holds the lock.
 var ErrBusy = errors.New("another ingot update is running")
 
+// ErrDowngrade says the update is older than the running version and
+// downgrades were not allowed.
+var ErrDowngrade = errors.New("the update is older than the running version (allow it with --allow-downgrade)")
+
+// UpdateOption configures Update.
+type UpdateOption func(*updateOptions)
+
+type updateOptions struct {
+	allowDowngrade bool
+}
+
+// WithAllowDowngrade lets Update install a version older than the running
+// one, and make it systemd-boot's default entry (LoaderEntryDefault), as
+// systemd-boot would otherwise keep starting the newest version.
+func WithAllowDowngrade(allow bool) UpdateOption {
+	return func(o *updateOptions) { o.allowDowngrade = allow }
+}
+
 // Update installs the verified artifact in dir into the slot the booted UKI
 // does not use. The next boot starts it (three tries; then systemd-boot falls
 // back to the running version).
-func (a *Agent) Update(ctx context.Context, dir string) (*UpdateResult, error) {
+func (a *Agent) Update(ctx context.Context, dir string, opts ...UpdateOption) (*UpdateResult, error) {
+	var o updateOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	unlock, err := a.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	info, err := a.bootInfo()
-	if err != nil {
-		return nil, err
-	}
 	art, err := artifact.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := art.Verify(ctx, artifact.WithArch(artifact.ArchX86_64)); err != nil {
-		return nil, err
-	}
-	a.step("verified %s", art.Manifest.Version)
-	m := art.Manifest
-	if m.UsrHash == info.UsrHash {
-		return nil, fmt.Errorf("update to %s: %w", m.Version, ErrSameVersion)
-	}
-	d, err := a.openDisk(info, true)
+	t, err := a.openTarget(true)
 	if err != nil {
 		return nil, err
 	}
-	defer d.f.Close()
-	s, err := slots(d.table)
+	defer t.d.f.Close()
+	p, err := art.OpenPayload(ctx, artifact.WithArch(artifact.ArchX86_64), artifact.WithLimits(t.limits))
 	if err != nil {
 		return nil, err
 	}
-	bootedUsr, _ := layout.UsrPartUUIDs(mustHex(info.UsrHash))
-	cur, target := s[0], s[1]
-	if s[1].Usr.UUID == bootedUsr {
-		cur, target = s[1], s[0]
-	} else if s[0].Usr.UUID != bootedUsr {
-		return nil, fmt.Errorf("neither slot holds the booted /usr (usrhash %s)", info.UsrHash)
-	}
-	usrFile, _ := m.File(artifact.RoleUsr)
-	verFile, _ := m.File(artifact.RoleVerity)
-	if usrFile.Size > target.Usr.Size(512) || verFile.Size > target.Verity.Size(512) {
-		return nil, fmt.Errorf("version %s does not fit slot %s: /usr is %d MiB, the slot %d MiB", m.Version, target.Name, usrFile.Size>>20, target.Usr.Size(512)>>20)
-	}
-	ukiData, err := os.ReadFile(art.Path(artifact.RoleUKI))
+	defer p.Close()
+	a.step("verified %s", p.Manifest.Version)
+	res, err := a.checkUpdate(t.info, p, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.checkSignature(ukiData); err != nil {
-		return nil, err
-	}
-	sig, err := a.checkVeritySig(art)
-	if err != nil {
-		return nil, err
-	}
-	if target.hasVSig && int64(len(sig)) > target.VSig.Size(512) {
-		return nil, fmt.Errorf("the verity signature of %s (%d bytes) does not fit slot %s's usr-verity-sig partition", m.Version, len(sig), target.Name)
-	}
-	res := &UpdateResult{FromVersion: slotVersion(cur.Usr), Version: m.Version, Slot: target.Name, UsrHash: m.UsrHash, UKI: layout.UKIName(m.Version, 3)}
-	err = a.withESP(d, func(esp string) error {
-		return a.install(ctx, d, esp, info.UsrHash, target, art, ukiData, sig, res)
+	res.FromVersion, res.Slot = slotVersion(t.cur.Usr), t.target.Name
+	err = a.withESP(t.d, func(esp string) error {
+		return a.install(ctx, t.d, esp, t.info.UsrHash, t.target, p, res)
 	})
 	if err != nil {
 		return nil, err
@@ -105,48 +102,190 @@ func (a *Agent) Update(ctx context.Context, dir string) (*UpdateResult, error) {
 	return res, nil
 }
 
+// updateTarget is the boot disk with the booted slot, the one an update
+// writes, and the limits that puts on the update's files.
+type updateTarget struct {
+	info        *initrd.BootInfo
+	d           *disk
+	cur, target slot
+	limits      artifact.Limits
+}
+
+// openTarget opens the boot disk (for writing if write) and finds the
+// slots. The caller closes t.d.f.
+func (a *Agent) openTarget(write bool) (*updateTarget, error) {
+	info, err := a.bootInfo()
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.openDisk(info, write)
+	if err != nil {
+		return nil, err
+	}
+	t := &updateTarget{info: info, d: d}
+	if t.cur, t.target, err = pickSlots(d, info); err == nil {
+		t.limits, err = a.slotLimits(d, t.target)
+	}
+	if err != nil {
+		d.f.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// pickSlots returns the booted slot and the other one, the target.
+func pickSlots(d *disk, info *initrd.BootInfo) (cur, target slot, err error) {
+	s, err := slots(d.table)
+	if err != nil {
+		return cur, target, err
+	}
+	bootedUsr, _ := layout.UsrPartUUIDs(mustHex(info.UsrHash))
+	switch bootedUsr {
+	case s[0].Usr.UUID:
+		return s[0], s[1], nil
+	case s[1].Usr.UUID:
+		return s[1], s[0], nil
+	}
+	return cur, target, fmt.Errorf("neither slot holds the booted /usr (usrhash %s)", info.UsrHash)
+}
+
+// slotLimits bounds an artifact's files by the target slot's partitions
+// and the ESP, so nothing larger is read, let alone written.
+func (a *Agent) slotLimits(d *disk, target slot) (artifact.Limits, error) {
+	esps := d.table.ByType(layout.TypeESP)
+	if len(esps) != 1 {
+		return nil, fmt.Errorf("want one ESP on %s, found %d", d.path, len(esps))
+	}
+	l := artifact.Limits{
+		artifact.RoleUsr:    {Bytes: target.Usr.Size(512), What: "slot " + target.Name + "'s usr partition"},
+		artifact.RoleVerity: {Bytes: target.Verity.Size(512), What: "slot " + target.Name + "'s usr-verity partition"},
+		artifact.RoleUKI:    {Bytes: esps[0].Size(512), What: "the ESP"},
+	}
+	if target.hasVSig {
+		l[artifact.RoleVeritySig] = artifact.Limit{Bytes: target.VSig.Size(512), What: "slot " + target.Name + "'s usr-verity-sig partition"}
+	}
+	return l, nil
+}
+
+// checkUpdate checks what needs no disk writes: a new /usr, a version
+// not older than the running one (unless allowed), the UKI's signature,
+// the verity signature and the sealed root.
+func (a *Agent) checkUpdate(info *initrd.BootInfo, p *artifact.Payload, o updateOptions) (*UpdateResult, error) {
+	m := p.Manifest
+	if m.UsrHash == info.UsrHash {
+		return nil, fmt.Errorf("update to %s: %w", m.Version, ErrSameVersion)
+	}
+	down, err := a.checkVersion(m.Version, o.allowDowngrade)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.checkSignature(p.UKI); err != nil {
+		return nil, err
+	}
+	if err := a.checkVeritySig(p); err != nil {
+		return nil, err
+	}
+	if err := a.checkSealedRoot(info, m.Version, p.UKI); err != nil {
+		return nil, err
+	}
+	return &UpdateResult{Version: m.Version, UsrHash: m.UsrHash, UKI: layout.UKIName(m.Version, 3), Downgrade: down}, nil
+}
+
+// checkVersion compares version with the running one as systemd-boot
+// orders entries, and reports whether it is a downgrade.
+func (a *Agent) checkVersion(version string, allowDowngrade bool) (bool, error) {
+	running := osReleaseField(a.path("/usr/lib/os-release"), "IMAGE_VERSION")
+	if running == "" {
+		return false, errors.New("the running version is unknown: /usr/lib/os-release has no IMAGE_VERSION")
+	}
+	switch c := layout.CompareVersions(version, running); {
+	case c == 0:
+		return false, fmt.Errorf("version %s is the running version, with another /usr: give the new build another version", version)
+	case c > 0:
+		return false, nil
+	case !allowDowngrade:
+		return false, fmt.Errorf("version %s, running %s: %w", version, running, ErrDowngrade)
+	}
+	return true, a.checkEFIVars()
+}
+
 // install does the ordered writes: retire what points at the target slot,
-// invalidate it, write data, label it, install the UKI, prune.
-func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target slot, art *artifact.Artifact, ukiData, sig []byte, res *UpdateResult) error {
+// invalidate it, write data, label it, install the UKI, make it the
+// default, prune.
+func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target slot, p *artifact.Payload, res *UpdateResult) error {
+	m := p.Manifest
 	entries, err := listEntries(esp, booted)
 	if err != nil {
 		return err
 	}
-	oldUsr := target.Usr.UUID
-	if err := checkESPRoom(esp, entries, oldUsr, art.Manifest.UsrHash, int64(len(ukiData))); err != nil {
+	retire := retired(entries, target.Usr.UUID, m.UsrHash)
+	if err := checkESP(esp, entries, retire, res, int64(len(p.UKI))); err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if e.Booted || e.UsrHash == "" {
-			continue
+	for _, e := range retire {
+		if err := removeEntry(esp, e.File); err != nil {
+			return fmt.Errorf("remove %s: %w", e.File, err)
 		}
-		if u, _ := layout.UsrPartUUIDs(mustHex(e.UsrHash)); u == oldUsr || e.UsrHash == art.Manifest.UsrHash {
-			// This UKI boots the slot about to be overwritten (or is a stale
-			// copy of the new version): remove it first.
-			if err := removeEntry(esp, e.File); err != nil {
-				return fmt.Errorf("remove %s: %w", e.File, err)
-			}
-			res.Removed = append(res.Removed, e.File)
-		}
+		res.Removed = append(res.Removed, e.File)
 	}
 	a.step("retired old entries")
 	if err := a.labelSlot(d, target, nil, "", false); err != nil {
 		return fmt.Errorf("invalidate slot %s: %w", target.Name, err)
 	}
 	a.step("invalidated slot %s", target.Name)
+	if err := a.writeSlot(ctx, d, target, p); err != nil {
+		return err
+	}
+	if err := a.labelSlot(d, target, mustHex(m.UsrHash), m.Version, p.VeritySig != nil); err != nil {
+		return fmt.Errorf("label slot %s: %w", target.Name, err)
+	}
+	a.step("labelled slot %s", target.Name)
+	if err := installUKI(esp, res.UKI, p.UKI, func() { a.step("wrote UKI") }); err != nil {
+		return err
+	}
+	a.step("installed UKI %s", res.UKI)
+	if err := a.setDefault(res); err != nil {
+		return err
+	}
+	if err := a.prune(esp, booted, m.UsrHash, res); err != nil {
+		return err
+	}
+	a.step("done")
+	return nil
+}
+
+// retired are the entries that boot the slot about to be overwritten, or
+// are stale copies of the new version: they go first.
+func retired(entries []Entry, oldUsr gpt.GUID, newHash string) []Entry {
+	var out []Entry
+	for _, e := range entries {
+		if e.Booted || e.UsrHash == "" {
+			continue
+		}
+		if u, _ := layout.UsrPartUUIDs(mustHex(e.UsrHash)); u == oldUsr || e.UsrHash == newHash {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// writeSlot copies /usr, its hash tree and the verity signature into the
+// invalidated slot, each bounded by its partition and checked against
+// the manifest as it is written, and syncs the disk.
+func (a *Agent) writeSlot(ctx context.Context, d *disk, target slot, p *artifact.Payload) error {
 	progress := func(done, total int64) { a.step("writing usr %d/%d MiB", done>>20, total>>20) }
-	if err := copyToDisk(ctx, d.f, target.Usr.Offset(512), art.Path(artifact.RoleUsr), progress); err != nil {
-		return fmt.Errorf("write usr of slot %s: %w", target.Name, err)
+	if err := p.CopyTo(ctx, artifact.RoleUsr, d.f, target.Usr.Offset(512), target.Usr.Size(512), progress); err != nil {
+		return fmt.Errorf("write usr of slot %s (left empty): %w", target.Name, err)
 	}
 	a.step("writing verity")
-	if err := copyToDisk(ctx, d.f, target.Verity.Offset(512), art.Path(artifact.RoleVerity), nil); err != nil {
-		return fmt.Errorf("write verity of slot %s: %w", target.Name, err)
+	if err := p.CopyTo(ctx, artifact.RoleVerity, d.f, target.Verity.Offset(512), target.Verity.Size(512), nil); err != nil {
+		return fmt.Errorf("write verity of slot %s (left empty): %w", target.Name, err)
 	}
 	if target.hasVSig {
 		// The whole partition: a shorter signature must not leave the
 		// tail of an older one behind.
 		buf := make([]byte, target.VSig.Size(512))
-		copy(buf, sig)
+		copy(buf, p.VeritySig)
 		if _, err := d.f.WriteAt(buf, target.VSig.Offset(512)); err != nil {
 			return fmt.Errorf("write verity signature of slot %s: %w", target.Name, err)
 		}
@@ -155,18 +294,31 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 		return fmt.Errorf("sync %s: %w", d.path, err)
 	}
 	a.step("synced slot %s", target.Name)
-	if err := a.labelSlot(d, target, mustHex(art.Manifest.UsrHash), art.Manifest.Version, sig != nil); err != nil {
-		return fmt.Errorf("label slot %s: %w", target.Name, err)
+	return nil
+}
+
+// setDefault makes the new version the next boot: a downgrade through
+// LoaderEntryDefault (systemd-boot would pick the newest version
+// otherwise), an upgrade by dropping a LoaderEntryDefault an earlier
+// downgrade left, so the newest version is the default again.
+func (a *Agent) setDefault(res *UpdateResult) error {
+	if res.Downgrade {
+		pattern := layout.UKIEntryPattern(res.Version)
+		if err := a.writeLoaderVar(loaderEntryDefault, pattern); err != nil {
+			return fmt.Errorf("installed %s, but could not make it the default entry (the next boot starts the newest version): %w", res.UKI, err)
+		}
+		res.NextBoot = "LoaderEntryDefault=" + pattern + " (set as bootctl set-default does; the newer version stays on the ESP)"
+		a.step("set LoaderEntryDefault to %s", pattern)
+		return nil
 	}
-	a.step("labelled slot %s", target.Name)
-	if err := installUKI(esp, res.UKI, ukiData, func() { a.step("wrote UKI") }); err != nil {
+	res.NextBoot = "the newest entry (systemd-boot's default)"
+	if old, err := a.readLoaderVar(loaderEntryDefault); err != nil || old == "" {
 		return err
 	}
-	a.step("installed UKI %s", res.UKI)
-	if err := a.prune(esp, booted, art.Manifest.UsrHash, res); err != nil {
-		return err
+	if err := a.removeLoaderVar(loaderEntryDefault); err != nil {
+		return fmt.Errorf("installed %s, but the EFI variable LoaderEntryDefault still names an older version: %w", res.UKI, err)
 	}
-	a.step("done")
+	res.NextBoot += "; LoaderEntryDefault of an earlier downgrade removed"
 	return nil
 }
 
@@ -187,61 +339,70 @@ func (a *Agent) checkSignature(ukiData []byte) error {
 	return nil
 }
 
-// checkVeritySig returns the artifact's verity signature after checking
-// it against the verity certificate the running image trusts
+// checkVeritySig checks the artifact's verity signature against the
+// verity certificate the running image trusts
 // (/usr/lib/ingot/keys/verity.crt) and the artifact's usrhash. A machine
 // that trusts a verity key refuses an artifact without a signature; an
 // unsigned machine keeps a signature it cannot check, so the slot still
 // carries it.
-func (a *Agent) checkVeritySig(art *artifact.Artifact) ([]byte, error) {
-	var sig []byte
-	if _, ok := art.Manifest.File(artifact.RoleVeritySig); ok {
-		b, err := os.ReadFile(art.Path(artifact.RoleVeritySig))
-		if err != nil {
-			return nil, err
-		}
-		sig = b
+func (a *Agent) checkVeritySig(p *artifact.Payload) error {
+	m := p.Manifest
+	certPath := a.path("/usr/" + layout.TrustDir + "/verity.crt")
+	if _, err := os.Stat(certPath); errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	p := a.path("/usr/" + layout.TrustDir + "/verity.crt")
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return sig, nil
+	if p.VeritySig == nil {
+		return fmt.Errorf("version %s has no verity signature, and this machine requires /usr signed by its verity key (%s)", m.Version, certPath)
 	}
-	if sig == nil {
-		return nil, fmt.Errorf("version %s has no verity signature, and this machine requires /usr signed by its verity key (%s)", art.Manifest.Version, p)
-	}
-	roots, err := trust.LoadCertificates(p)
+	roots, err := trust.LoadCertificates(certPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	h, err := trust.VerifyRootHashSig(sig, roots)
+	h, err := trust.VerifyRootHashSig(p.VeritySig, roots)
 	if err != nil {
-		return nil, fmt.Errorf("the /usr of version %s is not signed by this machine's verity key: %w", art.Manifest.Version, err)
+		return fmt.Errorf("the /usr of version %s is not signed by this machine's verity key: %w", m.Version, err)
 	}
-	if hex.EncodeToString(h) != art.Manifest.UsrHash {
-		return nil, fmt.Errorf("the verity signature of version %s is for root hash %x, not its usrhash %s", art.Manifest.Version, h, art.Manifest.UsrHash)
+	if hex.EncodeToString(h) != m.UsrHash {
+		return fmt.Errorf("the verity signature of version %s is for root hash %x, not its usrhash %s", m.Version, h, m.UsrHash)
 	}
-	return sig, nil
+	return nil
 }
 
 // ErrESPFull says the new UKI does not fit on the ESP.
 var ErrESPFull = errors.New("the ESP is too full for the new UKI")
 
-// checkESPRoom makes sure the UKI fits once the entries that boot the
-// target slot are gone, before anything is changed.
-func checkESPRoom(esp string, entries []Entry, oldUsr gpt.GUID, newHash string, need int64) error {
+// checkESP makes sure, before anything is changed, that the new UKI's
+// name is free once the retired entries are gone, that the UKI fits, and
+// for a downgrade that its LoaderEntryDefault glob names no other entry.
+func checkESP(esp string, entries, retire []Entry, res *UpdateResult, need int64) error {
+	gone := map[string]bool{}
+	for _, e := range retire {
+		gone[e.File] = true
+	}
+	if _, err := os.Lstat(filepath.Join(esp, layout.UKIDir, res.UKI)); err == nil && !gone[res.UKI] {
+		return fmt.Errorf("%s is already on the ESP; refusing to overwrite it", res.UKI)
+	}
+	if res.Downgrade {
+		pattern := layout.UKIEntryPattern(res.Version)
+		for _, e := range entries {
+			if ok, _ := path.Match(pattern, strings.ToLower(e.File)); ok && !gone[e.File] {
+				return fmt.Errorf("the default-entry glob %s for %s would also match %s; remove that entry first", pattern, res.Version, e.File)
+			}
+		}
+	}
+	return checkESPRoom(esp, retire, need)
+}
+
+// checkESPRoom makes sure the UKI fits once the retired entries are gone.
+func checkESPRoom(esp string, retire []Entry, need int64) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(esp, &st); err != nil {
 		return fmt.Errorf("statfs ESP: %w", err)
 	}
 	free := int64(st.Bavail) * st.Bsize
-	for _, e := range entries {
-		if e.Booted || e.UsrHash == "" {
-			continue
-		}
-		if u, _ := layout.UsrPartUUIDs(mustHex(e.UsrHash)); u == oldUsr || e.UsrHash == newHash {
-			if fi, err := os.Stat(filepath.Join(esp, layout.UKIDir, e.File)); err == nil {
-				free += fi.Size()
-			}
+	for _, e := range retire {
+		if fi, err := os.Stat(filepath.Join(esp, layout.UKIDir, e.File)); err == nil {
+			free += fi.Size()
 		}
 	}
 	if need+(1<<20) > free {
@@ -320,42 +481,6 @@ func (a *Agent) prune(esp, booted, newHash string, res *UpdateResult) error {
 	return nil
 }
 
-// copyToDisk copies the file at path to w at off, telling progress every
-// 64 MiB.
-func copyToDisk(ctx context.Context, w io.WriterAt, off int64, path string, progress func(done, total int64)) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 4<<20)
-	for pos := off; ; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, rerr := f.Read(buf)
-		if n > 0 {
-			if _, err := w.WriteAt(buf[:n], pos); err != nil {
-				return err
-			}
-			pos += int64(n)
-			if done := pos - off; progress != nil && done%(64<<20) == 0 {
-				progress(done, fi.Size())
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
-}
-
 func mustHex(s string) []byte {
 	b, _ := hex.DecodeString(s)
 	return b
@@ -379,4 +504,16 @@ func (a *Agent) lock() (func(), error) {
 		return nil, err
 	}
 	return func() { f.Close() }, nil
+}
+
+// UpdateLimits returns the most each file of an update may have on this
+// machine: the partitions of the slot an update would write and the ESP.
+// Downloads check a manifest against them before fetching anything.
+func (a *Agent) UpdateLimits() (artifact.Limits, error) {
+	t, err := a.openTarget(false)
+	if err != nil {
+		return nil, err
+	}
+	t.d.f.Close()
+	return t.limits, nil
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -82,7 +83,13 @@ func TestCheckVeritySig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			art := signed(t, tt.sign)
-			sig, err := machine(t, tt.trusts).checkVeritySig(art)
+			p, err := art.OpenPayload(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			err = machine(t, tt.trusts).checkVeritySig(p)
+			sig := p.VeritySig
 			if tt.wantError != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
 					t.Fatalf("err = %v, want one saying %q", err, tt.wantError)

@@ -41,10 +41,18 @@
 // architecture, each file's size and sha256 against the manifest, that the
 // UKI's command line has usrhash= equal to the manifest's usrhash, and that
 // the dm-verity tree in usr.verity, with the parameters of its superblock,
-// proves usr.erofs to have that root hash. Problems a caller can act on are
-// typed: [*MismatchError] for sizes, digests and hashes, [*ArchError] for an
+// proves usr.erofs to have that root hash, and that the UKI's .osrel names
+// the manifest's version (IMAGE_VERSION). Problems a caller can act on are
+// typed: [*MismatchError] for sizes, digests and hashes, [*SizeError] for
+// a file larger than its [Limits], [*ArchError] for an
 // artifact of another architecture; a missing file's error matches
 // fs.ErrNotExist.
+//
+// Installers use [Artifact.OpenPayload] instead: it runs the same checks on
+// files it opens once (no symbolic links, regular files of the declared
+// size), keeps the UKI and verity signature bytes it checked, and copies
+// the large files with [Payload.CopyTo], which is bounded and hashes what
+// it writes, so what is installed is what was verified.
 //
 // Verify does not check the UKI's Authenticode signature: a manifest that
 // verifies is consistent, not trusted. Trust comes from the signed UKI (see

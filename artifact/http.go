@@ -8,23 +8,29 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
+// MaxRedirects bounds the HTTP redirects Download follows.
+const MaxRedirects = 5
+
 // Download fetches an artifact published as a plain directory over HTTPS
 // (BASE/manifest.json, BASE/usr.erofs, …) into dir, which must not exist.
-// The manifest is read first (bounded), each file is checked against its
-// size while streaming, and the whole artifact is verified before Download
-// returns; on any error nothing is left at dir. Plain http:// is refused:
-// updates travel over TLS or through an OCI registry.
-func Download(ctx context.Context, client *http.Client, base, dir string, progress func(done, total int64)) (*Artifact, error) {
+// The manifest is read first (bounded); its sizes are checked against the
+// limits (WithLimits) and the free space next to dir before any file is
+// fetched; no file is written past its declared size; and the whole
+// artifact is verified before Download returns. On any error nothing is
+// left at dir. Plain http:// is refused, and so is a redirect to anything
+// but https:// (or more than MaxRedirects): updates travel over TLS or
+// through an OCI registry.
+func Download(ctx context.Context, client *http.Client, base, dir string, progress func(done, total int64), opts ...Option) (*Artifact, error) {
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("download %s: want an https:// URL of an artifact directory", base)
 	}
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client = httpsOnly(client)
+	o := makeOptions(opts)
 	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".tmp-*")
 	if err != nil {
 		return nil, err
@@ -35,7 +41,9 @@ func Download(ctx context.Context, client *http.Client, base, dir string, progre
 			os.RemoveAll(tmp)
 		}
 	}()
-	get := func(name string, limit int64, w io.Writer, done func(int64)) error {
+	// get fetches name into w: exactly size bytes, or with size < 0 at
+	// most MaxManifestBytes.
+	get := func(name string, size int64, w io.Writer, done func(int64)) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/"+name, nil)
 		if err != nil {
 			return err
@@ -48,20 +56,33 @@ func Download(ctx context.Context, client *http.Client, base, dir string, progre
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("GET %s: %s", req.URL, resp.Status)
 		}
-		n, err := io.Copy(w, io.LimitReader(&countingReader{r: resp.Body, done: done}, limit+1))
-		if err != nil {
-			return fmt.Errorf("GET %s: %w", req.URL, err)
+		body := &countingReader{r: resp.Body, done: done}
+		if size < 0 {
+			b, err := io.ReadAll(io.LimitReader(body, MaxManifestBytes+1))
+			if err == nil && len(b) > MaxManifestBytes {
+				err = fmt.Errorf("%w: more than %d bytes", ErrInvalidManifest, MaxManifestBytes)
+			}
+			if err == nil {
+				_, err = w.Write(b)
+			}
+			return err
 		}
-		if n > limit {
-			return fmt.Errorf("GET %s: more than the %d bytes expected", req.URL, limit)
+		if _, err := CopyDeclared(w, body, name, size); err != nil {
+			return fmt.Errorf("GET %s: %w", req.URL, err)
 		}
 		return nil
 	}
 	var mb strings.Builder
-	if err := get(ManifestFile, MaxManifestBytes, &mb, nil); err != nil {
+	if err := get(ManifestFile, -1, &mb, nil); err != nil {
 		return nil, fmt.Errorf("download %s: %w", base, err)
 	}
 	m, err := ParseManifest([]byte(mb.String()))
+	if err == nil {
+		err = o.limits.Check(m)
+	}
+	if err == nil {
+		err = CheckFreeSpace(filepath.Dir(tmp), m)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("download %s: %w", base, err)
 	}
@@ -116,4 +137,45 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.done(int64(n))
 	}
 	return n, err
+}
+
+// httpsOnly returns a copy of client (http.DefaultClient if nil) that
+// follows at most MaxRedirects redirects, each to https:// only.
+func httpsOnly(client *http.Client) *http.Client {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	c := *client
+	c.CheckRedirect = CheckRedirectHTTPS
+	return &c
+}
+
+// CheckRedirectHTTPS is an http.Client CheckRedirect that refuses a
+// redirect leaving https:// and more than MaxRedirects of them.
+func CheckRedirectHTTPS(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return fmt.Errorf("refusing the redirect from %s to %s: it leaves https://", via[len(via)-1].URL.Redacted(), req.URL.Redacted())
+	}
+	if len(via) > MaxRedirects {
+		return fmt.Errorf("refusing more than %d redirects (last to %s)", MaxRedirects, req.URL.Redacted())
+	}
+	return nil
+}
+
+// CopyDeclared copies the file name, which declares size bytes, from r to
+// w: never more than size bytes are written, and a *SizeError says when r
+// has more; a shorter r is an io.ErrUnexpectedEOF.
+func CopyDeclared(w io.Writer, r io.Reader, name string, size int64) (int64, error) {
+	n, err := io.Copy(w, io.LimitReader(r, size))
+	if err != nil {
+		return n, err
+	}
+	if n < size {
+		return n, fmt.Errorf("%s: %d of the %d bytes declared: %w", name, n, size, io.ErrUnexpectedEOF)
+	}
+	var one [1]byte
+	if k, _ := io.ReadFull(r, one[:]); k > 0 {
+		return n, &MismatchError{File: name, Field: "size", Want: strconv.FormatInt(size, 10), Got: "more (the source sent more than declared)"}
+	}
+	return n, nil
 }

@@ -22,6 +22,16 @@ var ErrInvalidManifest = errors.New("invalid artifact manifest")
 // 600 bytes.
 const MaxManifestBytes = 64 << 10
 
+// Largest UKI and verity signature a manifest may declare: installers
+// hold these files in memory (see Payload).
+const (
+	MaxUKIBytes       = 512 << 20
+	MaxVeritySigBytes = 1 << 20
+)
+
+// maxRoleBytes bounds the roles held in memory.
+var maxRoleBytes = map[string]int64{RoleUKI: MaxUKIBytes, RoleVeritySig: MaxVeritySigBytes}
+
 // Manifest describes an artifact: what it is and, for each file, its size
 // and sha256. Its JSON field names are part of the on-disk contract; they
 // are declared in sorted order so the encoding has sorted keys.
@@ -96,7 +106,8 @@ func ParseManifest(b []byte) (*Manifest, error) {
 // a valid version and architecture name, a 64-digit lowercase hex usrhash,
 // and exactly one file for each role (at most one of the optional
 // RoleVeritySig), with the role's fixed name, a
-// positive size and a 64-digit lowercase hex sha256. The errors wrap
+// positive size (at most MaxUKIBytes for the UKI and MaxVeritySigBytes
+// for the verity signature) and a 64-digit lowercase hex sha256. The errors wrap
 // ErrInvalidManifest.
 func (m *Manifest) Validate() error {
 	var errs []error
@@ -130,6 +141,9 @@ func (m *Manifest) Validate() error {
 		seen[f.Role] = true
 		if f.Size <= 0 {
 			errs = append(errs, fmt.Errorf("file %q has size %d", f.Name, f.Size))
+		}
+		if most, ok := maxRoleBytes[f.Role]; ok && f.Size > most {
+			errs = append(errs, fmt.Errorf("file %q declares %d bytes, more than the %d a %s may have", f.Name, f.Size, most, f.Role))
 		}
 		if !hexPattern.MatchString(f.SHA256) {
 			errs = append(errs, fmt.Errorf("file %q: sha256 %q is not 64 lowercase hex digits", f.Name, f.SHA256))

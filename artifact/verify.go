@@ -100,6 +100,15 @@ type Option func(*options)
 type options struct {
 	arch    string
 	tempDir string
+	limits  Limits
+}
+
+func makeOptions(opts []Option) *options {
+	o := &options{arch: ArchX86_64}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
 }
 
 // WithArch sets the architecture the artifact must be for; the default is
@@ -111,69 +120,18 @@ func WithArch(arch string) Option { return func(o *options) { o.arch = arch } }
 // tree; the default is os.TempDir().
 func WithTempDir(dir string) Option { return func(o *options) { o.tempDir = dir } }
 
+// WithLimits bounds the artifact's files, e.g. by the partitions they are
+// written to: a file larger than its limit is refused before it is read.
+func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }
+
 // Verify checks the artifact as described in the package documentation and
 // returns the first problem found, or nil.
 func (a *Artifact) Verify(ctx context.Context, opts ...Option) error {
-	o := options{arch: ArchX86_64}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if err := a.verify(ctx, &o); err != nil {
-		return fmt.Errorf("verify artifact %s: %w", a.Dir, err)
-	}
-	return nil
-}
-
-func (a *Artifact) verify(ctx context.Context, o *options) error {
-	m := a.Manifest
-	if m.Architecture != o.arch {
-		return &ArchError{Want: o.arch, Got: m.Architecture}
-	}
-	for _, f := range m.Files {
-		if err := checkFile(ctx, filepath.Join(a.Dir, f.Name), f); err != nil {
-			return err
-		}
-	}
-	if err := checkUKI(a.Path(RoleUKI), m.UsrHash); err != nil {
-		return err
-	}
-	if err := checkVeritySig(a, m.UsrHash); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return checkVerity(a.Path(RoleUsr), a.Path(RoleVerity), m.UsrHash, o.tempDir)
-}
-
-// checkFile compares a file's size and sha256 with the manifest's.
-func checkFile(ctx context.Context, path string, want File) error {
-	f, err := os.Open(path)
+	p, err := a.OpenPayload(ctx, opts...)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", want.Name)
-	}
-	if fi.Size() != want.Size {
-		return &MismatchError{File: want.Name, Field: "size", Want: strconv.FormatInt(want.Size, 10), Got: strconv.FormatInt(fi.Size(), 10)}
-	}
-	sum, n, err := hashReader(ctx, f)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", want.Name, err)
-	}
-	if n != want.Size {
-		return &MismatchError{File: want.Name, Field: "size", Want: strconv.FormatInt(want.Size, 10), Got: strconv.FormatInt(n, 10)}
-	}
-	if sum != want.SHA256 {
-		return &MismatchError{File: want.Name, Field: "sha256", Want: want.SHA256, Got: sum}
-	}
-	return nil
+	return p.Close()
 }
 
 // hashReader returns the hex sha256 and length of r's content, stopping
@@ -198,16 +156,13 @@ func hashReader(ctx context.Context, r io.Reader) (string, int64, error) {
 	}
 }
 
-// checkUKI checks that the UKI's command line pins usrhash. Every usrhash=
-// on the line must carry the value: if they disagreed, which one counts
-// would be up to the parser.
-func checkUKI(path, usrHash string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	img, err := uki.Open(f)
+// checkUKI checks that the UKI's command line pins usrhash and that its
+// signed os-release names version (IMAGE_VERSION), so the artifact's
+// label is what the UKI says it is. Every usrhash= on the line must
+// carry the value: if they disagreed, which one counts would be up to the
+// parser.
+func checkUKI(b []byte, usrHash, version string) error {
+	img, err := uki.Open(bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("%s: %w", FileUKI, err)
 	}
@@ -223,6 +178,13 @@ func checkUKI(path, usrHash string) error {
 		if g != usrHash {
 			return &MismatchError{File: FileUKI, Field: "usrhash", Want: usrHash, Got: g}
 		}
+	}
+	osrel, err := img.OSRelease()
+	if err != nil {
+		return fmt.Errorf("%s: %w", FileUKI, err)
+	}
+	if v := osrel["IMAGE_VERSION"]; v != version {
+		return &MismatchError{File: FileUKI, Field: "IMAGE_VERSION in .osrel (the label is version " + version + ")", Want: version, Got: v}
 	}
 	return nil
 }
@@ -318,15 +280,11 @@ func diagnoseVerity(params verity.Params, dataPath, hashPath, usrHash, tempDir s
 
 // checkVeritySig makes sure an artifact's verity signature, if it has one,
 // is for its usrhash. Whether it is trusted is the installer's question.
-func checkVeritySig(a *Artifact, usrHash string) error {
-	if _, ok := a.Manifest.File(RoleVeritySig); !ok {
+func checkVeritySig(sig []byte, usrHash string) error {
+	if sig == nil {
 		return nil
 	}
-	b, err := os.ReadFile(a.Path(RoleVeritySig))
-	if err != nil {
-		return err
-	}
-	h, err := trust.SignedRootHash(b)
+	h, err := trust.SignedRootHash(sig)
 	if err != nil {
 		return fmt.Errorf("%s: %w", FileVeritySig, err)
 	}

@@ -66,8 +66,8 @@ func (in *Inputs) check() error {
 // Write makes the artifact directory dir from in and returns its manifest.
 // It copies the files into a temporary directory next to dir, fsyncs them,
 // verifies the result (so an artifact whose UKI or hash tree does not match
-// UsrHash is never written), and renames it into place, replacing any
-// directory at dir. On error nothing is left behind. The same inputs give
+// UsrHash is never written), and renames it into place, replacing an
+// earlier artifact or empty directory at dir (see CheckReplaceable). On error nothing is left behind. The same inputs give
 // the same bytes.
 func Write(dir string, in Inputs) (*Manifest, error) {
 	m, err := write(dir, in)
@@ -141,9 +141,11 @@ func write(dir string, in Inputs) (*Manifest, error) {
 		return nil, err
 	}
 	a := &Artifact{Dir: tmp, Manifest: m}
-	if err := a.verify(context.Background(), &options{arch: in.Arch, tempDir: tmp}); err != nil {
+	p, err := a.openPayload(context.Background(), &options{arch: in.Arch, tempDir: tmp})
+	if err != nil {
 		return nil, err
 	}
+	p.Close()
 	if err := Commit(tmp, dir); err != nil {
 		return nil, err
 	}
@@ -180,9 +182,12 @@ func writeFile(path string, r io.Reader) (string, int64, error) {
 // 0755, fsyncs it, and renames it to dir, atomically replacing a directory
 // already there (on Linux), then fsyncs dir's parent. tmp must be on the
 // same filesystem as dir, e.g. made with os.MkdirTemp(filepath.Dir(dir),
-// ...), and its files already synced. On error tmp is left for the caller
-// to remove.
+// ...), and its files already synced. A dir that CheckReplaceable refuses
+// is left alone. On error tmp is left for the caller to remove.
 func Commit(tmp, dir string) error {
+	if err := CheckReplaceable(dir); err != nil {
+		return err
+	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
@@ -205,4 +210,39 @@ func syncPath(path string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// CheckReplaceable reports whether dir may be replaced by an artifact:
+// it is missing, an empty directory, or an earlier artifact (a directory
+// holding a manifest.json that parses and nothing but artifact files).
+// Anything else, such as a directory of other files or a symbolic link,
+// gives an error saying so.
+func CheckReplaceable(dir string) error {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory; refusing to replace it with an artifact", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return err
+	}
+	known := map[string]bool{ManifestFile: true}
+	for _, name := range roleFiles {
+		known[name] = true
+	}
+	for _, e := range entries {
+		if !known[e.Name()] || !e.Type().IsRegular() {
+			return fmt.Errorf("%s holds %s, which is no artifact file; refusing to replace it (give an empty or new directory)", dir, e.Name())
+		}
+	}
+	if _, err := Open(dir); err != nil {
+		return fmt.Errorf("%s is not an earlier artifact; refusing to replace it (give an empty or new directory): %w", dir, err)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ package layout
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/ingot-linux/ingot/format/gpt"
 )
@@ -95,6 +96,17 @@ func UKIName(version string, tries int) string {
 	return fmt.Sprintf("%s_%s+%d-0.efi", Name, version, tries)
 }
 
+// UKIEntryPattern is the glob that names version's UKI in the
+// LoaderEntryDefault EFI variable (what bootctl set-default writes):
+// systemd-boot matches it against the lowercased entry IDs, which for a
+// UKI are its file name, with ("ingot_1.2.0+3-0.efi") or without
+// ("ingot_1.2.0.efi") the boot counter depending on the version of
+// systemd-boot, so the glob matches both: "ingot_1.2.0[+.]*".
+// Versions hold no glob characters (see VersionPattern).
+func UKIEntryPattern(version string) string {
+	return strings.ToLower(Name+"_"+version) + "[+.]*"
+}
+
 // VersionPattern is what a version may look like: it becomes part of file
 // and partition names.
 var VersionPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._~-]{0,31}$`)
@@ -144,3 +156,109 @@ const (
 	// (or the stub) was loaded from, a UTF-16 string.
 	LoaderDevicePartUUIDVar = "LoaderDevicePartUUID-" + LoaderVendor
 )
+
+// CompareVersions compares two versions the way systemd-boot orders boot
+// entries (the UAPI Version Format Specification, systemd's
+// strverscmp_improved): it returns -1 when a is older than b, 0 when
+// they are equal and 1 when a is newer. Runs of digits compare as
+// numbers; '~' sorts before everything, even the end ("2.0~rc1" is older
+// than "2.0"); a string with more segments is newer ("2.0.1" after
+// "2.0"); '-', '^' and '.' separate segments, in that order of
+// precedence; other characters outside [A-Za-z0-9~^.-] are ignored.
+func CompareVersions(a, b string) int {
+	for {
+		a, b = trimInvalidVersionChars(a), trimInvalidVersionChars(b)
+		if r, done := compareSeparator(&a, &b, '~'); done {
+			return r
+		}
+		if a == "" || b == "" {
+			return cmpInt(len(a), len(b))
+		}
+		for _, sep := range []byte{'-', '^', '.'} {
+			if r, done := compareSeparator(&a, &b, sep); done {
+				return r
+			}
+		}
+		var r int
+		if r, a, b = compareSegment(a, b); r != 0 {
+			return r
+		}
+	}
+}
+
+// compareSeparator handles a leading sep in a or b: the one that has it
+// is older. With both having it, both lose it.
+func compareSeparator(a, b *string, sep byte) (int, bool) {
+	ha, hb := strings.HasPrefix(*a, string(sep)), strings.HasPrefix(*b, string(sep))
+	switch {
+	case ha && hb:
+		*a, *b = (*a)[1:], (*b)[1:]
+	case ha:
+		return -1, true
+	case hb:
+		return 1, true
+	}
+	return 0, false
+}
+
+// compareSegment compares the leading numeric (or alphabetic) segments
+// of a and b and returns the rest of each.
+func compareSegment(a, b string) (int, string, string) {
+	if isDigit(a[0]) || isDigit(b[0]) {
+		na, ra := leading(a, isDigit)
+		nb, rb := leading(b, isDigit)
+		if r := cmpBool(na != "", nb != ""); r != 0 {
+			return r, ra, rb // a number is newer than letters
+		}
+		na, nb = strings.TrimLeft(na, "0"), strings.TrimLeft(nb, "0")
+		if r := cmpInt(len(na), len(nb)); r != 0 {
+			return r, ra, rb
+		}
+		return strings.Compare(na, nb), ra, rb
+	}
+	la, ra := leading(a, isAlpha)
+	lb, rb := leading(b, isAlpha)
+	n := min(len(la), len(lb))
+	if r := strings.Compare(la[:n], lb[:n]); r != 0 {
+		return r, ra, rb
+	}
+	return cmpInt(len(la), len(lb)), ra, rb
+}
+
+func trimInvalidVersionChars(s string) string {
+	for s != "" && !isDigit(s[0]) && !isAlpha(s[0]) && !strings.ContainsRune("~^.-", rune(s[0])) {
+		s = s[1:]
+	}
+	return s
+}
+
+func leading(s string, class func(byte) bool) (string, string) {
+	i := 0
+	for i < len(s) && class(s[i]) {
+		i++
+	}
+	return s[:i], s[i:]
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}

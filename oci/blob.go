@@ -40,7 +40,11 @@ func newAuthClient(ctx context.Context, o *options, r name.Reference, scheme str
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Transport: rt}, nil
+	c := &http.Client{Transport: rt}
+	if scheme == "https" {
+		c.CheckRedirect = artifact.CheckRedirectHTTPS
+	}
+	return c, nil
 }
 
 // fetchSmall downloads a small blob into memory and checks its size and
@@ -183,16 +187,17 @@ func (f *fetcher) attempt(ctx context.Context, name string, d v1.Descriptor, par
 		return err
 	}
 	w := &progressWriter{w: io.MultiWriter(pf, h), n: have, report: func(n int64) { f.progress.set(name, n) }}
-	_, err = io.Copy(w, io.LimitReader(resp.Body, d.Size-have+1))
-	if w.n > d.Size {
-		os.Remove(part)
+	_, err = artifact.CopyDeclared(w, resp.Body, name, d.Size-have)
+	var mm *artifact.MismatchError
+	if errors.As(err, &mm) {
+		os.Remove(part) // never more than declared was written, but it is not the blob
 		return permanentError{&artifact.MismatchError{File: name, Field: "size", Want: strconv.FormatInt(d.Size, 10), Got: "more"}}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("download ended after %d of %d bytes", w.n, d.Size)
 	}
 	if err != nil {
 		return err // keep what arrived, to resume
-	}
-	if w.n < d.Size {
-		return fmt.Errorf("download ended after %d of %d bytes", w.n, d.Size)
 	}
 	if err := f.finish(name, d, pf, h); err != nil {
 		os.Remove(part) // corrupt: resuming it cannot help

@@ -20,6 +20,7 @@ type options struct {
 	keychain  authn.Keychain
 	cacheDir  string
 	arch      string
+	limits    artifact.Limits
 	logger    *slog.Logger
 }
 
@@ -91,6 +92,13 @@ func WithArch(arch string) Option {
 		o.arch = arch
 		return nil
 	}
+}
+
+// WithLimits bounds the artifact's files (e.g. by the partitions they will
+// be written to): Pull refuses a manifest declaring a larger file before
+// it downloads anything.
+func WithLimits(l artifact.Limits) Option {
+	return func(o *options) error { o.limits = l; return nil }
 }
 
 // WithLogger sets the logger for details (requests, blobs, retries); the

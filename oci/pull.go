@@ -36,8 +36,12 @@ func Inspect(ctx context.Context, ref string, opts ...Option) (*Info, error) {
 }
 
 // Pull downloads the artifact at ref into the directory dir, verifies it
-// (see the package documentation), and renames it into place, replacing a
-// directory already at dir. On error nothing is left at dir.
+// (see the package documentation), and renames it into place. dir may be
+// missing, empty, or hold an earlier artifact (see artifact.CheckReplaceable),
+// which is replaced; anything else is refused before anything is
+// downloaded. The sizes the manifest declares are checked against
+// WithLimits and the free space next to dir (and in the cache directory)
+// first. On error nothing is left at dir.
 func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Info, error) {
 	info, err := pull(ctx, ref, dir, opts)
 	if err != nil {
@@ -62,9 +66,8 @@ func pull(ctx context.Context, ref, dir string, opts []Option) (*Info, error) {
 	if got := res.info.Manifest.Architecture; got != o.arch {
 		return nil, &artifact.ArchError{Want: o.arch, Got: got}
 	}
-
 	dir = filepath.Clean(dir)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := checkRoom(o, res.info.Manifest, dir); err != nil {
 		return nil, err
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".pull-*")
@@ -113,6 +116,31 @@ func pull(ctx context.Context, ref, dir string, opts []Option) (*Info, error) {
 	committed = true
 	o.logger.Debug("pulled artifact", "ref", res.info.Ref, "digest", res.info.Digest, "path", dir)
 	return res.info, nil
+}
+
+// checkRoom checks, before anything is downloaded, that dir may be
+// replaced and that the declared sizes fit the limits and the free space
+// where the files will be.
+func checkRoom(o *options, m *artifact.Manifest, dir string) error {
+	if err := artifact.CheckReplaceable(dir); err != nil {
+		return err
+	}
+	if err := o.limits.Check(m); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := artifact.CheckFreeSpace(filepath.Dir(dir), m); err != nil {
+		return err
+	}
+	if o.cacheDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(o.cacheDir, 0o755); err != nil {
+		return fmt.Errorf("cache directory: %w", err)
+	}
+	return artifact.CheckFreeSpace(o.cacheDir, m)
 }
 
 // resolved is an artifact's manifest and config, checked against each

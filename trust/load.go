@@ -204,16 +204,27 @@ func LoadPublicKey(path string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	pub, err := ParsePublicKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("public key %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// ParsePublicKey parses an RSA public key of at least 2048 bits from a
+// PEM "PUBLIC KEY" (SubjectPublicKeyInfo) block, as PCRPubKeyPEM makes
+// it and a UKI's .pcrpkey section holds.
+func ParsePublicKey(b []byte) (crypto.PublicKey, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("public key %s: no PUBLIC KEY PEM block: %w", path, ErrMalformed)
+		return nil, fmt.Errorf("no PUBLIC KEY PEM block: %w", ErrMalformed)
 	}
 	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("public key %s: %w: %w", path, ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if err := checkRSA(pub); err != nil {
-		return nil, fmt.Errorf("public key %s: %w", path, err)
+		return nil, err
 	}
 	return pub, nil
 }

@@ -12,6 +12,7 @@ package artifacttest
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // StubPath is where Debian's systemd-boot-efi installs the x86-64 stub.
@@ -97,18 +99,44 @@ func Usr(t testing.TB, dir, seed string) (usrPath, verityPath string, rootHash [
 	return usrPath, verityPath, rootHash
 }
 
-// UKI builds a small UKI on the host's stub with the given command line and
-// a dummy kernel.
+// UKI builds a small UKI on the host's stub with the given command line, a
+// dummy kernel and IMAGE_VERSION=test.
 func UKI(t testing.TB, cmdline string) []byte {
 	t.Helper()
+	return VersionedUKI(t, "test", cmdline)
+}
+
+// VersionedUKI builds a small UKI like UKI whose .osrel names version.
+func VersionedUKI(t testing.TB, version, cmdline string, extra ...uki.Section) []byte {
+	t.Helper()
 	var b bytes.Buffer
-	err := uki.Build(&b, Stub(t), []uki.Section{
-		{Name: uki.SectionOSRel, Data: []byte("ID=ingot\nIMAGE_VERSION=test\n")},
+	must(t, uki.Build(&b, Stub(t), ukiSections(version, cmdline, extra)))
+	return b.Bytes()
+}
+
+func ukiSections(version, cmdline string, extra []uki.Section) []uki.Section {
+	return append([]uki.Section{
+		{Name: uki.SectionOSRel, Data: []byte("ID=ingot\nIMAGE_ID=ingot\nIMAGE_VERSION=" + version + "\n")},
 		{Name: uki.SectionCmdline, Data: []byte(cmdline)},
 		{Name: uki.SectionUname, Data: []byte("0.0.0-test")},
 		{Name: uki.SectionLinux, Data: bytes.Repeat([]byte("not a kernel "), 100)},
-	})
+	}, extra...)
+}
+
+// PCRSignedUKI builds a UKI like VersionedUKI with the PCR public key of
+// pcrKey in .pcrpkey and, in .pcrsig, pcrKey's signature of the PCR 11
+// policy the UKI gives in the enter-initrd phase, as ingot image --keys
+// makes them.
+func PCRSignedUKI(t testing.TB, version, cmdline string, pcrKey crypto.Signer) []byte {
+	t.Helper()
+	pub, err := trust.PCRPubKeyPEM(pcrKey.Public())
 	must(t, err)
+	stub := Stub(t)
+	sections := ukiSections(version, cmdline, []uki.Section{{Name: uki.SectionPCRPKey, Data: pub}})
+	sig, err := trust.PCRSig(stub, sections, pcrKey, trust.PCROptions{Phases: []string{"enter-initrd"}})
+	must(t, err)
+	var b bytes.Buffer
+	must(t, uki.Build(&b, stub, append(sections, uki.Section{Name: uki.SectionPCRSig, Data: sig})))
 	return b.Bytes()
 }
 
@@ -123,7 +151,7 @@ func Inputs(t testing.TB, dir, version, seed string) artifact.Inputs {
 		UsrHash:    root,
 		UsrPath:    usr,
 		VerityPath: ver,
-		UKI:        UKI(t, "usrhash="+hex.EncodeToString(root)+" console=ttyS0"),
+		UKI:        VersionedUKI(t, version, "usrhash="+hex.EncodeToString(root)+" console=ttyS0"),
 	}
 }
 

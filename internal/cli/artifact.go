@@ -58,8 +58,11 @@ func newPullCmd(g *globals) *cobra.Command {
 		Use:   "pull REF DIR",
 		Short: "Download and verify an update artifact from an OCI registry",
 		Long: `Download the update artifact REF (host[:port]/repository:tag or
-…@sha256:…, optionally prefixed with oci://) into the directory DIR, replacing
-what is there. Every blob's digest is checked, then every file's size and
+…@sha256:…, optionally prefixed with oci://) into the directory DIR. DIR
+may be missing, empty or an earlier artifact, which is replaced; anything
+else is refused and left alone. The sizes the manifest declares are checked
+against the free space before anything is downloaded, and no file is
+written past its declared size. Every blob's digest is checked, then every file's size and
 sha256, the usrhash= in the UKI and the dm-verity root hash of /usr; DIR
 appears only when all of it verified.
 
@@ -185,9 +188,9 @@ func defaultCacheDir() string {
 // oci:// reference is pulled into a temporary directory under /var/tmp
 // (on the root partition, not in memory), which cleanup removes; anything
 // else is taken to be a directory already.
-func pullSource(cmd *cobra.Command, g *globals, src string) (dir string, cleanup func(), err error) {
+func pullSource(cmd *cobra.Command, g *globals, src string, limits artifact.Limits) (dir string, cleanup func(), err error) {
 	if strings.HasPrefix(src, "https://") {
-		return downloadSource(cmd, g, src)
+		return downloadSource(cmd, g, src, limits)
 	}
 	if !strings.HasPrefix(src, "oci://") {
 		return src, func() {}, nil
@@ -203,7 +206,7 @@ func pullSource(cmd *cobra.Command, g *globals, src string) (dir string, cleanup
 	cleanup = func() { os.RemoveAll(tmp) }
 	dir = filepath.Join(tmp, "artifact")
 	bar := newProgressBar(g, "pull")
-	opts := registryOptions(g, false, bar)
+	opts := append(registryOptions(g, false, bar), oci.WithLimits(limits))
 	if c := defaultCacheDir(); c != "" {
 		opts = append(opts, oci.WithCacheDir(c))
 	}
@@ -272,7 +275,7 @@ func humanBytes(n int64) string {
 }
 
 // downloadSource fetches an artifact directory published over HTTPS.
-func downloadSource(cmd *cobra.Command, g *globals, src string) (string, func(), error) {
+func downloadSource(cmd *cobra.Command, g *globals, src string, limits artifact.Limits) (string, func(), error) {
 	parent := "/var/tmp"
 	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
 		parent = os.TempDir()
@@ -287,7 +290,7 @@ func downloadSource(cmd *cobra.Command, g *globals, src string) (string, func(),
 	if bar != nil {
 		progress = bar.update
 	}
-	a, err := artifact.Download(cmd.Context(), nil, src, filepath.Join(tmp, "artifact"), progress)
+	a, err := artifact.Download(cmd.Context(), nil, src, filepath.Join(tmp, "artifact"), progress, artifact.WithLimits(limits))
 	bar.finish()
 	if err != nil {
 		cleanup()

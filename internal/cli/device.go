@@ -26,6 +26,7 @@ func rebootNow() error {
 func newUpdateCmd(g *globals) *cobra.Command {
 	var (
 		reboot, check, channel bool
+		allowDowngrade         bool
 		confPath               string
 	)
 	cmd := &cobra.Command{
@@ -40,7 +41,14 @@ SOURCE is oci://registry/repo:tag (or @sha256:…), an https:// URL of an
 artifact directory, or a local directory. With
 --channel it comes from /etc/ingot/update.conf (CHANNEL=oci://…), and the
 update runs only inside its WINDOW (e.g. WINDOW=02:00-04:00, UTC); this is
-what ingot-update.timer runs when it is enabled.`,
+what ingot-update.timer runs when it is enabled.
+
+A version older than the running one is refused unless --allow-downgrade;
+then it is made systemd-boot's default entry through the LoaderEntryDefault
+EFI variable (as bootctl set-default does), since systemd-boot otherwise
+starts the newest version. The next upgrade or ingot rollback removes the
+variable. Before anything is downloaded, the sizes the manifest declares are
+checked against the slot's partitions, the ESP and the free space.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var source string
@@ -83,17 +91,21 @@ what ingot-update.timer runs when it is enabled.`,
 					}
 				})
 			}
-			src, cleanup, err := fetchSource(cmd, g, source)
+			limits, err := a.UpdateLimits()
+			if err != nil {
+				return err
+			}
+			src, cleanup, err := pullSource(cmd, g, source, limits)
 			if err != nil {
 				return err
 			}
 			defer cleanup()
-			res, err := a.Update(cmd.Context(), src)
+			res, err := a.Update(cmd.Context(), src, agent.WithAllowDowngrade(allowDowngrade))
 			if err != nil {
 				return err
 			}
 			err = g.render(res, func(w io.Writer) {
-				fmt.Fprintf(w, "installed %s into slot %s (was %q); next boot starts it\n", res.Version, res.Slot, res.FromVersion)
+				fmt.Fprintf(w, "installed %s into slot %s (was %q); next boot starts it: %s\n", res.Version, res.Slot, res.FromVersion, res.NextBoot)
 			})
 			if err != nil || !reboot {
 				return err
@@ -104,6 +116,7 @@ what ingot-update.timer runs when it is enabled.`,
 	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when done")
 	cmd.Flags().BoolVar(&check, "check", false, "only report whether SOURCE has a different version than the one running")
 	cmd.Flags().BoolVar(&channel, "channel", false, "follow the channel configured in --config, inside its window")
+	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "install a version older than the running one and make it the default boot entry (LoaderEntryDefault)")
 	cmd.Flags().StringVar(&confPath, "config", "/etc/ingot/update.conf", "update channel configuration")
 	return cmd
 }
@@ -143,12 +156,6 @@ func checkSource(cmd *cobra.Command, a *agent.Agent, source string) (*Availabili
 	return &Availability{Available: m.UsrHash != st.UsrHash, Version: m.Version, UsrHash: m.UsrHash, Running: st.Version}, nil
 }
 
-// fetchSource turns an update source (oci://… or a directory) into a local
-// artifact directory.
-func fetchSource(cmd *cobra.Command, g *globals, src string) (string, func(), error) {
-	return pullSource(cmd, g, src)
-}
-
 func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
@@ -161,6 +168,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			return g.render(st, func(w io.Writer) {
 				fmt.Fprintf(w, "version  %s (slot %s)\nusrhash  %s\nother    %s\n", st.Version, st.Slot, st.UsrHash, orNone(st.OtherSlotVersion))
+				if st.Default != "" {
+					fmt.Fprintf(w, "default  %s (LoaderEntryDefault)\n", st.Default)
+				}
 				if st.Pending != "" {
 					fmt.Fprintf(w, "pending  %s (next boot)\n", st.Pending)
 				}

@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"unicode/utf16"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ingot-linux/ingot/layout"
+)
+
+// loaderEntryDefault is the EFI variable naming the entry systemd-boot
+// boots by default (bootctl set-default), a glob over entry IDs.
+const loaderEntryDefault = "LoaderEntryDefault"
+
+// fsImmutableFL is FS_IMMUTABLE_FL of linux/fs.h, which x/sys/unix lacks.
+const fsImmutableFL = 0x10
+
+// Attributes of the variables ingot writes: non-volatile, boot-service
+// and runtime access (what bootctl sets).
+const efiVarAttrs = 0x7
+
+func (a *Agent) efiVarPath(name string) string {
+	return a.path(layout.EFIVarsDir + "/" + name + "-" + layout.LoaderVendor)
+}
+
+// ErrNoEFIVars says the EFI variables cannot be reached.
+var ErrNoEFIVars = errors.New("EFI variables are not available (efivarfs is not mounted at " + layout.EFIVarsDir + ")")
+
+// checkEFIVars makes sure the variables can be written before anything
+// relies on it.
+func (a *Agent) checkEFIVars() error {
+	if fi, err := os.Stat(a.path(layout.EFIVarsDir)); err != nil || !fi.IsDir() {
+		return ErrNoEFIVars
+	}
+	return nil
+}
+
+// readLoaderVar returns the string value of a systemd-boot variable, ""
+// when it is not set.
+func (a *Agent) readLoaderVar(name string) (string, error) {
+	b, err := os.ReadFile(a.efiVarPath(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read EFI variable %s: %w", name, err)
+	}
+	if len(b) < 4 || len(b)%2 != 0 {
+		return "", fmt.Errorf("EFI variable %s: %d bytes is no UTF-16 string", name, len(b))
+	}
+	u := make([]uint16, 0, (len(b)-4)/2)
+	for i := 4; i+1 < len(b); i += 2 {
+		c := binary.LittleEndian.Uint16(b[i:])
+		if c == 0 {
+			break
+		}
+		u = append(u, c)
+	}
+	return string(utf16.Decode(u)), nil
+}
+
+// writeLoaderVar sets a systemd-boot variable to value (UTF-16LE, NUL
+// terminated), replacing what it held. efivarfs wants the attributes and
+// the data in one write.
+func (a *Agent) writeLoaderVar(name, value string) error {
+	if err := a.removeLoaderVar(name); err != nil {
+		return err
+	}
+	b := binary.LittleEndian.AppendUint32(nil, efiVarAttrs)
+	for _, c := range utf16.Encode([]rune(value + "\x00")) {
+		b = binary.LittleEndian.AppendUint16(b, c)
+	}
+	p := a.efiVarPath(name)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("set EFI variable %s: %w", name, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("set EFI variable %s: %w", name, err)
+	}
+	return f.Close()
+}
+
+// removeLoaderVar deletes a systemd-boot variable; one not set is no
+// error.
+func (a *Agent) removeLoaderVar(name string) error {
+	p := a.efiVarPath(name)
+	if err := clearImmutable(p); errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("make EFI variable %s writable: %w", name, err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove EFI variable %s: %w", name, err)
+	}
+	return nil
+}
+
+// clearImmutable drops the immutable flag efivarfs gives variables, as
+// bootctl and libefivar do before changing one. Filesystems without the
+// flags (a test's temporary directory) are fine.
+func clearImmutable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	if err != nil || flags&fsImmutableFL == 0 {
+		return err
+	}
+	return unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags&^fsImmutableFL))
+}
