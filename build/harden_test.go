@@ -31,6 +31,18 @@ func victimDir(t *testing.T, dir string) (string, func()) {
 	}
 }
 
+// fakeEntry puts a store entry for pkg with the given runtime files (see
+// writeTree) under st and returns its key.
+func fakeEntry(t *testing.T, st, pkg string, files map[string]string) string {
+	t.Helper()
+	key := sha([]byte(pkg))
+	writeTree(t, filepath.Join(st, key, "runtime"), files)
+	if err := os.WriteFile(filepath.Join(st, key, "manifest.json"), []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 // wantErr fails unless err is an error whose message holds every part.
 func wantErr(t *testing.T, err error, parts ...string) {
 	t.Helper()
@@ -43,6 +55,72 @@ func wantErr(t *testing.T, err error, parts ...string) {
 			t.Errorf("error %q does not name %q", err, p)
 		}
 	}
+}
+
+// TestHarden06AssembleThroughLink: a package's symbolic link (absolute or
+// relative, out of the root file system) where a later package has a
+// directory is refused with an error naming both packages and the path,
+// nothing is written through the link, and no root file system is left.
+func TestHarden06AssembleThroughLink(t *testing.T) {
+	for _, tc := range []struct{ name, link string }{
+		{"absolute", ""}, // the victim's absolute path
+		{"relative", "../../../victim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			victim, untouched := victimDir(t, dir)
+			if tc.link == "" {
+				tc.link = victim
+			}
+			st := filepath.Join(dir, "store")
+			keys := map[string]string{
+				"a-links": fakeEntry(t, st, "a-links", map[string]string{"usr/lib/x": "->" + tc.link}),
+				"b-files": fakeEntry(t, st, "b-files", map[string]string{"usr/lib/x/file": "pwned"}),
+			}
+			rootfs := filepath.Join(dir, "rootfs")
+			err := Assemble(st, keys, []string{"b-files", "a-links"}, rootfs)
+			wantErr(t, err, "usr/lib/x", "a symbolic link in a-links", "a directory in b-files")
+			untouched()
+			if _, err := os.Lstat(rootfs); err == nil {
+				t.Errorf("a failed assembly left %s", rootfs)
+			}
+		})
+	}
+}
+
+// TestHarden06AssembleDirThenLink: the same conflict the other way round
+// (the directory's package sorts first) gets the same clear error.
+func TestHarden06AssembleDirThenLink(t *testing.T) {
+	dir := t.TempDir()
+	victim, untouched := victimDir(t, dir)
+	st := filepath.Join(dir, "store")
+	keys := map[string]string{
+		"a-files": fakeEntry(t, st, "a-files", map[string]string{"usr/lib/x/file": "x"}),
+		"b-links": fakeEntry(t, st, "b-links", map[string]string{"usr/lib/x": "->" + victim}),
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := Assemble(st, keys, []string{"a-files", "b-links"}, rootfs)
+	wantErr(t, err, "usr/lib/x", "a directory in a-files", "a symbolic link in b-links")
+	untouched()
+	if ents, _ := os.ReadDir(rootfs); len(ents) != 0 {
+		t.Errorf("a failed assembly left %s in %s", ents[0].Name(), rootfs)
+	}
+}
+
+// TestHarden06SysrootThroughLink: a build input's link is not followed by
+// another input's headers when the sysroot is composed.
+func TestHarden06SysrootThroughLink(t *testing.T) {
+	dir := t.TempDir()
+	victim, untouched := victimDir(t, dir)
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	writeTree(t, a, map[string]string{"runtime/usr/include": "->" + victim})
+	writeTree(t, b, map[string]string{"dev/usr/include/evil.h": "pwned"})
+	err := composeSysroot(filepath.Join(dir, "sysroot"), []input{{"a", a}, {"b", b}})
+	wantErr(t, err, "usr/include", "a symbolic link in a", "a directory in b")
+	untouched()
 }
 
 // linkTarball makes a .tar.gz with one top-level directory holding the
