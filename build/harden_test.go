@@ -13,23 +13,8 @@ import (
 	"time"
 
 	"github.com/ingot-linux/ingot/build/toolchain"
+	"github.com/ingot-linux/ingot/ingottest"
 )
-
-// victimDir makes an empty directory outside everything a test builds or
-// assembles, and returns a check that it is still empty.
-func victimDir(t *testing.T, dir string) (string, func()) {
-	t.Helper()
-	victim := filepath.Join(dir, "victim")
-	if err := os.Mkdir(victim, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return victim, func() {
-		t.Helper()
-		if ents, _ := os.ReadDir(victim); len(ents) != 0 {
-			t.Errorf("a package wrote %s into the victim directory %s", ents[0].Name(), victim)
-		}
-	}
-}
 
 // fakeEntry puts a store entry for pkg with the given runtime files (see
 // writeTree) under st and returns its key.
@@ -43,20 +28,6 @@ func fakeEntry(t *testing.T, st, pkg string, files map[string]string) string {
 	return key
 }
 
-// wantErr fails unless err is an error whose message holds every part.
-func wantErr(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, want one naming %q", parts)
-	}
-	t.Logf("error: %v", err)
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not name %q", err, p)
-		}
-	}
-}
-
 // TestHarden06AssembleThroughLink: a package's symbolic link (absolute or
 // relative, out of the root file system) where a later package has a
 // directory is refused with an error naming both packages and the path,
@@ -68,7 +39,7 @@ func TestHarden06AssembleThroughLink(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			victim, untouched := victimDir(t, dir)
+			victim, untouched := ingottest.Victim(t, dir)
 			if tc.link == "" {
 				tc.link = victim
 			}
@@ -79,7 +50,7 @@ func TestHarden06AssembleThroughLink(t *testing.T) {
 			}
 			rootfs := filepath.Join(dir, "rootfs")
 			err := Assemble(st, keys, []string{"b-files", "a-links"}, rootfs)
-			wantErr(t, err, "usr/lib/x", "a symbolic link in a-links", "a directory in b-files")
+			ingottest.WantError(t, err, "usr/lib/x", "a symbolic link in a-links", "a directory in b-files")
 			untouched()
 			if _, err := os.Lstat(rootfs); err == nil {
 				t.Errorf("a failed assembly left %s", rootfs)
@@ -92,7 +63,7 @@ func TestHarden06AssembleThroughLink(t *testing.T) {
 // (the directory's package sorts first) gets the same clear error.
 func TestHarden06AssembleDirThenLink(t *testing.T) {
 	dir := t.TempDir()
-	victim, untouched := victimDir(t, dir)
+	victim, untouched := ingottest.Victim(t, dir)
 	st := filepath.Join(dir, "store")
 	keys := map[string]string{
 		"a-files": fakeEntry(t, st, "a-files", map[string]string{"usr/lib/x/file": "x"}),
@@ -103,7 +74,7 @@ func TestHarden06AssembleDirThenLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := Assemble(st, keys, []string{"a-files", "b-links"}, rootfs)
-	wantErr(t, err, "usr/lib/x", "a directory in a-files", "a symbolic link in b-links")
+	ingottest.WantError(t, err, "usr/lib/x", "a directory in a-files", "a symbolic link in b-links")
 	untouched()
 	if ents, _ := os.ReadDir(rootfs); len(ents) != 0 {
 		t.Errorf("a failed assembly left %s in %s", ents[0].Name(), rootfs)
@@ -114,12 +85,12 @@ func TestHarden06AssembleDirThenLink(t *testing.T) {
 // another input's headers when the sysroot is composed.
 func TestHarden06SysrootThroughLink(t *testing.T) {
 	dir := t.TempDir()
-	victim, untouched := victimDir(t, dir)
+	victim, untouched := ingottest.Victim(t, dir)
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	writeTree(t, a, map[string]string{"runtime/usr/include": "->" + victim})
 	writeTree(t, b, map[string]string{"dev/usr/include/evil.h": "pwned"})
 	err := composeSysroot(filepath.Join(dir, "sysroot"), []input{{"a", a}, {"b", b}})
-	wantErr(t, err, "usr/include", "a symbolic link in a", "a directory in b")
+	ingottest.WantError(t, err, "usr/include", "a symbolic link in a", "a directory in b")
 	untouched()
 }
 
@@ -152,7 +123,7 @@ func linkTarball(t *testing.T, top string, entries [][2]string) []byte {
 // directory is left.
 func TestHarden07SecondSourceThroughLink(t *testing.T) {
 	dir := t.TempDir()
-	victim, untouched := victimDir(t, dir)
+	victim, untouched := ingottest.Victim(t, dir)
 	up := newUpstream(t)
 	url1, sha1 := up.add("evil-1.tar", linkTarball(t, "evil-1", [][2]string{{"sub", "->" + victim}}))
 	url2, sha2 := up.add("evil-data.tar", linkTarball(t, "data", [][2]string{{"payload", "pwned"}}))
@@ -173,7 +144,7 @@ builder: {type: make}
 	run := &fakeRunner{}
 	_, err = Build(context.Background(), nil, Options{Distribution: d, Recipes: fsys, Store: st, Runner: run, Jobs: 1,
 		Toolchain: []toolchain.Probe{{Name: "sh", Path: "sh"}}})
-	wantErr(t, err, "evil-data.tar", `"sub"`, "symbolic link")
+	ingottest.WantError(t, err, "evil-data.tar", `"sub"`, "symbolic link")
 	untouched()
 	if c := run.took(); len(c) != 0 {
 		t.Errorf("built %v from refused sources", c)

@@ -3,13 +3,15 @@ package build
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // TestMergedTreeStaysInside: even a link the conflict check does not know
 // about (planted in the destination) leads no write out of it.
 func TestMergedTreeStaysInside(t *testing.T) {
 	dir := t.TempDir()
-	victim, untouched := victimDir(t, dir)
+	victim, untouched := ingottest.Victim(t, dir)
 	dst := filepath.Join(dir, "dst")
 	writeTree(t, dst, map[string]string{"usr": "->" + victim})
 	src := filepath.Join(dir, "src")

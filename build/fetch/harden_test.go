@@ -5,8 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // writeArchive writes a tar archive of entries to dir/name.
@@ -19,35 +20,11 @@ func writeArchive(t *testing.T, dir, name string, entries []entry) string {
 	return p
 }
 
-// harden07Victim makes an empty directory beside the source tree and
-// returns its path and a check that it stays empty.
-func harden07Victim(t *testing.T, dir string) (string, func()) {
-	t.Helper()
-	victim := filepath.Join(dir, "victim")
-	if err := os.Mkdir(victim, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return victim, func() {
-		t.Helper()
-		if ents, _ := os.ReadDir(victim); len(ents) != 0 {
-			t.Errorf("unpacked %s outside the source tree, into %s", ents[0].Name(), victim)
-		}
-	}
-}
-
 // wantRefused fails unless err is one error naming every part and src
 // holds exactly the names want afterwards (nothing of the refused archive).
 func wantRefused(t *testing.T, err error, src string, want []string, parts ...string) {
 	t.Helper()
-	if err == nil {
-		t.Fatalf("accepted, want an error naming %q", parts)
-	}
-	t.Logf("error: %v", err)
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not name %q", err, p)
-		}
-	}
+	ingottest.WantError(t, err, parts...)
 	if got := dirNames(t, src); !slices.Equal(got, want) {
 		t.Errorf("source tree after the refusal: %q, want %q", got, want)
 	}
@@ -65,7 +42,7 @@ func TestHarden07LinkFromEarlierSource(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			victim, untouched := harden07Victim(t, dir)
+			victim, untouched := ingottest.Victim(t, dir)
 			if tc.link == "" {
 				tc.link = victim
 			}
@@ -98,7 +75,7 @@ func TestHarden07LinkThenFileInOneArchive(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			victim, untouched := harden07Victim(t, dir)
+			victim, untouched := ingottest.Victim(t, dir)
 			if tc.link == "" {
 				tc.link = victim
 			}
