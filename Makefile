@@ -51,19 +51,11 @@ demo-source: build
 bench: build
 	$(GO) test -tags vm -run XXX -bench . -benchtime 1x -timeout 150m ./test/vm/
 
+# Every fuzz target in the tree (scripts/fuzz finds each func Fuzz… anew,
+# FuzzLoadTarball in ./image/rootfs included once it exists), FUZZTIME
+# each (default 30s), minimisation bounded by FUZZMINIMIZETIME (default 5s).
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzRead -fuzztime 30s ./format/gpt
-	$(GO) test -run XXX -fuzz FuzzOpen -fuzztime 30s ./format/uki
-	$(GO) test -run XXX -fuzz FuzzOpen -fuzztime 30s ./format/fat
-	$(GO) test -run XXX -fuzz FuzzParseCmdline -fuzztime 30s ./initrd
-	$(GO) test -run XXX -fuzz '^FuzzReadHeader$$' -fuzztime 30s -fuzzminimizetime 3s ./format/luks2
-	$(GO) test -run XXX -fuzz '^FuzzParseToken$$' -fuzztime 30s ./seal
-	$(GO) test -run XXX -fuzz '^FuzzParseRecipe$$' -fuzztime 30s ./spec
-	$(GO) test -run XXX -fuzz '^FuzzParseSets$$' -fuzztime 30s ./spec
-	$(GO) test -run XXX -fuzz '^FuzzUnpack$$' -fuzztime 30s ./build/fetch
-	$(GO) test -run XXX -fuzz '^FuzzParseManifest$$' -fuzztime 30s ./artifact
-	$(GO) test -run XXX -fuzz '^FuzzParseVeritySig$$' -fuzztime 30s ./trust
-	$(GO) test -run XXX -fuzz '^FuzzSignedData$$' -fuzztime 30s ./trust
+	GO=$(GO) scripts/fuzz
 
 clean:
 	rm -rf $(BIN) $(OUT)

@@ -229,33 +229,53 @@ func (b *builder) build(ctx context.Context, r *spec.Recipe, key string) (cached
 	return false, nil
 }
 
-// prepareSources fetches, verifies and unpacks every source into src.
+// prepareSources fetches, verifies and unpacks every source into src. All
+// writes go through an os.Root of src, so no source (nor a link an earlier
+// one shipped) places a file outside it.
 func (b *builder) prepareSources(ctx context.Context, r *spec.Recipe, src string, log io.Writer) error {
+	tree, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
 	for _, s := range r.Sources {
 		fmt.Fprintf(log, "ingot: source %s (sha256 %s)\n", s.URL, s.SHA256)
 		p, err := b.fetcher.Fetch(ctx, s)
 		if err != nil {
 			return err
 		}
-		dest := filepath.Join(src, filepath.FromSlash(s.Dest))
-		isArchive, err := fetch.IsArchive(p)
-		if err != nil {
-			return err
-		}
-		if isArchive {
-			if err := fetch.Unpack(p, dest); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := os.MkdirAll(dest, 0o755); err != nil {
-			return err
-		}
-		if err := copyFile(p, filepath.Join(dest, path.Base(s.URL)), 0o644); err != nil {
-			return err
+		if err := placeSource(p, tree, s); err != nil {
+			return fmt.Errorf("source %s: %w", s.URL, err)
 		}
 	}
 	return nil
+}
+
+// placeSource unpacks the fetched source file p into tree at s.Dest, or
+// copies it there when it is not an archive.
+func placeSource(p string, tree *os.Root, s spec.Source) error {
+	isArchive, err := fetch.IsArchive(p)
+	if err != nil {
+		return err
+	}
+	if isArchive {
+		return fetch.Unpack(p, tree, s.Dest)
+	}
+	dir, err := fetch.MakeDest(tree, s.Dest)
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	w, err := tree.OpenFile(path.Join(dir, path.Base(s.URL)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, in)
+	return errors.Join(err, w.Close())
 }
 
 func (b *builder) copyRecipeFiles(r *spec.Recipe, dst string) error {

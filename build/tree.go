@@ -3,11 +3,9 @@ package build
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/ingot-linux/ingot/spec"
 )
@@ -17,48 +15,36 @@ type input struct{ name, dir string }
 
 // composeSysroot merges the runtime and dev trees of the inputs into dst
 // with hard links (copies across file systems). Two inputs may share
-// directories but not files.
+// directories but nothing else, and no write leaves dst.
 func composeSysroot(dst string, inputs []input) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	owner := map[string]string{}
+	t, err := openMergedTree(dst)
+	if err != nil {
+		return fmt.Errorf("sysroot: %w", err)
+	}
+	defer t.close()
+	link := func(rel, p string, d fs.DirEntry) error {
+		switch {
+		case d.IsDir():
+			return t.mkdir(rel, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			return t.symlinkFrom(p, rel)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return t.linkFrom(p, rel, fi.Mode().Perm())
+	}
 	for _, in := range inputs {
 		for _, sub := range []string{spec.Runtime, spec.Dev} {
 			root := filepath.Join(in.dir, sub)
-			err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				rel, _ := filepath.Rel(root, p)
-				if rel == "." {
-					return nil
-				}
-				target := filepath.Join(dst, rel)
-				if d.IsDir() {
-					return os.MkdirAll(target, 0o755)
-				}
-				if prev, ok := owner[rel]; ok {
-					return fmt.Errorf("sysroot: %s is in both %s and %s", rel, prev, in.name)
-				}
-				owner[rel] = in.name
-				if d.Type()&fs.ModeSymlink != 0 {
-					t, err := os.Readlink(p)
-					if err != nil {
-						return err
-					}
-					return os.Symlink(t, target)
-				}
-				if err := os.Link(p, target); err == nil || !errors.Is(err, syscall.EXDEV) {
-					return err
-				}
-				fi, err := d.Info()
-				if err != nil {
-					return err
-				}
-				return copyFile(p, target, fi.Mode().Perm())
-			})
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err := t.add(in.name, root, link); err != nil {
 				return fmt.Errorf("sysroot from %s: %w", in.name, err)
 			}
 		}
@@ -135,21 +121,4 @@ func ensureDir(root, rel, src string) error {
 		return err
 	}
 	return os.Chmod(p, mode|0o700)
-}
-
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

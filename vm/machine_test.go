@@ -69,7 +69,10 @@ func fakeQEMU() {
 	}()
 	sh := exec.Command("/bin/sh", "-i") // interactive: errors do not end it
 	sh.Stdout, sh.Stderr = console, console
-	sh.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own session, without a controlling terminal: an interactive
+	// shell in the test's session would try job control on the terminal the
+	// tests were started from, and spin on SIGTTIN in the background.
+	sh.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}
 	in, _ := sh.StdinPipe()
 	if err := sh.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -107,6 +110,24 @@ func startFake(t *testing.T, cfg Config) *Machine {
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// TestHarden05FakeConsoleOwnSession checks that the fake console's shell
+// leads its own session and has no controlling terminal, however the tests
+// were started.
+func TestHarden05FakeConsoleOwnSession(t *testing.T) {
+	m := startFake(t, Config{})
+	ctx := t.Context()
+	if _, err := m.WaitFor(ctx, "fake qemu ready", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	out, code, err := m.Run(ctx, `read -r pid comm state ppid pgrp sid tty rest < /proc/$$/stat; echo "leader=$((sid == $$)) tty=$tty"`, 10*time.Second)
+	if err != nil || code != 0 {
+		t.Fatalf("Run: %q, %d, %v", out, code, err)
+	}
+	if out != "leader=1 tty=0\n" {
+		t.Errorf("fake console shell: %q, want it to lead its own session without a terminal (leader=1 tty=0)", out)
+	}
 }
 
 func TestMachineFake(t *testing.T) {

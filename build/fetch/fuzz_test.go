@@ -19,7 +19,7 @@ func FuzzUnpack(f *testing.F) {
 		if err := os.WriteFile(a, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		Unpack(a, filepath.Join(dir, "src"))
+		unpackInto(t, a, filepath.Join(dir, "src"), "")
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)

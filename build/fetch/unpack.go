@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -69,12 +70,17 @@ func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 	return br, func() {}, nil
 }
 
-// Unpack extracts the tar archive at archive into dest (created if needed),
-// stripping the top-level directory when every entry is under a single
-// one. Entries must stay inside dest: absolute paths, ".." and writes
-// through symbolic links are refused. Regular files keep their permission
-// bits and mtimes (configure scripts compare them), owners are not kept.
-func Unpack(archive, dest string) error {
+// Unpack extracts the tar archive at archive into dest, a directory inside
+// tree given relative to it ("" is the top; created if needed), stripping
+// the top-level directory when every entry is under a single one. Nothing
+// lands outside dest: absolute names, "..", hard links out of the archive,
+// entries under a symbolic link the archive made, and a dest that runs
+// through a symbolic link (shipped by an earlier source) are refused.
+// Regular files keep their permission bits and mtimes (configure scripts
+// compare them), owners are not kept. A failed Unpack leaves no entry of
+// the archive behind.
+func Unpack(archive string, tree *os.Root, dest string) error {
+	name := filepath.Base(archive)
 	f, err := os.Open(archive)
 	if err != nil {
 		return err
@@ -82,37 +88,93 @@ func Unpack(archive, dest string) error {
 	defer f.Close()
 	r, closer, err := decompress(bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
-		return fmt.Errorf("unpack %s: %w", archive, err)
+		return fmt.Errorf("unpack %s: %w", name, err)
 	}
 	defer closer()
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return err
-	}
-	stage, err := os.MkdirTemp(dest, ".unpack-*")
+	stage, err := makeStage(tree)
 	if err != nil {
-		return err
+		return fmt.Errorf("unpack %s: %w", name, err)
 	}
-	defer os.RemoveAll(stage)
-	if err := extract(tar.NewReader(r), stage); err != nil {
-		return fmt.Errorf("unpack %s: %w", filepath.Base(archive), err)
+	defer tree.RemoveAll(stage)
+	if err := extractInto(tar.NewReader(r), tree, stage); err != nil {
+		return fmt.Errorf("unpack %s: %w; refusing the archive (it is broken or hostile: check the source)", name, err)
 	}
-	top, err := os.ReadDir(stage)
+	dir, err := MakeDest(tree, dest)
 	if err != nil {
-		return err
+		return fmt.Errorf("unpack %s: %w", name, err)
 	}
+	if err := moveTop(tree, stage, dir); err != nil {
+		return fmt.Errorf("unpack %s: %w", name, err)
+	}
+	return nil
+}
+
+// makeStage makes a new directory at the top of tree to extract into: on
+// the same file system as the destination, so entries move by renaming.
+func makeStage(tree *os.Root) (string, error) {
+	for {
+		name := ".unpack-" + rand.Text()
+		err := tree.Mkdir(name, 0o700)
+		if !errors.Is(err, fs.ErrExist) {
+			return name, err
+		}
+	}
+}
+
+// MakeDest creates dest, relative to tree ("" is the top), and returns it
+// cleaned. A symbolic link on the way is refused, whichever source shipped
+// it: a destination must be a directory of the tree itself.
+func MakeDest(tree *os.Root, dest string) (string, error) {
+	if dest == "" {
+		return ".", nil
+	}
+	if !filepath.IsLocal(dest) {
+		return "", fmt.Errorf("destination %q: not a relative path inside the source tree", dest)
+	}
+	cur := "."
+	for _, el := range strings.Split(path.Clean(dest), "/") {
+		cur = path.Join(cur, el)
+		fi, err := tree.Lstat(cur)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			err = tree.Mkdir(cur, 0o755)
+		case err != nil:
+		case fi.Mode()&fs.ModeSymlink != 0:
+			err = fmt.Errorf("%s is a symbolic link (an earlier source shipped it): a destination must be a directory of the source tree; change the source's dest", cur)
+		case !fi.IsDir():
+			err = fmt.Errorf("%s is not a directory; change the source's dest", cur)
+		}
+		if err != nil {
+			return "", fmt.Errorf("destination %q: %w", dest, err)
+		}
+	}
+	return cur, nil
+}
+
+// moveTop moves what the archive unpacked into stage (or into its only
+// top-level directory) to dir.
+func moveTop(tree *os.Root, stage, dir string) error {
 	from := stage
+	top, err := readDir(tree, from)
+	if err != nil {
+		return err
+	}
 	if len(top) == 1 && top[0].IsDir() {
-		from = filepath.Join(stage, top[0].Name())
-		if top, err = os.ReadDir(from); err != nil {
+		from = path.Join(stage, top[0].Name())
+		if top, err = readDir(tree, from); err != nil {
 			return err
 		}
 	}
 	for _, e := range top {
-		if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(dest, e.Name())); err != nil {
-			return fmt.Errorf("unpack %s: %w", filepath.Base(archive), err)
+		if err := tree.Rename(path.Join(from, e.Name()), path.Join(dir, e.Name())); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func readDir(tree *os.Root, dir string) ([]fs.DirEntry, error) {
+	return fs.ReadDir(tree.FS(), dir)
 }
 
 type dirTime struct {
@@ -120,13 +182,23 @@ type dirTime struct {
 	mtime time.Time
 }
 
-func extract(tr *tar.Reader, dir string) error {
-	root, err := os.OpenRoot(dir)
+// extractor writes the entries of one archive inside a root.
+type extractor struct {
+	root *os.Root
+	// links are the symbolic links the archive made: no entry may go
+	// through one.
+	links map[string]bool
+	dirs  []dirTime
+}
+
+// extractInto extracts the archive into dir, a new directory of tree.
+func extractInto(tr *tar.Reader, tree *os.Root, dir string) error {
+	root, err := tree.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	var dirs []dirTime
+	x := &extractor{root: root, links: map[string]bool{}}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -135,65 +207,95 @@ func extract(tr *tar.Reader, dir string) error {
 		if err != nil {
 			return err
 		}
-		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
-		if name == "." || h.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
-		if !filepath.IsLocal(name) {
-			return fmt.Errorf("entry %q leaves the source tree", h.Name)
-		}
-		if d := path.Dir(name); d != "." {
-			if err := root.MkdirAll(d, 0o755); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		}
-		perm := fs.FileMode(h.Mode).Perm()
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := root.MkdirAll(name, 0o755); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			if err := root.Chmod(name, perm|0o700); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			dirs = append(dirs, dirTime{name, h.ModTime})
-		case tar.TypeReg:
-			w, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm|0o600)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			_, err = io.Copy(w, tr)
-			if cerr := w.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			if err := root.Chmod(name, perm|0o600); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			if err := root.Chtimes(name, h.ModTime, h.ModTime); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		case tar.TypeSymlink:
-			if err := root.Symlink(h.Linkname, name); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		case tar.TypeLink:
-			target := path.Clean(strings.TrimPrefix(h.Linkname, "./"))
-			if !filepath.IsLocal(target) {
-				return fmt.Errorf("hard link %q leaves the source tree", h.Name)
-			}
-			if err := root.Link(target, name); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		default:
-			// Devices, FIFOs and the like have no place in a source tree.
+		if err := x.entry(h, tr); err != nil {
+			return fmt.Errorf("entry %q: %w", h.Name, err)
 		}
 	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := root.Chtimes(dirs[i].name, dirs[i].mtime, dirs[i].mtime); err != nil {
-			return fmt.Errorf("%s: %w", dirs[i].name, err)
+	return x.finish()
+}
+
+// entry writes one archive entry; r is its content.
+func (x *extractor) entry(h *tar.Header, r io.Reader) error {
+	name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+	if name == "." || h.Typeflag == tar.TypeXGlobalHeader {
+		return nil
+	}
+	if err := x.check(name); err != nil {
+		return err
+	}
+	if d := path.Dir(name); d != "." {
+		if err := x.root.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	perm := fs.FileMode(h.Mode).Perm()
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return x.dir(name, perm, h.ModTime)
+	case tar.TypeReg:
+		return x.file(name, perm, h.ModTime, r)
+	case tar.TypeSymlink:
+		x.links[name] = true
+		return x.root.Symlink(h.Linkname, name)
+	case tar.TypeLink:
+		target := path.Clean(strings.TrimPrefix(h.Linkname, "./"))
+		if err := x.check(target); err != nil {
+			return fmt.Errorf("hard link to %q: %w", h.Linkname, err)
+		}
+		return x.root.Link(target, name)
+	}
+	// Devices, FIFOs and the like have no place in a source tree.
+	return nil
+}
+
+// check refuses a name that would land outside the tree: absolute, with
+// "..", or under a symbolic link the archive made.
+func (x *extractor) check(name string) error {
+	if !filepath.IsLocal(name) {
+		return errors.New("leaves the source tree (an absolute name or ..)")
+	}
+	for d := path.Dir(name); d != "."; d = path.Dir(d) {
+		if x.links[d] {
+			return fmt.Errorf("goes through %s, a symbolic link the archive made", d)
+		}
+	}
+	return nil
+}
+
+func (x *extractor) dir(name string, perm fs.FileMode, mtime time.Time) error {
+	if err := x.root.MkdirAll(name, 0o755); err != nil {
+		return err
+	}
+	if err := x.root.Chmod(name, perm|0o700); err != nil {
+		return err
+	}
+	x.dirs = append(x.dirs, dirTime{name, mtime})
+	return nil
+}
+
+func (x *extractor) file(name string, perm fs.FileMode, mtime time.Time, r io.Reader) error {
+	w, err := x.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm|0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, r)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := x.root.Chmod(name, perm|0o600); err != nil {
+		return err
+	}
+	return x.root.Chtimes(name, mtime, mtime)
+}
+
+// finish sets the directories' mtimes, deepest first.
+func (x *extractor) finish() error {
+	for i := len(x.dirs) - 1; i >= 0; i-- {
+		if err := x.root.Chtimes(x.dirs[i].name, x.dirs[i].mtime, x.dirs[i].mtime); err != nil {
+			return fmt.Errorf("%s: %w", x.dirs[i].name, err)
 		}
 	}
 	return nil

@@ -57,8 +57,8 @@ func (Namespaces) Run(ctx context.Context, s *Spec) error {
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Args = []string{initArg0}
 	cmd.Env = []string{}
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = orDiscard(s.Stdout), orDiscard(s.Stderr)
+	cmd.Stdin = nil // /dev/null
+	cmd.Stdout, cmd.Stderr = throughPipe(s.Stdout), throughPipe(s.Stderr)
 	cmd.ExtraFiles = []*os.File{specR, errW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
@@ -67,6 +67,10 @@ func (Namespaces) Run(ctx context.Context, s *Spec) error {
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
 		GidMappingsEnableSetgroups: false,
 		Pdeathsig:                  syscall.SIGKILL,
+		// A new session without a controlling terminal: the build can
+		// neither push input into the caller's terminal (TIOCSTI) nor be
+		// stopped by job control signals (SIGTTOU, SIGTTIN) from it.
+		Setsid: true,
 	}
 	// Pdeathsig fires when the forking thread exits: keep it alive.
 	runtime.LockOSThread()
@@ -104,9 +108,12 @@ func (Namespaces) Run(ctx context.Context, s *Spec) error {
 	return nil
 }
 
-func orDiscard(w io.Writer) io.Writer {
+// throughPipe makes os/exec copy the command's output through a pipe even
+// when w is an *os.File: a terminal's file descriptor handed down would let
+// the command reach that terminal. A nil w stays nil (/dev/null).
+func throughPipe(w io.Writer) io.Writer {
 	if w == nil {
-		return io.Discard
+		return nil
 	}
-	return w
+	return struct{ io.Writer }{w}
 }

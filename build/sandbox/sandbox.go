@@ -41,8 +41,10 @@ func (f RunnerFunc) Run(ctx context.Context, s *Spec) error { return f(ctx, s) }
 
 // Spec is what to run and what the sandbox sees. The root starts empty:
 // everything visible is a Mount, a File, or one of the fixed mounts /dev
-// (null, zero, full, random, urandom, tty), /proc, /dev/shm and /tmp
-// (empty tmpfs). The root itself is read-only.
+// (null, zero, full, random, urandom), /proc, /dev/shm and /tmp
+// (empty tmpfs). The root itself is read-only. The command runs in a new
+// session without a controlling terminal, reads /dev/null and writes
+// through pipes, never to a file descriptor of the caller.
 type Spec struct {
 	// Mounts are bind mounts from the host, applied in order (mount a
 	// directory before anything inside it).
@@ -58,7 +60,8 @@ type Spec struct {
 	Env []string `json:"env"`
 	// Hostname is the sandbox's host name ("" is "ingot").
 	Hostname string `json:"hostname"`
-	// Stdout and Stderr receive the command's output (nil discards it).
+	// Stdout and Stderr receive the command's output (nil discards it),
+	// copied through a pipe.
 	Stdout io.Writer `json:"-"`
 	Stderr io.Writer `json:"-"`
 }

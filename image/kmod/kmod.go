@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -190,7 +191,9 @@ func hasModuleFiles(fsys FS, dir string) bool {
 	return err == nil
 }
 
-// parseDep reads modules.dep: "path: dep-path dep-path ...".
+// parseDep reads modules.dep: "path: dep-path dep-path ...". Every path
+// must be relative and stay inside the modules directory: a module is read
+// from there into the initrd.
 func parseDep(data []byte) (deps map[string][]string, files map[string]string, err error) {
 	deps, files = map[string][]string{}, map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -203,6 +206,9 @@ func parseDep(data []byte) (deps map[string][]string, files map[string]string, e
 		file, rest, ok := strings.Cut(line, ":")
 		if !ok {
 			return nil, nil, fmt.Errorf("line %d: no colon", n)
+		}
+		if !filepath.IsLocal(file) || strings.ContainsRune(file, 0) {
+			return nil, nil, fmt.Errorf("line %d: module path %q is not a file name inside the modules directory (run depmod again)", n, file)
 		}
 		name := NormalizeName(file)
 		files[name] = file
