@@ -27,18 +27,6 @@ func (a *Agent) efiVarPath(name string) string {
 	return a.path(layout.EFIVarsDir + "/" + name + "-" + layout.LoaderVendor)
 }
 
-// ErrNoEFIVars says the EFI variables cannot be reached.
-var ErrNoEFIVars = errors.New("EFI variables are not available (efivarfs is not mounted at " + layout.EFIVarsDir + ")")
-
-// checkEFIVars makes sure the variables can be written before anything
-// relies on it.
-func (a *Agent) checkEFIVars() error {
-	if fi, err := os.Stat(a.path(layout.EFIVarsDir)); err != nil || !fi.IsDir() {
-		return ErrNoEFIVars
-	}
-	return nil
-}
-
 // readLoaderVar returns the string value of a systemd-boot variable, ""
 // when it is not set.
 func (a *Agent) readLoaderVar(name string) (string, error) {
@@ -61,29 +49,6 @@ func (a *Agent) readLoaderVar(name string) (string, error) {
 		u = append(u, c)
 	}
 	return string(utf16.Decode(u)), nil
-}
-
-// writeLoaderVar sets a systemd-boot variable to value (UTF-16LE, NUL
-// terminated), replacing what it held. efivarfs wants the attributes and
-// the data in one write.
-func (a *Agent) writeLoaderVar(name, value string) error {
-	if err := a.removeLoaderVar(name); err != nil {
-		return err
-	}
-	b := binary.LittleEndian.AppendUint32(nil, efiVarAttrs)
-	for _, c := range utf16.Encode([]rune(value + "\x00")) {
-		b = binary.LittleEndian.AppendUint16(b, c)
-	}
-	p := a.efiVarPath(name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("set EFI variable %s: %w", name, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("set EFI variable %s: %w", name, err)
-	}
-	return f.Close()
 }
 
 // removeLoaderVar deletes a systemd-boot variable; one not set is no

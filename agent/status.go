@@ -94,6 +94,21 @@ func (st *Status) nextBoot() {
 			}
 		}
 	}
+	// systemd-boot's default: the newest entry with tries left, or the
+	// newest of all when every one is out of tries.
+	if len(st.Entries) > 0 {
+		next := st.Entries[0]
+		for _, e := range st.Entries {
+			if !e.Bad() {
+				next = e
+				break
+			}
+		}
+		if !next.Booted {
+			st.Pending = next.Version
+		}
+	}
+	// A newer entry out of tries is what the machine rolled back from.
 	for _, e := range st.Entries {
 		if e.Booted {
 			break
@@ -103,8 +118,6 @@ func (st *Status) nextBoot() {
 			st.RolledBack = &Rollback{From: e.Version, Reason: "ingot rollback"}
 		case e.Bad() && st.RolledBack == nil:
 			st.RolledBack = &Rollback{From: e.Version, Reason: fmt.Sprintf("%s failed %d boots without reaching boot-complete.target", e.Version, e.TriesDone)}
-		case e.TriesLeft > 0 && st.Pending == "":
-			st.Pending = e.Version
 		}
 	}
 }

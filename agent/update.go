@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -206,7 +205,7 @@ func (a *Agent) checkVersion(version string, allowDowngrade bool) (bool, error) 
 	case !allowDowngrade:
 		return false, fmt.Errorf("version %s, running %s: %w", version, running, ErrDowngrade)
 	}
-	return true, a.checkEFIVars()
+	return true, nil
 }
 
 // install does the ordered writes: retire what points at the target slot,
@@ -219,7 +218,7 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 		return err
 	}
 	retire := retired(entries, target.Usr.UUID, m.UsrHash)
-	if err := checkESP(esp, entries, retire, res, int64(len(p.UKI))); err != nil {
+	if err := checkESP(esp, retire, res, int64(len(p.UKI))); err != nil {
 		return err
 	}
 	for _, e := range retire {
@@ -244,7 +243,7 @@ func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target
 		return err
 	}
 	a.step("installed UKI %s", res.UKI)
-	if err := a.setDefault(res); err != nil {
+	if err := a.setDefault(esp, booted, res); err != nil {
 		return err
 	}
 	if err := a.prune(esp, booted, m.UsrHash, res); err != nil {
@@ -297,29 +296,45 @@ func (a *Agent) writeSlot(ctx context.Context, d *disk, target slot, p *artifact
 	return nil
 }
 
-// setDefault makes the new version the next boot: a downgrade through
-// LoaderEntryDefault (systemd-boot would pick the newest version
-// otherwise), an upgrade by dropping a LoaderEntryDefault an earlier
-// downgrade left, so the newest version is the default again.
-func (a *Agent) setDefault(res *UpdateResult) error {
-	if res.Downgrade {
-		pattern := layout.UKIEntryPattern(res.Version)
-		if err := a.writeLoaderVar(loaderEntryDefault, pattern); err != nil {
-			return fmt.Errorf("installed %s, but could not make it the default entry (the next boot starts the newest version): %w", res.UKI, err)
+// setDefault makes the new version the next boot. systemd-boot boots the
+// newest entry with tries left, so an upgrade needs nothing. A downgrade
+// marks the booted entry as a manual rollback does (+0-0, no tries left):
+// the older version is then the newest entry with tries left, and should
+// it fail its three tries, systemd-boot falls back to the booted one,
+// which is still on the ESP. A LoaderEntryDefault EFI variable (bootctl
+// set-default) would pin another entry, so it is removed, and the result
+// says so.
+func (a *Agent) setDefault(esp, booted string, res *UpdateResult) error {
+	res.NextBoot = "the newest entry with tries left (systemd-boot's default)"
+	if old, err := a.readLoaderVar(loaderEntryDefault); err != nil {
+		return err
+	} else if old != "" {
+		if err := a.removeLoaderVar(loaderEntryDefault); err != nil {
+			return fmt.Errorf("installed %s, but the EFI variable LoaderEntryDefault=%s still pins another entry: %w", res.UKI, old, err)
 		}
-		res.NextBoot = "LoaderEntryDefault=" + pattern + " (set as bootctl set-default does; the newer version stays on the ESP)"
-		a.step("set LoaderEntryDefault to %s", pattern)
+		res.NextBoot += "; LoaderEntryDefault=" + old + " removed"
+	}
+	if !res.Downgrade {
 		return nil
 	}
-	res.NextBoot = "the newest entry (systemd-boot's default)"
-	if old, err := a.readLoaderVar(loaderEntryDefault); err != nil || old == "" {
+	entries, err := listEntries(esp, booted)
+	if err != nil {
 		return err
 	}
-	if err := a.removeLoaderVar(loaderEntryDefault); err != nil {
-		return fmt.Errorf("installed %s, but the EFI variable LoaderEntryDefault still names an older version: %w", res.UKI, err)
+	for _, e := range entries {
+		if !e.Booted {
+			continue
+		}
+		bad := fmt.Sprintf("%s_%s+0-0.efi", layout.Name, e.Version)
+		if err := renameEntry(esp, e.File, bad); err != nil {
+			return fmt.Errorf("installed %s, but could not mark %s as rolled back from (the next boot starts it again): %w", res.UKI, e.File, err)
+		}
+		a.step("marked %s as rolled back from", e.File)
+		res.NextBoot = strings.Replace(res.NextBoot, "the newest entry with tries left (systemd-boot's default)",
+			fmt.Sprintf("%s, the newest entry with tries left: the running %s is marked as a rollback marks it (%s) and boots again if %s fails its three tries", res.UKI, e.Version, bad, res.Version), 1)
+		return nil
 	}
-	res.NextBoot += "; LoaderEntryDefault of an earlier downgrade removed"
-	return nil
+	return errors.New("the booted UKI is not on the ESP")
 }
 
 // checkSignature requires a UKI signed by a certificate the running image
@@ -372,23 +387,14 @@ func (a *Agent) checkVeritySig(p *artifact.Payload) error {
 var ErrESPFull = errors.New("the ESP is too full for the new UKI")
 
 // checkESP makes sure, before anything is changed, that the new UKI's
-// name is free once the retired entries are gone, that the UKI fits, and
-// for a downgrade that its LoaderEntryDefault glob names no other entry.
-func checkESP(esp string, entries, retire []Entry, res *UpdateResult, need int64) error {
+// name is free once the retired entries are gone and that the UKI fits.
+func checkESP(esp string, retire []Entry, res *UpdateResult, need int64) error {
 	gone := map[string]bool{}
 	for _, e := range retire {
 		gone[e.File] = true
 	}
 	if _, err := os.Lstat(filepath.Join(esp, layout.UKIDir, res.UKI)); err == nil && !gone[res.UKI] {
 		return fmt.Errorf("%s is already on the ESP; refusing to overwrite it", res.UKI)
-	}
-	if res.Downgrade {
-		pattern := layout.UKIEntryPattern(res.Version)
-		for _, e := range entries {
-			if ok, _ := path.Match(pattern, strings.ToLower(e.File)); ok && !gone[e.File] {
-				return fmt.Errorf("the default-entry glob %s for %s would also match %s; remove that entry first", pattern, res.Version, e.File)
-			}
-		}
 	}
 	return checkESPRoom(esp, retire, need)
 }

@@ -96,17 +96,6 @@ func UKIName(version string, tries int) string {
 	return fmt.Sprintf("%s_%s+%d-0.efi", Name, version, tries)
 }
 
-// UKIEntryPattern is the glob that names version's UKI in the
-// LoaderEntryDefault EFI variable (what bootctl set-default writes):
-// systemd-boot matches it against the lowercased entry IDs, which for a
-// UKI are its file name, with ("ingot_1.2.0+3-0.efi") or without
-// ("ingot_1.2.0.efi") the boot counter depending on the version of
-// systemd-boot, so the glob matches both: "ingot_1.2.0[+.]*".
-// Versions hold no glob characters (see VersionPattern).
-func UKIEntryPattern(version string) string {
-	return strings.ToLower(Name+"_"+version) + "[+.]*"
-}
-
 // VersionPattern is what a version may look like: it becomes part of file
 // and partition names.
 var VersionPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._~-]{0,31}$`)

@@ -44,10 +44,9 @@ update runs only inside its WINDOW (e.g. WINDOW=02:00-04:00, UTC); this is
 what ingot-update.timer runs when it is enabled.
 
 A version older than the running one is refused unless --allow-downgrade;
-then it is made systemd-boot's default entry through the LoaderEntryDefault
-EFI variable (as bootctl set-default does), since systemd-boot otherwise
-starts the newest version. The next upgrade or ingot rollback removes the
-variable. Before anything is downloaded, the sizes the manifest declares are
+then the running entry is marked as ingot rollback marks it, so the older
+version is the newest entry with tries left and boots next, and the running
+one comes back if it fails its three tries. Before anything is downloaded, the sizes the manifest declares are
 checked against the slot's partitions, the ESP and the free space.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -116,7 +115,7 @@ checked against the slot's partitions, the ESP and the free space.`,
 	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when done")
 	cmd.Flags().BoolVar(&check, "check", false, "only report whether SOURCE has a different version than the one running")
 	cmd.Flags().BoolVar(&channel, "channel", false, "follow the channel configured in --config, inside its window")
-	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "install a version older than the running one and make it the default boot entry (LoaderEntryDefault)")
+	cmd.Flags().BoolVar(&allowDowngrade, "allow-downgrade", false, "install a version older than the running one and boot it next (the running entry is marked as a rollback marks it)")
 	cmd.Flags().StringVar(&confPath, "config", "/etc/ingot/update.conf", "update channel configuration")
 	return cmd
 }
