@@ -94,6 +94,11 @@ type Options struct {
 	// Modules are the kernel modules the initrd loads; nil means
 	// DefaultModules.
 	Modules []string
+	// RootFSMaxBytes bounds the content of the root filesystem: the sizes
+	// of its regular files, holes of sparse files included, as /usr
+	// stores them in full. 0 means rootfs.ContentBound of what RootFS
+	// stores (100 times, at least 1 GiB).
+	RootFSMaxBytes int64
 	// TempDir holds intermediate files; "" means a directory inside
 	// OutputDir, removed at the end.
 	TempDir string
@@ -195,7 +200,7 @@ func (o *Options) check() error {
 	if o.EncryptRoot != EncryptNone && slices.Contains(strings.Fields(strings.Join(o.Cmdline, " ")), "ingot.debug=shell") {
 		errs = append(errs, fmt.Errorf("ingot.debug=shell with an encrypted root (%s): the rescue shell would run with the root unlocked and the TPM still in the initrd phase; leave out one of them", o.EncryptRoot))
 	}
-	if o.UsrSlotBytes < 0 || o.ESPBytes < 0 {
+	if o.UsrSlotBytes < 0 || o.ESPBytes < 0 || o.RootFSMaxBytes < 0 {
 		errs = append(errs, errors.New("sizes must not be negative"))
 	}
 	if o.Logger == nil {
@@ -207,20 +212,27 @@ func (o *Options) check() error {
 	return errors.Join(errs...)
 }
 
-// Build makes the disk image. On any error nothing is left in OutputDir.
+// Build makes the disk image. On any error nothing is left in OutputDir,
+// and the directories Build made for it are removed.
 func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
+	undoDirs, err := fileutil.MkdirAllUndo(o.OutputDir, 0o755)
+	if err != nil {
 		return nil, fmt.Errorf("create output directory: %w", err)
 	}
+	committed := false
+	defer func() {
+		if !committed {
+			undoDirs() // runs last: after the temporary files are gone
+		}
+	}()
 	final := filepath.Join(o.OutputDir, layout.Name+"_"+o.Version+".raw")
 	out, err := os.CreateTemp(o.OutputDir, "."+filepath.Base(final)+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("output directory %s is not writable: %w", o.OutputDir, err)
 	}
-	committed := false
 	defer func() {
 		if !committed {
 			out.Close()
@@ -245,7 +257,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	o.progress("read root filesystem")
-	t, err := rootfs.Load(o.RootFS, rootfs.Options{TempDir: work})
+	t, err := rootfs.Load(o.RootFS, rootfs.Options{TempDir: work, MaxContentBytes: o.RootFSMaxBytes})
+	if errors.Is(err, rootfs.ErrTooLarge) {
+		return nil, fmt.Errorf("%w; if it is meant to be this large, raise the bound (--rootfs-max-bytes)", err)
+	}
 	if err != nil {
 		return nil, err
 	}

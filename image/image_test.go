@@ -274,8 +274,8 @@ func checkUsr(t *testing.T, f *os.File, d *image.Disk) {
 	if st := stat("lib/fixture/null"); st.Mode&fs.ModeCharDevice == 0 || st.Rdev != 1<<8|3 {
 		t.Errorf("/usr/lib/fixture/null: mode %v rdev %#x, want char device 1:3", st.Mode, st.Rdev)
 	}
-	if st := stat("bin/su-link"); st.Size != 2 {
-		t.Errorf("hard link lost its content: size %d", st.Size)
+	if st := stat("bin/su-link"); st.Size != 2 || st.Ino != stat("bin/su").Ino || st.Nlink != 2 {
+		t.Errorf("hard link: size %d, inode %d (su's: %d), nlink %d; want one inode with two names", st.Size, st.Ino, stat("bin/su").Ino, st.Nlink)
 	}
 	if st := stat("lib/os-release"); st.Mtime != epoch {
 		t.Errorf("mtime %d not clamped to SOURCE_DATE_EPOCH %d", st.Mtime, epoch)
@@ -638,5 +638,53 @@ func checkSigWithOpenSSL(t *testing.T, blob []byte, certPath, rootHash string) {
 	if out, err := exec.Command(openssl, "smime", "-verify", "-binary", "-inform", "DER", "-in", sig,
 		"-content", content, "-CAfile", certPath, "-purpose", "any", "-out", "/dev/null").CombinedOutput(); err == nil {
 		t.Errorf("openssl accepted the signature for another root hash:\n%s", out)
+	}
+}
+
+// TestHarden15FailedBuildLeavesNothing: a root filesystem the image cannot
+// hold (a 256-byte name, finding 11; content beyond its bound, finding 14)
+// gives one error naming the file, and the failed build removes the output
+// directories it made and leaves what was there before.
+func TestHarden15FailedBuildLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	long := "usr/lib/" + strings.Repeat("n", 256)
+	tests := []struct {
+		name    string
+		entries []tarEntry
+		mod     func(*image.Options)
+		want    []string
+	}{
+		{"256-byte name", []tarEntry{
+			{hdr: tar.Header{Typeflag: tar.TypeReg, Name: long, Mode: 0o644}, data: []byte("x")},
+		}, nil, []string{"/" + long + ": name", "more than 255"}},
+		{"content beyond its bound", []tarEntry{
+			{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "usr/zeros", Mode: 0o644}, data: make([]byte, 2<<20)},
+		}, func(o *image.Options) { o.RootFSMaxBytes = 1 << 20 }, []string{"/usr/zeros: its 2097152 bytes", "--rootfs-max-bytes"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tarball := filepath.Join(t.TempDir(), "rootfs.tar.zst")
+			writeTar(t, tarball, tc.entries)
+			_, err := build(t, tarball, filepath.Join(dir, "a/b/c"), tc.mod)
+			if err == nil {
+				t.Fatal("built an image")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v\nlacks %q", err, w)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
+				t.Errorf("the failed build left the output directories it made: %v", err)
+			}
+			out := mkdir(t, filepath.Join(t.TempDir(), "out"))
+			os.WriteFile(filepath.Join(out, "keep"), []byte("x"), 0o644)
+			if _, err := build(t, tarball, out, tc.mod); err == nil {
+				t.Fatal("built an image")
+			}
+			if left, _ := os.ReadDir(out); len(left) != 1 || left[0].Name() != "keep" {
+				t.Errorf("the failed build changed an existing output directory: %v", left)
+			}
+		})
 	}
 }

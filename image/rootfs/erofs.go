@@ -4,39 +4,122 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"strings"
 	"time"
 
 	erofs "github.com/erofs/go-erofs"
 )
 
+// ImageFile is what WriteEROFS writes to: it reads back and patches what
+// go-erofs wrote, so an *os.File.
+type ImageFile interface {
+	io.WriteSeeker
+	io.ReaderAt
+	io.WriterAt
+}
+
 // WriteEROFS writes the subtree at root (e.g. "usr") as an EROFS image to out.
 // Every entry's mtime must already be final (see ClampMtimes); buildTime is the
-// superblock's build time. tempDir holds go-erofs's data spool.
-func (t *Tree) WriteEROFS(out io.WriteSeeker, root string, buildTime int64, tempDir string) error {
+// superblock's build time. tempDir holds go-erofs's data spool. Names of one
+// file (equal Inode and metadata) become hard links to one inode.
+func (t *Tree) WriteEROFS(out ImageFile, root string, buildTime int64, tempDir string) error {
 	root = Clean(root)
 	if e := t.Lookup(root); e == nil || !e.IsDir() {
 		return fmt.Errorf("write EROFS: %s is not a directory", root)
 	}
 	w := erofs.Create(out, erofs.WithBuildTime(uint64(buildTime), 0), erofs.WithTempDir(tempDir))
+	links := t.hardLinks(root)
 	err := t.Walk(root, func(e *Entry) error {
-		name := "/"
-		if e.Path != root {
-			name = "/" + strings.TrimPrefix(e.Path, root+"/")
-			if root == "." {
-				name = "/" + e.Path
-			}
+		if err := CheckEntry(e); err != nil {
+			return err
+		}
+		name := erofsName(root, e.Path)
+		if first := links[e]; first != nil {
+			return addPlaceholder(w, name, buildTime)
 		}
 		if err := addEROFS(w, name, e); err != nil {
 			return fmt.Errorf("add /%s: %w", e.Path, err)
 		}
 		return nil
 	})
+	if err == nil {
+		err = setNlinks(w, root, links)
+	}
 	if err != nil {
 		return fmt.Errorf("write EROFS: %w", err)
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("write EROFS: finish image: %w", err)
+	}
+	if err := relink(out, root, links); err != nil {
+		return fmt.Errorf("write EROFS: hard links: %w", err)
+	}
+	return nil
+}
+
+// erofsName is the name of the tree path p in an image of the subtree at
+// root: "usr/bin/x" is "/bin/x" in an image of "usr".
+func erofsName(root, p string) string {
+	switch {
+	case p == root:
+		return "/"
+	case root == ".":
+		return "/" + p
+	}
+	return "/" + strings.TrimPrefix(p, root+"/")
+}
+
+// hardLinks maps every name below root that is a hard link to its file's
+// first name (in path order) with the same metadata. A name whose metadata
+// differs from the first (the image stage changed it) is a file of its own.
+func (t *Tree) hardLinks(root string) map[*Entry]*Entry {
+	first := map[uint64]*Entry{}
+	links := map[*Entry]*Entry{}
+	_ = t.Walk(root, func(e *Entry) error {
+		if e.Inode == 0 || e.IsDir() {
+			return nil
+		}
+		if f := first[e.Inode]; f != nil && sameFile(f, e) {
+			links[e] = f
+		} else if f == nil {
+			first[e.Inode] = e
+		}
+		return nil
+	})
+	return links
+}
+
+// sameFile reports whether a and b have the metadata of one inode.
+func sameFile(a, b *Entry) bool {
+	return a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID && a.MtimeUnix == b.MtimeUnix &&
+		a.Size == b.Size && a.LinkTarget == b.LinkTarget && a.Rdev == b.Rdev && maps.Equal(a.Xattrs, b.Xattrs)
+}
+
+// addPlaceholder adds an empty file whose directory entry relink points at
+// another inode; its own (compact, 32-byte) inode is left unreachable.
+func addPlaceholder(w *erofs.Writer, name string, buildTime int64) error {
+	f, err := w.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	bt := time.Unix(buildTime, 0)
+	return w.Chtimes(name, bt, bt)
+}
+
+// setNlinks gives every file with hard links its number of names.
+func setNlinks(w *erofs.Writer, root string, links map[*Entry]*Entry) error {
+	n := map[*Entry]uint32{}
+	for _, f := range links {
+		n[f]++
+	}
+	for f, k := range n {
+		if err := w.SetNlink(erofsName(root, f.Path), k+1); err != nil {
+			return fmt.Errorf("/%s: %w", f.Path, err)
+		}
 	}
 	return nil
 }

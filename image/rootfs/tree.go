@@ -45,6 +45,10 @@ type Entry struct {
 	Size int64
 	// Open returns the content of a regular file.
 	Open func() (io.ReadCloser, error)
+	// Inode is 0, or the same for every name of a file with several
+	// names (hard links): they are written as one EROFS inode as long as
+	// their metadata stays equal.
+	Inode uint64
 }
 
 // IsDir reports whether e is a directory.
@@ -54,6 +58,7 @@ func (e *Entry) IsDir() bool { return e.Mode.IsDir() }
 type Tree struct {
 	entries map[string]*Entry
 	closers []io.Closer
+	inodes  uint64 // Inode numbers handed out
 }
 
 // New returns an empty tree holding only the root directory.
@@ -61,6 +66,15 @@ func New() *Tree {
 	t := &Tree{entries: map[string]*Entry{}}
 	t.entries["."] = &Entry{Path: ".", Mode: fs.ModeDir | 0o755}
 	return t
+}
+
+// linkID returns e's Inode, giving it a new one first if it has none.
+func (t *Tree) linkID(e *Entry) uint64 {
+	if e.Inode == 0 {
+		t.inodes++
+		e.Inode = t.inodes
+	}
+	return e.Inode
 }
 
 // Close releases the temporary files that back the tree's contents.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,42 @@ func TestUpdateConf(t *testing.T) {
 	for _, bad := range []string{"WINDOW=2-4\n", "CHANNEL\n", "COLOR=blue\n"} {
 		if _, err := readUpdateConf(write(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+// TestHarden15ImageLeavesNoDirectories: a failed ingot image removes the
+// output directories it made and leaves alone what was there before.
+func TestHarden15ImageLeavesNoDirectories(t *testing.T) {
+	base := t.TempDir()
+	rootfs := filepath.Join(base, "rootfs")
+	if err := os.MkdirAll(filepath.Join(rootfs, "usr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--rootfs", rootfs, "--init", "/nonexistent-init"},
+		{"--recipes", "/nonexistent-recipes"},
+	} {
+		out := filepath.Join(base, "a/b/c")
+		code, _, stderr := run(append([]string{"image", "--version", "1", "--output", out}, args...)...)
+		if code == 0 {
+			t.Fatalf("ingot image %v succeeded", args)
+		}
+		if _, err := os.Stat(filepath.Join(base, "a")); !os.IsNotExist(err) {
+			t.Errorf("ingot image %v failed (%s) and left the output directories it made: %v", args, strings.TrimSpace(stderr), err)
+		}
+		out = filepath.Join(base, "existing")
+		if err := os.MkdirAll(filepath.Join(out, "old"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, "keep"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, _ := run(append([]string{"image", "--version", "1", "--output", out}, args...)...); code == 0 {
+			t.Fatalf("ingot image %v succeeded", args)
+		}
+		if left, _ := os.ReadDir(out); len(left) != 2 || left[0].Name() != "keep" || left[1].Name() != "old" {
+			t.Errorf("a failed ingot image %v changed the existing output directory: %v", args, left)
 		}
 	}
 }

@@ -23,6 +23,7 @@ func newImageCmd(g *globals) *cobra.Command {
 	var (
 		o            image.Options
 		usrSize, esp string
+		maxContent   string
 		keyDir       string
 		cmdline      []string
 		storeDir     string
@@ -47,13 +48,15 @@ Timestamps are capped at SOURCE_DATE_EPOCH when it is set, otherwise at the
 newest timestamp in the root filesystem, so the same input gives the same
 bytes.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if o.UsrSlotBytes, err = parseSize(usrSize); err != nil {
 				return fmt.Errorf("--usr-size: %w", err)
 			}
 			if o.ESPBytes, err = parseSize(esp); err != nil {
 				return fmt.Errorf("--esp-size: %w", err)
+			}
+			if o.RootFSMaxBytes, err = parseSize(maxContent); err != nil {
+				return fmt.Errorf("--rootfs-max-bytes: %w", err)
 			}
 			o.Cmdline = cmdline
 			if o.Epoch, err = sourceDateEpoch(); err != nil {
@@ -75,6 +78,15 @@ bytes.`,
 			}
 			o.Logger = g.logger()
 			if o.RootFS == "" {
+				undo, uerr := fileutil.MkdirAllUndo(o.OutputDir, 0o755)
+				if uerr != nil {
+					return fmt.Errorf("create output directory: %w", uerr)
+				}
+				defer func() {
+					if err != nil {
+						undo() // after the assembled root filesystem is gone
+					}
+				}()
 				dir, sbomData, err := assembleBase(cmd, g, o.OutputDir, jobs, storeDir, recipesDir, packages, o.Version)
 				if dir != "" {
 					defer os.RemoveAll(dir)
@@ -118,6 +130,7 @@ bytes.`,
 	f.StringVar(&o.KernelVersion, "kernel-version", "", "kernel to use when the root filesystem has several")
 	f.StringArrayVar(&cmdline, "cmdline", nil, "extra kernel command-line argument (repeatable)")
 	f.StringVar(&usrSize, "usr-size", "", "size of each usr partition, e.g. 2G (default: from /usr, with room to grow)")
+	f.StringVar(&maxContent, "rootfs-max-bytes", "", "bound on the root filesystem's content, sparse files expanded, e.g. 20G (default: 100 times what it stores, at least 1G)")
 	f.StringVar(&esp, "esp-size", "", "size of the ESP, e.g. 512M (default: room for four UKIs, at least 256M)")
 	f.StringArrayVar(&o.HealthChecks, "health-check", nil, "a systemd unit of the image that must succeed before a boot counts as good (repeatable)")
 	f.DurationVar(&o.BootDeadline, "boot-deadline", image.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
@@ -131,8 +144,8 @@ bytes.`,
 
 // assembleBase builds packages (as ingot build does; cached ones are not
 // rebuilt) and assembles their runtime outputs into a new directory inside
-// outDir, returned with the SBOM of what went in. The caller removes the
-// directory.
+// outDir (which must exist), returned with the SBOM of what went in. The
+// caller removes the directory.
 func assembleBase(cmd *cobra.Command, g *globals, outDir string, jobs int, storeDir, recipesDir string, packages []string, version string) (string, []byte, error) {
 	o, err := buildOptions(g, jobs, storeDir, recipesDir)
 	if err != nil {
@@ -149,9 +162,6 @@ func assembleBase(cmd *cobra.Command, g *globals, outDir string, jobs int, store
 	shipped, err := o.Distribution.Shipped(packages)
 	if err != nil {
 		return "", nil, err
-	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return "", nil, fmt.Errorf("create output directory: %w", err)
 	}
 	dir, err := os.MkdirTemp(outDir, ".ingot-rootfs-*")
 	if err != nil {

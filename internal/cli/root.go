@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/image/rootfs"
 )
 
 // Version is the ingot tool's version, set at link time.
@@ -90,7 +91,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return 130
-	case errors.As(err, &in), errors.Is(err, errUsage):
+	case errors.As(err, &in), errors.Is(err, errUsage), errors.Is(err, rootfs.ErrLimit), errors.Is(err, rootfs.ErrTooLarge):
 		return 2
 	}
 	return 1

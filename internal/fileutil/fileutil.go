@@ -1,5 +1,6 @@
-// Package fileutil has the two file operations ingot does everywhere: hash
-// a file, and replace one atomically.
+// Package fileutil has the file operations ingot does everywhere: hash a
+// file, replace one atomically, and make directories that a failure can
+// take back.
 package fileutil
 
 import (
@@ -67,4 +68,31 @@ func SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// MkdirAllUndo makes dir and any missing parents, like os.MkdirAll, and
+// returns undo, which removes exactly the directories this call made,
+// deepest first, if they are still empty: a failed run calls it to leave
+// the filesystem as it found it. undo is never nil.
+func MkdirAllUndo(dir string, perm fs.FileMode) (undo func(), err error) {
+	var made []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !os.IsNotExist(err) {
+			break
+		}
+		made = append(made, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	undo = func() {
+		for _, d := range made {
+			os.Remove(d) // fails, and stops nothing, if something is in it
+		}
+	}
+	if err := os.MkdirAll(dir, perm); err != nil {
+		undo()
+		return func() {}, err
+	}
+	return undo, nil
 }

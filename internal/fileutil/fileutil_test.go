@@ -46,3 +46,34 @@ func TestWriteAtomic(t *testing.T) {
 		t.Error("writing into a missing directory succeeded")
 	}
 }
+
+func TestMkdirAllUndo(t *testing.T) {
+	base := t.TempDir()
+	undo, err := MkdirAllUndo(filepath.Join(base, "a/b/c"), 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	if _, err := os.Stat(filepath.Join(base, "a")); !os.IsNotExist(err) {
+		t.Errorf("undo left a: %v", err)
+	}
+	// Directories that existed, or that got content since, stay.
+	if err := os.MkdirAll(filepath.Join(base, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	undo, err = MkdirAllUndo(filepath.Join(base, "a/b/c"), 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(base, "a/b/keep"), nil, 0o644)
+	undo()
+	if _, err := os.Stat(filepath.Join(base, "a/b/keep")); err != nil {
+		t.Errorf("undo removed a directory with content: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "a/b/c")); !os.IsNotExist(err) {
+		t.Errorf("undo left a/b/c: %v", err)
+	}
+	if _, err := MkdirAllUndo("/proc/ingot/x", 0o755); err == nil {
+		t.Error("made a directory in /proc")
+	}
+}
