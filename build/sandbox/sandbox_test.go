@@ -179,3 +179,10 @@ func TestUnprivileged(t *testing.T) {
 	}
 	t.Logf("as uid 65534:\n%s", out)
 }
+
+// TestMain lets the re-executed test binary become the sandbox's first
+// process.
+func TestMain(m *testing.M) {
+	sandbox.Main()
+	os.Exit(m.Run())
+}
