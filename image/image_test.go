@@ -28,6 +28,7 @@ import (
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -558,7 +559,7 @@ func TestSignedImage(t *testing.T) {
 	if files["usr/lib/ingot/keys/verity.crt"] == "" {
 		t.Error("the initrd lacks the verity certificate ingot-init checks usr-verity-sig with")
 	}
-	if pcr, _ := trust.PCRPubKeyPEM(keys.PCR.Public()); files["usr/lib/ingot/keys/pcr.pem"] != string(pcr) {
+	if pcr, _ := tpm.PCRPubKeyPEM(keys.PCR.Public()); files["usr/lib/ingot/keys/pcr.pem"] != string(pcr) {
 		t.Error("the initrd lacks the PCR public key an encrypted root is sealed to")
 	}
 	if _, err := fs.Stat(fsys, "lib/ingot/keys/pcr.pem"); err == nil {

@@ -1,4 +1,4 @@
-package sys
+package tpm
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 	"github.com/ingot-linux/ingot/ingottest"
 )
 
-// swtpm starts a software TPM 2.0 and returns a connection to it.
-func swtpm(t *testing.T) transport.TPM {
+// swtpmConn starts a software TPM 2.0 (ingottest.Swtpm) and returns a connection to it.
+func swtpmConn(t *testing.T) transport.TPM {
 	t.Helper()
 	conn, err := net.Dial("unix", ingottest.Swtpm(t))
 	if err != nil {
@@ -39,7 +39,7 @@ func extendSHA1(old []byte, data []byte) []byte {
 }
 
 func TestExtendPCR(t *testing.T) {
-	tpm := swtpm(t)
+	tpm := swtpmConn(t)
 	read := func(alg string) []byte {
 		t.Helper()
 		v, err := ReadPCR(tpm, alg, 11)

@@ -1,4 +1,4 @@
-package seal
+package tpm
 
 import (
 	"bytes"
@@ -18,8 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/ingottest"
-	"github.com/ingot-linux/ingot/internal/sys"
-	"github.com/ingot-linux/ingot/trust"
 )
 
 // requireFile returns path if it exists, and otherwise skips naming the
@@ -75,7 +73,7 @@ func cryptenrollToken(t *testing.T, bound string) {
 	img, _ := luksImage(t, dir)
 	sim := startSwtpm(t, "", true)
 	a, _ := testKeys(t)
-	pemKey, err := trust.PCRPubKeyPEM(a.Public())
+	pemKey, err := PCRPubKeyPEM(a.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +94,7 @@ func cryptenrollToken(t *testing.T, bound string) {
 	}
 	policy, _ := PolicyDigest(a.Public())
 	if bound != "" {
-		v7, err := sys.ReadPCR(sim.TPM, PCRBankSHA256, 7)
+		v7, err := ReadPCR(sim.TPM, PCRBankSHA256, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +126,7 @@ func cryptenrollToken(t *testing.T, bound string) {
 // TestSystemdUnlocksToken has systemd's LUKS2 token plugin
 // (libcryptsetup-token-systemd-tpm2, which systemd-cryptsetup and
 // cryptsetup use) unlock a keyslot with a token Token made and a
-// signature trust.SignPCRValues made. The plugin (systemd 252) finds
+// signature SignPCRValues made. The plugin (systemd 252) finds
 // the TPM as the /dev node of the one entry of /sys/class/tpmrm and
 // reads the signature from /run/systemd/tpm2-pcr-signature.json, so the
 // test runs cryptsetup in a private mount namespace where those are a
@@ -167,7 +165,7 @@ func TestSystemdUnlocksToken(t *testing.T) {
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	// Bound to PCR 7 as well, as ingot-init seals a root.
-	s, err := Seal(sim.TPM, secret, a.Public(), trust.PCRKernelBoot, 7)
+	s, err := Seal(sim.TPM, secret, a.Public(), PCRKernelBoot, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
