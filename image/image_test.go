@@ -76,10 +76,7 @@ func hostEFI(t *testing.T) (loader, stub []byte) {
 	l, err1 := os.ReadFile(dir + "/systemd-bootx64.efi")
 	s, err2 := os.ReadFile(dir + "/linuxx64.efi.stub")
 	if err := errors.Join(err1, err2); err != nil {
-		if ingottest.RequireTools() {
-			t.Fatalf("systemd-boot EFI binaries missing (Debian package systemd-boot-efi): %v", err)
-		}
-		t.Skipf("systemd-boot EFI binaries missing (Debian package systemd-boot-efi): %v", err)
+		ingottest.Skip(t, "systemd-boot EFI binaries missing (Debian package systemd-boot-efi): %v", err)
 	}
 	return l, s
 }
@@ -416,7 +413,7 @@ func TestBadInput(t *testing.T) {
 // xattrs and device nodes from the tarball must survive without root.
 func TestUnprivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
+		ingottest.Skip(t, "needs root to switch to an unprivileged user")
 	}
 	setpriv := ingottest.LookTool(t, "setpriv", "util-linux")
 	initPath, agentPath := binaries(t)

@@ -24,14 +24,7 @@ import (
 // Debian package, or fails under INGOT_REQUIRE_TOOLS=1.
 func requireFile(t *testing.T, pkg, path string) string {
 	t.Helper()
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	if ingottest.RequireTools() {
-		t.Fatalf("%s missing (Debian package %s) and INGOT_REQUIRE_TOOLS=1", path, pkg)
-	}
-	t.Skipf("%s missing (Debian package %s)", path, pkg)
-	return ""
+	return ingottest.LookFile(t, pkg, path)
 }
 
 // luksImage makes a small LUKS2 image with passphrase file pw in key
@@ -137,13 +130,13 @@ func TestSystemdUnlocksToken(t *testing.T) {
 	requireFile(t, "libtss2-tcti-device0", "/usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0")
 	unshare := ingottest.LookTool(t, "unshare", "util-linux")
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for a private mount namespace")
+		ingottest.Skip(t, "needs root for a private mount namespace")
 	}
 	if err := exec.Command(unshare, "--mount", "--propagation", "private", "true").Run(); err != nil {
-		t.Skipf("no private mount namespace: %v", err)
+		ingottest.Skip(t, "no private mount namespace: %v", err)
 	}
 	if _, err := os.Stat("/etc/systemd/tpm2-pcr-signature.json"); err == nil {
-		t.Skip("/etc/systemd/tpm2-pcr-signature.json exists and would be used instead")
+		ingottest.Skip(t, "/etc/systemd/tpm2-pcr-signature.json exists and would be used instead")
 	}
 	// The plugin opens /dev/<name> for /sys/class/tpmrm/<name>; any
 	// existing node can be covered in the namespace.
@@ -155,7 +148,7 @@ func TestSystemdUnlocksToken(t *testing.T) {
 		}
 	}
 	if node == "" {
-		t.Skip("no /dev node to cover")
+		ingottest.Skip(t, "no /dev node to cover")
 	}
 
 	dir := t.TempDir()
@@ -229,7 +222,7 @@ func ptyRelay(t *testing.T, tpm transport.TPM) string {
 	t.Helper()
 	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
+		ingottest.Skip(t, "no pseudo-terminals: %v", err)
 	}
 	t.Cleanup(func() { ptmx.Close() })
 	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
