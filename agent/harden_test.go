@@ -258,7 +258,7 @@ func sealedRootPartition(t *testing.T) []byte {
 	if err := luks2.Format(f, size, bytes.Repeat([]byte{7}, 64), opts); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile("../seal/testdata/systemd-252-token.json")
+	b, err := os.ReadFile("../tpm/testdata/systemd-252-token.json")
 	if err != nil {
 		t.Fatal(err)
 	}

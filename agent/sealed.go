@@ -8,7 +8,7 @@ import (
 
 	"github.com/ingot-linux/ingot/format/luks2"
 	"github.com/ingot-linux/ingot/initrd"
-	"github.com/ingot-linux/ingot/seal"
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -29,7 +29,7 @@ func (a *Agent) checkSealedRoot(info *initrd.BootInfo, version string, ukiData [
 	}
 	pub, err := trust.ParsePublicKey(sealed.PubKey)
 	if err != nil {
-		return fmt.Errorf("PCR key of the root partition's %s token: %w", seal.TokenType, err)
+		return fmt.Errorf("PCR key of the root partition's %s token: %w", tpm.TokenType, err)
 	}
 	if err := trust.VerifyPCRSig(bytes.NewReader(ukiData), pub, trust.UnsealPhase); err != nil {
 		return fmt.Errorf("version %s: %w: %w", version, ErrSealedRoot, err)
@@ -39,7 +39,7 @@ func (a *Agent) checkSealedRoot(info *initrd.BootInfo, version string, ukiData [
 
 // sealedRoot returns the sealed object of the root partition's
 // systemd-tpm2 token, or nil when the root is not sealed to a TPM.
-func (a *Agent) sealedRoot(info *initrd.BootInfo) (*seal.Sealed, error) {
+func (a *Agent) sealedRoot(info *initrd.BootInfo) (*tpm.Sealed, error) {
 	if info.RootPart == "" {
 		return nil, nil
 	}
@@ -56,8 +56,8 @@ func (a *Agent) sealedRoot(info *initrd.BootInfo) (*seal.Sealed, error) {
 		return nil, fmt.Errorf("root partition %s: %w", info.RootPart, err)
 	}
 	for _, tok := range h.Tokens {
-		if tok.Type == seal.TokenType {
-			s, err := seal.ParseToken(tok.JSON)
+		if tok.Type == tpm.TokenType {
+			s, err := tpm.ParseToken(tok.JSON)
 			if err != nil {
 				return nil, fmt.Errorf("root partition %s: %w", info.RootPart, err)
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/ingot-linux/ingot/image/rootfs"
 	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -302,7 +303,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	var pcrKey []byte
 	if o.Keys != nil {
-		if pcrKey, err = trust.PCRPubKeyPEM(o.Keys.PCR.Public()); err != nil {
+		if pcrKey, err = tpm.PCRPubKeyPEM(o.Keys.PCR.Public()); err != nil {
 			return nil, err
 		}
 	}

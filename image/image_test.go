@@ -28,6 +28,7 @@ import (
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -75,10 +76,7 @@ func hostEFI(t *testing.T) (loader, stub []byte) {
 	l, err1 := os.ReadFile(dir + "/systemd-bootx64.efi")
 	s, err2 := os.ReadFile(dir + "/linuxx64.efi.stub")
 	if err := errors.Join(err1, err2); err != nil {
-		if ingottest.RequireTools() {
-			t.Fatalf("systemd-boot EFI binaries missing (Debian package systemd-boot-efi): %v", err)
-		}
-		t.Skipf("systemd-boot EFI binaries missing (Debian package systemd-boot-efi): %v", err)
+		ingottest.Skip(t, "systemd-boot EFI binaries missing (Debian package systemd-boot-efi): %v", err)
 	}
 	return l, s
 }
@@ -415,7 +413,7 @@ func TestBadInput(t *testing.T) {
 // xattrs and device nodes from the tarball must survive without root.
 func TestUnprivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch to an unprivileged user")
+		ingottest.Skip(t, "needs root to switch to an unprivileged user")
 	}
 	setpriv := ingottest.LookTool(t, "setpriv", "util-linux")
 	initPath, agentPath := binaries(t)
@@ -558,7 +556,7 @@ func TestSignedImage(t *testing.T) {
 	if files["usr/lib/ingot/keys/verity.crt"] == "" {
 		t.Error("the initrd lacks the verity certificate ingot-init checks usr-verity-sig with")
 	}
-	if pcr, _ := trust.PCRPubKeyPEM(keys.PCR.Public()); files["usr/lib/ingot/keys/pcr.pem"] != string(pcr) {
+	if pcr, _ := tpm.PCRPubKeyPEM(keys.PCR.Public()); files["usr/lib/ingot/keys/pcr.pem"] != string(pcr) {
 		t.Error("the initrd lacks the PCR public key an encrypted root is sealed to")
 	}
 	if _, err := fs.Stat(fsys, "lib/ingot/keys/pcr.pem"); err == nil {

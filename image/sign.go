@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/ingot-linux/ingot/format/uki"
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -32,7 +33,7 @@ func sign(o *Options, stub []byte, sections []uki.Section, loader, rootHash []by
 		return s, nil
 	}
 	k := o.Keys
-	pk, err := trust.PCRPubKeyPEM(k.PCR.Public())
+	pk, err := tpm.PCRPubKeyPEM(k.PCR.Public())
 	if err != nil {
 		return nil, err
 	}

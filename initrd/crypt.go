@@ -21,7 +21,7 @@ import (
 
 	"github.com/ingot-linux/ingot/format/luks2"
 	"github.com/ingot-linux/ingot/layout"
-	"github.com/ingot-linux/ingot/seal"
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -77,7 +77,7 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tpm, err := c.OpenTPM()
+	dev, err := c.OpenTPM()
 	if errors.Is(err, fs.ErrNotExist) && s.Params.Encrypt == EncryptIfTPM {
 		s.logf("no TPM: the root partition is not encrypted (ingot.encrypt=%s)", EncryptIfTPM)
 		return s.RootPart, nil
@@ -85,7 +85,7 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the image encrypts the root partition with the TPM (ingot.encrypt=%s), and %w: enable the TPM 2.0 in the firmware, or make the image with --encrypt-root=%s", s.Params.Encrypt, err, EncryptIfTPM)
 	}
-	defer tpm.Close()
+	defer dev.Close()
 	if !sb {
 		if s.Params.Encrypt == EncryptIfTPM {
 			s.logf("Secure Boot is off: the root partition is not encrypted (ingot.encrypt=%s; %s)", EncryptIfTPM, whySecureBoot)
@@ -104,7 +104,7 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 	if _, err := io.ReadFull(rand.Reader, secret); err != nil {
 		return "", err
 	}
-	sealed, err := seal.Seal(tpm, secret, pcrKey, trust.PCRKernelBoot, pcrSecureBootPolicy)
+	sealed, err := tpm.Seal(dev, secret, pcrKey, tpm.PCRKernelBoot, pcrSecureBootPolicy)
 	if err != nil {
 		return "", fmt.Errorf("seal the root key to the TPM: %w", err)
 	}
@@ -135,8 +135,8 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 	return c.CryptActivate(rootMapper, s.path(s.RootPart), volumeKey)
 }
 
-func addTPMKeyslot(f *os.File, volumeKey, secret []byte, sealed *seal.Sealed) error {
-	slot, err := luks2.AddKeyslot(f, volumeKey, seal.Passphrase(secret), luks2.KeyslotOptions{PBKDF: fastKDF})
+func addTPMKeyslot(f *os.File, volumeKey, secret []byte, sealed *tpm.Sealed) error {
+	slot, err := luks2.AddKeyslot(f, volumeKey, tpm.Passphrase(secret), luks2.KeyslotOptions{PBKDF: fastKDF})
 	if err != nil {
 		return err
 	}
@@ -256,15 +256,15 @@ func unlockRoot(ctx context.Context, s *State) (string, error) {
 func unlockWithTPM(s *State, c Crypter, f *os.File, h *luks2.Header) ([]byte, error) {
 	var tok *luks2.Token
 	for i := range h.Tokens {
-		if h.Tokens[i].Type == seal.TokenType {
+		if h.Tokens[i].Type == tpm.TokenType {
 			tok = &h.Tokens[i]
 			break
 		}
 	}
 	if tok == nil || len(tok.Keyslots) == 0 {
-		return nil, fmt.Errorf("the LUKS2 header has no %s token", seal.TokenType)
+		return nil, fmt.Errorf("the LUKS2 header has no %s token", tpm.TokenType)
 	}
-	sealed, err := seal.ParseToken(tok.JSON)
+	sealed, err := tpm.ParseToken(tok.JSON)
 	if err != nil {
 		return nil, err
 	}
@@ -282,16 +282,16 @@ func unlockWithTPM(s *State, c Crypter, f *os.File, h *luks2.Header) ([]byte, er
 	if err != nil {
 		return nil, fmt.Errorf("no signed PCR policy from systemd-stub (%s): boot a signed UKI with systemd-stub: %w", pcrSigPath, err)
 	}
-	tpm, err := c.OpenTPM()
+	dev, err := c.OpenTPM()
 	if err != nil {
 		return nil, err
 	}
-	defer tpm.Close()
-	secret, err := seal.Unseal(tpm, sealed, pcrsig)
+	defer dev.Close()
+	secret, err := tpm.Unseal(dev, sealed, pcrsig)
 	if err != nil {
 		return nil, err
 	}
-	return luks2.OpenKeyslot(f, tok.Keyslots[0], seal.Passphrase(secret))
+	return luks2.OpenKeyslot(f, tok.Keyslots[0], tpm.Passphrase(secret))
 }
 
 // askRecoveryKey asks for the recovery key on the console until one opens
@@ -374,13 +374,13 @@ func checkPlainRoot(s *State) error {
 	if !ok {
 		return nil
 	}
-	tpm, err := c.OpenTPM()
+	dev, err := c.OpenTPM()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	tpm.Close()
+	dev.Close()
 	return refuse
 }

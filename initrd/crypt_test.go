@@ -20,8 +20,7 @@ import (
 
 	"github.com/ingot-linux/ingot/format/luks2"
 	"github.com/ingot-linux/ingot/ingottest"
-	"github.com/ingot-linux/ingot/internal/sys"
-	"github.com/ingot-linux/ingot/trust"
+	"github.com/ingot-linux/ingot/tpm"
 )
 
 // cryptSys reaches a real swtpm; dm-crypt is recorded, not done (the
@@ -52,16 +51,16 @@ func (c *cryptSys) CryptActivate(name, dev string, volumeKey []byte) (string, er
 // signature of the TPM's current PCR 11, as systemd-stub hands it over.
 func pcrSig(t *testing.T, c *cryptSys, root string, key crypto.Signer) {
 	t.Helper()
-	tpm, err := c.OpenTPM()
+	dev, err := c.OpenTPM()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tpm.Close()
-	v, err := sys.ReadPCR(tpm, "sha256", trust.PCRKernelBoot)
+	defer dev.Close()
+	v, err := tpm.ReadPCR(dev, "sha256", tpm.PCRKernelBoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := trust.SignPCRValues([]trust.PhaseValue{{Phase: "enter-initrd", PCR11: v}}, key)
+	doc, err := tpm.SignPCRValues([]tpm.PhaseValue{{Phase: "enter-initrd", PCR11: v}}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +76,7 @@ func TestEncryptedRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pem, err := trust.PCRPubKeyPEM(pcrKey.Public())
+	pem, err := tpm.PCRPubKeyPEM(pcrKey.Public())
 	if err != nil {
 		t.Fatal(err)
 	}

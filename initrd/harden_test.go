@@ -16,10 +16,8 @@ import (
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/format/luks2"
 	"github.com/ingot-linux/ingot/ingottest"
-	"github.com/ingot-linux/ingot/internal/sys"
 	"github.com/ingot-linux/ingot/layout"
-	"github.com/ingot-linux/ingot/seal"
-	"github.com/ingot-linux/ingot/trust"
+	"github.com/ingot-linux/ingot/tpm"
 )
 
 // setEFIVar writes an efivarfs file under root: four attribute bytes,
@@ -46,7 +44,7 @@ func sealedRootState(t *testing.T, mode string) (*State, *cryptSys, *rsa.Private
 	if err != nil {
 		t.Fatal(err)
 	}
-	pem, err := trust.PCRPubKeyPEM(pcrKey.Public())
+	pem, err := tpm.PCRPubKeyPEM(pcrKey.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,12 +114,12 @@ func TestHarden01SealedRootNeedsSecureBoot(t *testing.T) {
 		}
 	})
 	t.Run("Secure Boot claimed but PCR 7 differs", func(t *testing.T) {
-		tpm, err := c.OpenTPM()
+		dev, err := c.OpenTPM()
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = sys.ExtendPCR(tpm, 7, []byte("other Secure Boot state"))
-		tpm.Close()
+		_, err = tpm.ExtendPCR(dev, 7, []byte("other Secure Boot state"))
+		dev.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,12 +144,12 @@ func TestHarden01TokenWithoutPCR7(t *testing.T) {
 	volumeKey, secret := make([]byte, 64), make([]byte, 32)
 	rand.Read(volumeKey)
 	rand.Read(secret)
-	tpm, err := c.OpenTPM()
+	dev, err := c.OpenTPM()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := seal.Seal(tpm, secret, pcrKey.Public(), trust.PCRKernelBoot)
-	tpm.Close()
+	sealed, err := tpm.Seal(dev, secret, pcrKey.Public(), tpm.PCRKernelBoot)
+	dev.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +186,7 @@ func tpmToken(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	for _, tok := range h.Tokens {
-		if tok.Type == seal.TokenType {
+		if tok.Type == tpm.TokenType {
 			b, _ := json.Marshal(tok.JSON)
 			return append(b, tok.JSON...)
 		}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 var fuzzFunc = regexp.MustCompile(`(?m)^func (Fuzz[A-Za-z0-9_]*)\(`)
@@ -47,7 +49,7 @@ func goTool(t *testing.T) string {
 	if _, err := os.Stat("/usr/local/go/bin/go"); err == nil {
 		return "/usr/local/go/bin/go"
 	}
-	t.Skip("go is not on PATH: cannot list the fuzz targets through scripts/fuzz")
+	ingottest.Skip(t, "go is not on PATH: cannot list the fuzz targets through scripts/fuzz")
 	return ""
 }
 

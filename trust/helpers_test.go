@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 
 var updateKeys = flag.Bool("update-keys", false, "regenerate the throwaway test keys in testdata/keys")
 
-// testKeyDir holds throwaway keys made by TestRegenerateTestKeys; see
+// testKeyDir holds throwaway keys made with -update-keys (TestMain); see
 // testdata/README.md.
 const testKeyDir = "testdata/keys"
 
@@ -35,17 +36,26 @@ func testKeyOptions() trust.KeyOptions {
 // testTime is when tests check certificate validity.
 func testTime() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }
 
-// TestRegenerateTestKeys rewrites testdata/keys with -update-keys.
-func TestRegenerateTestKeys(t *testing.T) {
-	if !*updateKeys {
-		t.Skip("regenerates testdata/keys only with -update-keys")
+// TestMain rewrites testdata/keys first when given -update-keys (RSA key
+// generation is not deterministic, so there is nothing to compare without
+// it).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if *updateKeys {
+		if err := regenerateTestKeys(); err != nil {
+			fmt.Fprintln(os.Stderr, "regenerate test keys:", err)
+			os.Exit(1)
+		}
 	}
+	os.Exit(m.Run())
+}
+
+func regenerateTestKeys() error {
 	for _, f := range trust.KeyFiles(testKeyDir) {
 		os.Remove(f)
 	}
-	if _, err := trust.InitKeys(testKeyDir, testKeyOptions()); err != nil {
-		t.Fatal(err)
-	}
+	_, err := trust.InitKeys(testKeyDir, testKeyOptions())
+	return err
 }
 
 // testKeys loads the committed test keys.
@@ -78,16 +88,7 @@ func copyKeys(t testing.TB) string {
 // Debian package, or fails under INGOT_REQUIRE_TOOLS=1.
 func requireFile(t testing.TB, pkg string, paths ...string) string {
 	t.Helper()
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if ingottest.RequireTools() {
-		t.Fatalf("%s not installed (Debian package %s) and INGOT_REQUIRE_TOOLS=1", paths[0], pkg)
-	}
-	t.Skipf("%s not installed (Debian package %s)", paths[0], pkg)
-	return ""
+	return ingottest.LookFile(t, pkg, paths...)
 }
 
 // run runs a command and returns its standard output; a failure fails the

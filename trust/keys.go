@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ingot-linux/ingot/tpm"
 )
 
 // DefaultValidity is how long certificates made by InitKeys are valid when
@@ -174,7 +176,7 @@ func InitKeys(dir string, o KeyOptions) (*Keys, error) {
 	if contents["pcr.key"], err = marshalKey(pcrKey); err != nil {
 		return nil, err
 	}
-	if contents["pcr.pem"], err = PCRPubKeyPEM(pcrKey.Public()); err != nil {
+	if contents["pcr.pem"], err = tpm.PCRPubKeyPEM(pcrKey.Public()); err != nil {
 		return nil, err
 	}
 

@@ -212,7 +212,7 @@ func LoadPublicKey(path string) (crypto.PublicKey, error) {
 }
 
 // ParsePublicKey parses an RSA public key of at least 2048 bits from a
-// PEM "PUBLIC KEY" (SubjectPublicKeyInfo) block, as PCRPubKeyPEM makes
+// PEM "PUBLIC KEY" (SubjectPublicKeyInfo) block, as tpm.PCRPubKeyPEM makes
 // it and a UKI's .pcrpkey section holds.
 func ParsePublicKey(b []byte) (crypto.PublicKey, error) {
 	blk, _ := pem.Decode(b)

@@ -3,14 +3,9 @@ package trust
 import (
 	"bytes"
 	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
+
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
+
 	"errors"
 	"fmt"
 	"io"
@@ -18,14 +13,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/go-tpm/tpm2"
-
 	"github.com/ingot-linux/ingot/format/uki"
-)
 
-// PCRKernelBoot is the TPM PCR systemd-stub measures a UKI's sections and
-// systemd-pcrphase the boot phases into.
-const PCRKernelBoot = 11
+	"github.com/ingot-linux/ingot/tpm"
+)
 
 // Oldest and newest systemd-stub versions whose PCR 11 measurements
 // PredictPCR11 models. Newer versions are assumed to measure as the
@@ -101,12 +92,6 @@ type PCROptions struct {
 	StubVersion int
 }
 
-// PhaseValue is the predicted PCR 11 value (SHA-256 bank) in a boot phase.
-type PhaseValue struct {
-	Phase string
-	PCR11 []byte
-}
-
 // PredictPCR11 returns the PCR 11 values a UKI made by
 // uki.Build(w, stub, sections) will have in each boot phase: PCR 11
 // starts at zero; systemd-stub extends it, for each measured section
@@ -115,7 +100,7 @@ type PhaseValue struct {
 // byte and then with SHA-256 of the section contents; then each word of
 // the phase path is extended as SHA-256 of the word (without NUL). This
 // is what systemd-measure calculate computes, for the sha256 bank.
-func PredictPCR11(stub []byte, sections []uki.Section, o PCROptions) ([]PhaseValue, error) {
+func PredictPCR11(stub []byte, sections []uki.Section, o PCROptions) ([]tpm.PhaseValue, error) {
 	img, err := uki.Open(bytes.NewReader(stub))
 	if err != nil {
 		return nil, fmt.Errorf("read stub: %w", err)
@@ -135,7 +120,7 @@ func PredictPCR11(stub []byte, sections []uki.Section, o PCROptions) ([]PhaseVal
 
 // PredictPCR11UKI returns the PCR 11 values of the built UKI r in each
 // boot phase, as PredictPCR11 does for its parts.
-func PredictPCR11UKI(r io.ReaderAt, o PCROptions) ([]PhaseValue, error) {
+func PredictPCR11UKI(r io.ReaderAt, o PCROptions) ([]tpm.PhaseValue, error) {
 	img, err := uki.Open(r)
 	if err != nil {
 		return nil, err
@@ -160,7 +145,7 @@ func stubSections(img *uki.Image) ([]uki.Section, error) {
 	return all, nil
 }
 
-func predict(img *uki.Image, all []uki.Section, o PCROptions) ([]PhaseValue, error) {
+func predict(img *uki.Image, all []uki.Section, o PCROptions) ([]tpm.PhaseValue, error) {
 	version := o.StubVersion
 	if version == 0 {
 		var err error
@@ -200,7 +185,7 @@ func predict(img *uki.Image, all []uki.Section, o PCROptions) ([]PhaseValue, err
 	if len(o.Phases) > 0 {
 		phases = normalizePhases(o.Phases)
 	}
-	values := make([]PhaseValue, 0, len(phases))
+	values := make([]tpm.PhaseValue, 0, len(phases))
 	for _, ph := range phases {
 		v := pcr
 		for _, word := range strings.Split(ph, ":") {
@@ -210,7 +195,7 @@ func predict(img *uki.Image, all []uki.Section, o PCROptions) ([]PhaseValue, err
 			h := sha256.Sum256([]byte(word))
 			v = extend(v, h[:])
 		}
-		values = append(values, PhaseValue{Phase: ph, PCR11: v})
+		values = append(values, tpm.PhaseValue{Phase: ph, PCR11: v})
 	}
 	return values, nil
 }
@@ -259,15 +244,6 @@ func StubVersion(img *uki.Image) (int, error) {
 	return v, nil
 }
 
-// pcrSigEntry is one signed PCR policy in a .pcrsig JSON document, with
-// the fields in systemd-measure's order.
-type pcrSigEntry struct {
-	PCRs []int  `json:"pcrs"`
-	PKFP string `json:"pkfp"` // SHA-256 of the DER PKCS#1 public key
-	Pol  string `json:"pol"`  // TPM2 PolicyPCR digest
-	Sig  string `json:"sig"`  // signature of the policy digest
-}
-
 // PCRSig returns the .pcrsig section for a UKI made by
 // uki.Build(w, stub, sections): for each boot phase (see PredictPCR11),
 // the TPM2 PolicyPCR digest for PCR 11 (SHA-256 bank) having the
@@ -279,7 +255,7 @@ type pcrSigEntry struct {
 //
 // pkfp is the SHA-256 of the key's DER PKCS#1 RSAPublicKey, as systemd
 // computes it (OpenSSL's i2d_PublicKey). The JSON is compact, without a trailing newline. sections must include
-// the .pcrpkey section (PCRPubKeyPEM of the signer's public key), which
+// the .pcrpkey section (tpm.PCRPubKeyPEM of the signer's public key), which
 // is measured, and not .pcrsig.
 func PCRSig(stub []byte, sections []uki.Section, signer crypto.Signer, o PCROptions) ([]byte, error) {
 	for _, s := range sections {
@@ -291,90 +267,5 @@ func PCRSig(stub []byte, sections []uki.Section, signer crypto.Signer, o PCROpti
 	if err != nil {
 		return nil, err
 	}
-	return SignPCRValues(values, signer)
-}
-
-// SignPCRValues returns the .pcrsig JSON document (see PCRSig) for
-// already predicted PCR 11 values.
-func SignPCRValues(values []PhaseValue, signer crypto.Signer) ([]byte, error) {
-	if signer == nil {
-		return nil, errors.New("sign PCR policy: no key given")
-	}
-	if err := checkRSA(signer.Public()); err != nil {
-		return nil, fmt.Errorf("sign PCR policy: %w", err)
-	}
-	fp, err := PCRKeyFingerprint(signer.Public())
-	if err != nil {
-		return nil, fmt.Errorf("sign PCR policy: %w", err)
-	}
-	entries := make([]pcrSigEntry, 0, len(values))
-	for _, v := range values {
-		pol, err := PolicyPCRDigest(v.PCR11)
-		if err != nil {
-			return nil, err
-		}
-		h := sha256.Sum256(pol)
-		sig, err := signer.Sign(rand.Reader, h[:], crypto.SHA256)
-		if err != nil {
-			return nil, fmt.Errorf("sign PCR policy for phase %q: %w", v.Phase, err)
-		}
-		entries = append(entries, pcrSigEntry{
-			PCRs: []int{PCRKernelBoot},
-			PKFP: hex.EncodeToString(fp),
-			Pol:  hex.EncodeToString(pol),
-			Sig:  base64.StdEncoding.EncodeToString(sig),
-		})
-	}
-	return json.Marshal(map[string][]pcrSigEntry{"sha256": entries})
-}
-
-// PCRKeyFingerprint returns the fingerprint systemd gives the PCR public
-// key pub ("pkfp" in .pcrsig): SHA-256 of the key as OpenSSL's
-// i2d_PublicKey encodes it, which for RSA is the DER PKCS#1
-// RSAPublicKey, not the SubjectPublicKeyInfo.
-func PCRKeyFingerprint(pub crypto.PublicKey) ([]byte, error) {
-	if err := checkRSA(pub); err != nil {
-		return nil, err
-	}
-	fp := sha256.Sum256(x509.MarshalPKCS1PublicKey(pub.(*rsa.PublicKey)))
-	return fp[:], nil
-}
-
-// PolicyPCRDigest returns the TPM2 policy digest (SHA-256) of a policy
-// session after TPM2_PolicyPCR on PCR 11 of the SHA-256 bank having
-// value pcr11.
-func PolicyPCRDigest(pcr11 []byte) ([]byte, error) {
-	if len(pcr11) != sha256.Size {
-		return nil, fmt.Errorf("PCR 11 value of %d bytes, want %d", len(pcr11), sha256.Size)
-	}
-	calc, err := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
-	if err != nil {
-		return nil, err
-	}
-	pcrDigest := sha256.Sum256(pcr11)
-	cmd := tpm2.PolicyPCR{
-		PcrDigest: tpm2.TPM2BDigest{Buffer: pcrDigest[:]},
-		Pcrs: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{
-			Hash:      tpm2.TPMAlgSHA256,
-			PCRSelect: tpm2.PCClientCompatible.PCRs(PCRKernelBoot),
-		}}},
-	}
-	if err := cmd.Update(calc); err != nil {
-		return nil, fmt.Errorf("compute PolicyPCR digest: %w", err)
-	}
-	return calc.Hash().Digest, nil
-}
-
-// PCRPubKeyPEM returns the .pcrpkey section for the PCR key pub: its
-// SubjectPublicKeyInfo as a PEM "PUBLIC KEY" block. pub must be an RSA key
-// of at least 2048 bits.
-func PCRPubKeyPEM(pub crypto.PublicKey) ([]byte, error) {
-	if err := checkRSA(pub); err != nil {
-		return nil, fmt.Errorf("PCR public key: %w", err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, fmt.Errorf("PCR public key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+	return tpm.SignPCRValues(values, signer)
 }

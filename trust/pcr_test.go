@@ -27,6 +27,8 @@ import (
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/trust"
+
+	"github.com/ingot-linux/ingot/tpm"
 )
 
 // systemdMeasure returns the path and systemd version of systemd-measure.
@@ -81,7 +83,7 @@ type measureJSON struct {
 func TestPredictPCR11MatchesSystemdMeasure(t *testing.T) {
 	measure, version := systemdMeasure(t)
 	k := testKeys(t)
-	pkey, err := trust.PCRPubKeyPEM(k.PCR.Public())
+	pkey, err := tpm.PCRPubKeyPEM(k.PCR.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestPredictPCR11MatchesSystemdMeasure(t *testing.T) {
 func TestPCRSigMatchesSystemdMeasure(t *testing.T) {
 	measure, version := systemdMeasure(t)
 	k := testKeys(t)
-	pkey, err := trust.PCRPubKeyPEM(k.PCR.Public())
+	pkey, err := tpm.PCRPubKeyPEM(k.PCR.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +207,7 @@ func startSwtpm(t *testing.T) string {
 
 func TestPCRSigFormat(t *testing.T) {
 	k := testKeys(t)
-	pkey, err := trust.PCRPubKeyPEM(k.PCR.Public())
+	pkey, err := tpm.PCRPubKeyPEM(k.PCR.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,16 +269,16 @@ func policyPCR(pcr11 []byte) []byte {
 
 func TestPolicyPCRDigest(t *testing.T) {
 	for _, pcr := range [][]byte{make([]byte, 32), bytes.Repeat([]byte{0xab}, 32)} {
-		got, err := trust.PolicyPCRDigest(pcr)
+		got, err := tpm.PolicyPCRDigest(pcr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want := policyPCR(pcr); !bytes.Equal(got, want) {
-			t.Errorf("PolicyPCRDigest(%x) = %x, want %x", pcr, got, want)
+			t.Errorf("tpm.PolicyPCRDigest(%x) = %x, want %x", pcr, got, want)
 		}
 	}
-	if _, err := trust.PolicyPCRDigest([]byte{1}); err == nil {
-		t.Error("PolicyPCRDigest accepts a 1-byte PCR value")
+	if _, err := tpm.PolicyPCRDigest([]byte{1}); err == nil {
+		t.Error("tpm.PolicyPCRDigest accepts a 1-byte PCR value")
 	}
 }
 
@@ -312,12 +314,12 @@ func TestPredictPCR11(t *testing.T) {
 		t.Fatalf("StubVersion(%s) = %d, %v", hostStub, v, err)
 	}
 	k := testKeys(t)
-	pkey, err := trust.PCRPubKeyPEM(k.PCR.Public())
+	pkey, err := tpm.PCRPubKeyPEM(k.PCR.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
 	sections := testSections(t, pkey)
-	predict := func(sections []uki.Section, version int) []trust.PhaseValue {
+	predict := func(sections []uki.Section, version int) []tpm.PhaseValue {
 		t.Helper()
 		v, err := trust.PredictPCR11(stub, sections, trust.PCROptions{StubVersion: version})
 		if err != nil {
@@ -399,7 +401,7 @@ func TestPredictPCR11(t *testing.T) {
 
 func TestPCRPubKeyPEM(t *testing.T) {
 	k := testKeys(t)
-	got, err := trust.PCRPubKeyPEM(k.PCR.Public())
+	got, err := tpm.PCRPubKeyPEM(k.PCR.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,12 +410,12 @@ func TestPCRPubKeyPEM(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("PCRPubKeyPEM differs from pcr.pem:\n%s", got)
+		t.Errorf("tpm.PCRPubKeyPEM differs from pcr.pem:\n%s", got)
 	}
-	if _, err := trust.PCRPubKeyPEM(k.DB.Cert.PublicKey); err != nil {
-		t.Errorf("PCRPubKeyPEM(RSA key): %v", err)
+	if _, err := tpm.PCRPubKeyPEM(k.DB.Cert.PublicKey); err != nil {
+		t.Errorf("tpm.PCRPubKeyPEM(RSA key): %v", err)
 	}
-	if _, err := trust.PCRPubKeyPEM("not a key"); !errors.Is(err, trust.ErrKeyType) {
-		t.Errorf("PCRPubKeyPEM(string) = %v, want ErrKeyType", err)
+	if _, err := tpm.PCRPubKeyPEM("not a key"); !errors.Is(err, tpm.ErrKeyType) {
+		t.Errorf("tpm.PCRPubKeyPEM(string) = %v, want tpm.ErrKeyType", err)
 	}
 }

@@ -3,15 +3,13 @@ package trust
 import (
 	"crypto"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/ingot-linux/ingot/format/uki"
+
+	"github.com/ingot-linux/ingot/tpm"
 )
 
 // UnsealPhase is the boot phase in which ingot-init unseals the root
@@ -20,7 +18,7 @@ import (
 const UnsealPhase = "enter-initrd"
 
 // VerifyPCRSig checks that the UKI r can unseal what is sealed to the PCR
-// key pub (see package seal) in phase: its .pcrpkey is pub, and its
+// key pub (see package tpm) in phase: its .pcrpkey is pub, and its
 // .pcrsig holds a signature by pub of the TPM2 PolicyPCR digest of the
 // PCR 11 value the UKI gives in phase (PredictPCR11UKI). Errors wrap
 // ErrKeyMismatch for a UKI made for another PCR key, ErrBadSignature for
@@ -45,7 +43,7 @@ func VerifyPCRSig(r io.ReaderAt, pub crypto.PublicKey, phase string) error {
 	if err != nil {
 		return err
 	}
-	pol, err := PolicyPCRDigest(values[0].PCR11)
+	pol, err := tpm.PolicyPCRDigest(values[0].PCR11)
 	if err != nil {
 		return err
 	}
@@ -63,37 +61,25 @@ func checkPCRPKey(img *uki.Image, pub *rsa.PublicKey) error {
 		return fmt.Errorf(".pcrpkey: %w", err)
 	}
 	if !pub.Equal(got) {
-		gotFP, _ := PCRKeyFingerprint(got)
-		wantFP, _ := PCRKeyFingerprint(pub)
+		gotFP, _ := tpm.PCRKeyFingerprint(got)
+		wantFP, _ := tpm.PCRKeyFingerprint(pub)
 		return fmt.Errorf(".pcrpkey is the key %x, not %x: %w", gotFP, wantFP, ErrKeyMismatch)
 	}
 	return nil
 }
 
 // findPCRSignature looks in the .pcrsig document doc for a valid
-// signature by pub of the policy digest pol for PCR 11 (SHA-256 bank).
+// signature by pub of the policy digest pol for PCR 11 (SHA-256 bank),
+// reading it as the TPM's unsealing code does (tpm.VerifyPolicySignature).
 func findPCRSignature(doc []byte, pub *rsa.PublicKey, pol []byte, phase string) error {
-	var banks map[string][]pcrSigEntry
-	if err := json.Unmarshal(doc, &banks); err != nil {
-		return fmt.Errorf(".pcrsig is not a JSON object of signed policies: %w", ErrMalformed)
+	err := tpm.VerifyPolicySignature(doc, pub, pol)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tpm.ErrMalformed):
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	fp, err := PCRKeyFingerprint(pub)
-	if err != nil {
-		return err
-	}
-	digest := sha256.Sum256(pol)
-	for _, e := range banks["sha256"] {
-		if !slices.Equal(e.PCRs, []int{PCRKernelBoot}) || e.Pol != hex.EncodeToString(pol) {
-			continue
-		}
-		if e.PKFP != "" && e.PKFP != hex.EncodeToString(fp) {
-			continue
-		}
-		sig, err := base64.StdEncoding.DecodeString(e.Sig)
-		if err == nil && rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig) == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf(".pcrsig has no signature by the PCR key %x of the PCR 11 policy %x (phase %q): %w",
-		fp, pol, phase, ErrBadSignature)
+	fp, _ := tpm.PCRKeyFingerprint(pub)
+	return fmt.Errorf(".pcrsig has no signature by the PCR key %x of the PCR 11 policy %x (phase %q): %w: %w",
+		fp, pol, phase, ErrBadSignature, err)
 }

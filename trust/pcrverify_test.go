@@ -9,6 +9,8 @@ import (
 
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/trust"
+
+	"github.com/ingot-linux/ingot/tpm"
 )
 
 func TestVerifyPCRSig(t *testing.T) {
@@ -21,7 +23,7 @@ func TestVerifyPCRSig(t *testing.T) {
 	// signed makes a UKI whose .pcrpkey is pkey's and whose .pcrsig
 	// signer signed for phases.
 	signed := func(pkey, signer *rsa.PrivateKey, phases ...string) []byte {
-		pem, err := trust.PCRPubKeyPEM(pkey.Public())
+		pem, err := tpm.PCRPubKeyPEM(pkey.Public())
 		if err != nil {
 			t.Fatal(err)
 		}

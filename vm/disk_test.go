@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // requireTool skips the test when a binary is missing, unless
@@ -18,11 +20,7 @@ func requireTool(t *testing.T, name, pkg string) string {
 	if err == nil {
 		return p
 	}
-	msg := name + " not installed (Debian package " + pkg + ")"
-	if os.Getenv("INGOT_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg + " and INGOT_REQUIRE_TOOLS=1")
-	}
-	t.Skip(msg)
+	ingottest.Skip(t, "%s not installed (Debian package %s)", name, pkg)
 	return ""
 }
 

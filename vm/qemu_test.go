@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // requireQEMU skips (or, with INGOT_REQUIRE_TOOLS=1, fails) a test that
@@ -17,10 +19,7 @@ func requireQEMU(t *testing.T) {
 	requireTool(t, DefaultQEMU, "qemu-system-x86")
 	requireTool(t, DefaultQEMUImg, "qemu-utils")
 	if _, err := findFirmware(firmwareCandidates(false)); err != nil {
-		if os.Getenv("INGOT_REQUIRE_TOOLS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		ingottest.Skip(t, "%v", err)
 	}
 }
 
@@ -185,7 +184,7 @@ func TestOVMFPowerCycle(t *testing.T) {
 func TestOVMFSecureBootTPM(t *testing.T) {
 	requireTool(t, DefaultSWTPM, "swtpm")
 	if _, err := findFirmware(firmwareCandidates(true)); err != nil {
-		t.Skip(err)
+		ingottest.Skip(t, "%v", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()

@@ -27,6 +27,7 @@ import (
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -39,10 +40,7 @@ func Stub(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(StubPath)
 	if os.IsNotExist(err) {
-		if ingottest.RequireTools() {
-			t.Fatalf("%s not installed (Debian package systemd-boot-efi) and INGOT_REQUIRE_TOOLS=1", StubPath)
-		}
-		t.Skipf("%s not installed (Debian package systemd-boot-efi)", StubPath)
+		ingottest.Skip(t, "%s not installed (Debian package systemd-boot-efi)", StubPath)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +127,7 @@ func ukiSections(version, cmdline string, extra []uki.Section) []uki.Section {
 // makes them.
 func PCRSignedUKI(t testing.TB, version, cmdline string, pcrKey crypto.Signer) []byte {
 	t.Helper()
-	pub, err := trust.PCRPubKeyPEM(pcrKey.Public())
+	pub, err := tpm.PCRPubKeyPEM(pcrKey.Public())
 	must(t, err)
 	stub := Stub(t)
 	sections := ukiSections(version, cmdline, []uki.Section{{Name: uki.SectionPCRPKey, Data: pub}})

@@ -15,14 +15,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// init turns a process started by Namespaces.Run into the sandbox's first
-// process. It only acts when argv[0] is initArg0, which nothing else uses.
-func init() {
+// Main makes this process the sandbox's first process when
+// Namespaces.Run started it (argv[0] is initArg0, which nothing else
+// uses): it sets up the root and executes the command, and does not
+// return. In any other process it returns at once. Every program that runs
+// [Namespaces] calls it first thing in main, and so does the TestMain of
+// every test binary that does; Namespaces.Run fails with ErrNoMain when the
+// re-executed binary did not.
+func Main() {
 	if len(os.Args) == 0 || os.Args[0] != initArg0 {
 		return
 	}
 	runtime.LockOSThread()
 	errf := os.NewFile(4, "setup-errors")
+	// The first byte tells Namespaces.Run that Main ran.
+	errf.Write([]byte{mainRan})
 	err := sandboxInit()
 	// Only reached on failure: a successful exec closes fd 4 (close-on-exec)
 	// and the parent reads EOF.

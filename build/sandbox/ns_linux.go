@@ -13,8 +13,13 @@ import (
 )
 
 // initArg0 is the argv[0] that makes a re-executed binary the sandbox's
-// first process (see init in init_linux.go).
+// first process (see Main).
 const initArg0 = "ingot-sandbox-init"
+
+// mainRan is the byte Main writes first on the setup-error pipe, so that
+// Run tells a binary that never called Main (which would run its own main
+// instead of the command) from a command that ran.
+const mainRan = '+'
 
 // protocol is what the parent sends the sandbox's first process on fd 3.
 type protocol struct {
@@ -88,6 +93,13 @@ func (Namespaces) Run(ctx context.Context, s *Spec) error {
 	specW.Close()
 	msg, _ := io.ReadAll(errR) // EOF when the command was executed
 	err = cmd.Wait()
+	if len(msg) == 0 && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if len(msg) == 0 || msg[0] != mainRan {
+		return fmt.Errorf("%w (%s)", ErrNoMain, os.Args[0])
+	}
+	msg = msg[1:]
 	switch {
 	case len(msg) > 0:
 		return &SetupError{Msg: string(msg)}

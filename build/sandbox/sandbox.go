@@ -12,9 +12,11 @@
 //	})
 //
 // The real runner re-executes the running binary (/proc/self/exe) as the
-// sandbox's first process; importing this package installs the hook that
-// makes such a process set up the root and execute the command, so any Go
-// program (or test binary) that uses [Namespaces] works unchanged.
+// sandbox's first process, so a program that uses [Namespaces] calls
+// [Main] first thing in its main (a test binary in its TestMain); Main
+// makes such a re-executed process set up the root and execute the command,
+// and returns at once in every other process. Importing the package does
+// nothing by itself.
 package sandbox
 
 import (
@@ -105,6 +107,10 @@ func (e *ExitError) Error() string {
 // ErrUnsupported means the kernel or the environment does not let this
 // process create the namespaces a sandbox needs.
 var ErrUnsupported = errors.New("sandbox unavailable")
+
+// ErrNoMain means the re-executed binary did not call Main, so it ran its
+// own main instead of the sandbox's first process.
+var ErrNoMain = errors.New("sandbox: the program does not call sandbox.Main first thing in main")
 
 // SetupError is a failure to prepare the sandbox, before the command ran.
 type SetupError struct {

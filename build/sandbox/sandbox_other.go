@@ -14,3 +14,6 @@ type Namespaces struct{}
 func (Namespaces) Run(context.Context, *Spec) error {
 	return fmt.Errorf("%w: namespaces need Linux", ErrUnsupported)
 }
+
+// Main does nothing: sandboxes need Linux.
+func Main() {}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/ingot-linux/ingot/build/sandbox"
 	"github.com/ingot-linux/ingot/build/sandbox/sandboxtest"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 func hostSpec(t *testing.T, script string, extra ...sandbox.Mount) (*sandbox.Spec, *bytes.Buffer) {
@@ -135,10 +137,10 @@ func TestValidate(t *testing.T) {
 // the tests run as root, to check that the sandbox needs no privileges.
 func TestUnprivileged(t *testing.T) {
 	if os.Getenv("INGOT_SANDBOX_UNPRIVILEGED") == "1" {
-		t.Skip("already unprivileged")
+		ingottest.Skip(t, "already unprivileged")
 	}
 	if os.Getuid() != 0 {
-		t.Skip("not root: the other tests already run unprivileged")
+		ingottest.Skip(t, "not root: the other tests already run unprivileged")
 	}
 	sandboxtest.Require(t)
 	dir, err := os.MkdirTemp("", "ingot-unpriv-*")
@@ -178,4 +180,11 @@ func TestUnprivileged(t *testing.T) {
 		t.Fatalf("the unprivileged run skipped:\n%s", out)
 	}
 	t.Logf("as uid 65534:\n%s", out)
+}
+
+// TestMain lets the re-executed test binary become the sandbox's first
+// process.
+func TestMain(m *testing.M) {
+	sandbox.Main()
+	os.Exit(m.Run())
 }

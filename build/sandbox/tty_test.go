@@ -17,6 +17,8 @@ import (
 
 	"github.com/ingot-linux/ingot/build/sandbox"
 	"github.com/ingot-linux/ingot/build/sandbox/sandboxtest"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // harden05Role selects what the test binary does in
@@ -144,7 +146,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
 	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
+		ingottest.Skip(t, "no pseudo-terminals: %v", err)
 	}
 	master = os.NewFile(uintptr(fd), "/dev/ptmx")
 	t.Cleanup(func() { master.Close() })

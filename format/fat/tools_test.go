@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // tool returns the path of an external validator. A missing tool skips the
@@ -24,10 +26,7 @@ func tool(t *testing.T, name string) string {
 			return p
 		}
 	}
-	if os.Getenv("INGOT_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("%s not installed (required by INGOT_REQUIRE_TOOLS=1)", name)
-	}
-	t.Skipf("%s not installed", name)
+	ingottest.Skip(t, "%s not installed", name)
 	return ""
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // memDisk is an in-memory disk image implementing io.ReaderAt and
@@ -78,10 +80,7 @@ func requireTool(t *testing.T, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("INGOT_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not installed (INGOT_REQUIRE_TOOLS=1): %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
+		ingottest.Skip(t, "%s not installed: %v", name, err)
 	}
 	return path
 }

@@ -2,8 +2,10 @@ package luks2
 
 import (
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // dmFlags maps persistent LUKS2 activation flags to dm-crypt optional
@@ -99,4 +101,43 @@ func (h *Header) appendCryptParams(b []byte, dev string, volumeKey []byte) []byt
 		}
 	}
 	return b
+}
+
+// CryptTarget is what dm-crypt needs to map a LUKS2 volume's data (see
+// Header.CryptTarget).
+type CryptTarget struct {
+	// Sectors is the mapping's length in 512-byte sectors.
+	Sectors uint64
+	// Params are the dm-crypt target parameters. They hold the volume
+	// key: wipe them after use, never log them.
+	Params []byte
+	// UUID is the device-mapper UUID cryptsetup gives the mapping:
+	// CRYPT-LUKS2-<uuid without dashes>-<name>.
+	UUID string
+}
+
+// CryptTarget checks volumeKey against the header's digest (so a wrong key
+// fails here instead of mapping garbage) and returns the dm-crypt target
+// that maps the data of the LUKS2 device at path dev, deviceBytes long, as
+// device-mapper device name.
+func (h *Header) CryptTarget(dev string, deviceBytes int64, name string, volumeKey []byte) (*CryptTarget, error) {
+	if err := h.checkRequirements(); err != nil {
+		return nil, err
+	}
+	seg := h.cryptSegment()
+	if seg == nil {
+		return nil, fmt.Errorf("header has no crypt segment: %w", ErrUnsupported)
+	}
+	if err := h.checkVolumeKey(seg.ID, volumeKey); err != nil {
+		return nil, err
+	}
+	sectors := h.DataSectors(deviceBytes)
+	if sectors == 0 {
+		return nil, fmt.Errorf("device of %d bytes has no data after offset %d", deviceBytes, seg.Offset)
+	}
+	return &CryptTarget{
+		Sectors: sectors,
+		Params:  h.appendCryptParams(nil, dev, volumeKey),
+		UUID:    "CRYPT-LUKS2-" + strings.ReplaceAll(h.UUID, "-", "") + "-" + name,
+	}, nil
 }

@@ -6,20 +6,21 @@
 // The package writes and reads the metadata (two binary headers with their
 // JSON areas), luks2 keyslots (PBKDF2 or Argon2, the LUKS1 anti-forensic
 // splitter, aes-xts-plain64 keyslot areas), the pbkdf2 digest and generic
-// tokens. Data is encrypted by the kernel's dm-crypt: [Header.DMTable] gives
-// the table and [Activate] loads it.
+// tokens. It is a pure on-disk format package: no ioctls, no system calls.
+// Data is encrypted by the kernel's dm-crypt: [Header.CryptTarget] gives
+// the target (and [Header.DMTable] the table line) that
+// internal/dm loads (ingot-init does it through internal/sys).
 //
 // Typical first boot:
 //
 //	key := make([]byte, 64)
 //	rand.Read(key)
 //	err := luks2.Format(dev, size, key, luks2.Options{Label: "root", Passphrase: recovery})
-//	mapper, err := luks2.Activate("root", "/dev/vda3", key)
+//	t, err := h.CryptTarget("/dev/vda3", size, "root", key) // h: luks2.ReadHeader(dev)
 //
 // and later boots:
 //
 //	key, slot, err := luks2.Open(dev, passphrase)
-//	mapper, err := luks2.Activate("root", "/dev/vda3", key)
 package luks2
 
 import (
@@ -91,8 +92,8 @@ type PBKDF struct {
 	Type string
 	// Time is the number of Argon2 passes; zero means 4.
 	Time uint32
-	// MemoryKiB is the Argon2 memory cost in KiB; zero means 1 GiB, or
-	// half of the physical memory if that is less.
+	// MemoryKiB is the Argon2 memory cost in KiB; zero means
+	// DefaultArgon2MemoryKiB.
 	MemoryKiB uint32
 	// Parallelism is the number of Argon2 lanes; zero means the number of
 	// CPUs, at most 4.
@@ -156,6 +157,12 @@ func randOrDefault(r io.Reader) io.Reader {
 	return r
 }
 
+// DefaultArgon2MemoryKiB is the Argon2 memory cost when PBKDF.MemoryKiB
+// is 0: 1 GiB, cryptsetup's upper bound. cryptsetup also caps it at half
+// the machine's memory; this package reads nothing of the machine, so a
+// caller on a small machine sets MemoryKiB itself.
+const DefaultArgon2MemoryKiB = 1 << 20
+
 // withDefaults fills in the zero fields of p.
 func (p PBKDF) withDefaults() PBKDF {
 	if p.Type == "" {
@@ -167,7 +174,7 @@ func (p PBKDF) withDefaults() PBKDF {
 			p.Time = 4
 		}
 		if p.MemoryKiB == 0 {
-			p.MemoryKiB = defaultArgon2MemoryKiB()
+			p.MemoryKiB = DefaultArgon2MemoryKiB
 		}
 		if p.Parallelism == 0 {
 			p.Parallelism = uint32(min(4, runtime.NumCPU()))

@@ -13,23 +13,18 @@ import (
 	"testing"
 
 	"github.com/ingot-linux/ingot/format/uki"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // realStubPath is where Debian's systemd-boot-efi package installs the
 // x86-64 systemd-stub.
 const realStubPath = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 
-// requireTools reports whether missing external tools (and the real stub)
-// must fail the tests instead of skipping them.
-func requireTools() bool { return os.Getenv("INGOT_REQUIRE_TOOLS") == "1" }
-
 // missing skips the test, or fails it if INGOT_REQUIRE_TOOLS=1.
 func missing(t *testing.T, what string) {
 	t.Helper()
-	if requireTools() {
-		t.Fatalf("%s not installed (INGOT_REQUIRE_TOOLS=1)", what)
-	}
-	t.Skipf("%s not installed", what)
+	ingottest.Skip(t, "%s not installed", what)
 }
 
 // lookTool returns the path of an external tool, or skips/fails the test.

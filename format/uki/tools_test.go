@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/ingot-linux/ingot/format/uki"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 // toolCases returns UKIs to feed to external validators: from the real
@@ -32,7 +34,7 @@ func toolCases(t *testing.T) map[string][]byte {
 			uki.Section{Name: uki.SectionPCRSig, Data: []byte("{}")},
 			uki.Section{Name: ".extra", Data: []byte("x")},
 		))
-	} else if requireTools() {
+	} else if ingottest.RequireTools() {
 		t.Fatalf("%s: %v (INGOT_REQUIRE_TOOLS=1)", realStubPath, err)
 	} else {
 		t.Logf("%s not installed; validating synthetic stubs only", realStubPath)

@@ -175,7 +175,7 @@ func TestHarden11LimitsDirectory(t *testing.T) {
 		acl := []byte{2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 2, 0, 4, 0, 0xe8, 3, 0, 0,
 			4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
 		if err := unix.Setxattr(f, "system.posix_acl_access", acl, 0); err != nil {
-			t.Skipf("no POSIX ACLs here: %v", err)
+			ingottest.Skip(t, "no POSIX ACLs here: %v", err)
 		}
 		_, err := LoadDir(root, Options{})
 		if err == nil || !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "/f: xattr") {

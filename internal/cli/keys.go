@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -142,7 +143,7 @@ func describeKeys(dir string, k *trust.Keys) (*keysResult, error) {
 			SHA256:    hex.EncodeToString(fp[:]),
 		})
 	}
-	pkfp, err := trust.PCRKeyFingerprint(k.PCR.Public())
+	pkfp, err := tpm.PCRKeyFingerprint(k.PCR.Public())
 	if err != nil {
 		return nil, err
 	}

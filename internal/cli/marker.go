@@ -9,7 +9,7 @@ import (
 
 	"github.com/ingot-linux/ingot/agent"
 	"github.com/ingot-linux/ingot/internal/sys"
-	"github.com/ingot-linux/ingot/trust"
+	"github.com/ingot-linux/ingot/tpm"
 )
 
 // newBootMarkerCmd prints the line that says a boot completed. It runs on the
@@ -60,7 +60,7 @@ func newMeasurePhaseCmd(g *globals) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			banks, err := sys.Linux{}.MeasurePCR(trust.PCRKernelBoot, []byte(args[0]))
+			banks, err := sys.Linux{}.MeasurePCR(tpm.PCRKernelBoot, []byte(args[0]))
 			if err != nil {
 				return fmt.Errorf("measure %s into PCR 11: %w", args[0], err)
 			}

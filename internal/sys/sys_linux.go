@@ -1,12 +1,13 @@
 // Package sys holds the thin Linux wrappers that ingot-init and the agent need:
-// mounts, module loading, device-mapper verity, partition notification,
-// switch_root and reboot. Everything above it talks to these through small
+// mounts, module loading, dm-verity and dm-crypt (through internal/dm),
+// partition notification, switch_root and reboot. Everything above it talks to these through small
 // interfaces so that it can be tested without root.
 package sys
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +15,10 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/containerd/go-dmverity/pkg/dm"
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/format/luks2"
+	"github.com/ingot-linux/ingot/internal/dm"
 )
 
 // Linux implements the initrd's system interface with real syscalls.
@@ -54,27 +55,14 @@ func (Linux) LoadModule(content []byte, params string) error {
 
 // VerityCreate creates and activates a read-only dm-verity device with the
 // given target parameters and returns the path of its block device node
-// (/dev/mapper/<name>).
+// (/dev/mapper/<name>, a link to the /dev/dm-N devtmpfs makes).
 func (Linux) VerityCreate(name string, sectors uint64, params string) (string, error) {
-	c, err := dm.Open()
+	dev, err := dm.Create(dm.Device{Name: name, ReadOnly: true,
+		Target: dm.Target{Type: "verity", LengthSectors: sectors, Params: []byte(params)}})
 	if err != nil {
-		return "", fmt.Errorf("open device-mapper control: %w", err)
+		return "", err
 	}
-	defer c.Close()
-	dev, err := c.CreateDevice(name)
-	if err != nil {
-		return "", fmt.Errorf("create dm device %s: %w", name, err)
-	}
-	t := []dm.Target{{SectorStart: 0, Length: sectors, Type: "verity", Params: params}}
-	if err := c.LoadTable(name, t); err != nil {
-		c.RemoveDevice(name)
-		return "", fmt.Errorf("load verity table into %s: %w", name, err)
-	}
-	if err := c.SuspendDevice(name, false); err != nil {
-		c.RemoveDevice(name)
-		return "", fmt.Errorf("activate %s: %w", name, err)
-	}
-	minor := unix.Minor(dev)
+	minor := unix.Minor(uint64(dev))
 	node := fmt.Sprintf("/dev/dm-%d", minor)
 	if err := waitFor(node, 5*time.Second); err != nil {
 		// devtmpfs normally creates it; make it ourselves if not.
@@ -230,8 +218,86 @@ func waitFor(path string, timeout time.Duration) error {
 // WaitFor waits until path exists.
 func WaitFor(path string, timeout time.Duration) error { return waitFor(path, timeout) }
 
-// CryptActivate maps the LUKS2 volume at dev, decrypted with volumeKey, to
-// /dev/mapper/<name> and returns that path.
-func (Linux) CryptActivate(name, dev string, volumeKey []byte) (string, error) {
-	return luks2.Activate(name, dev, volumeKey)
+// CryptActivate maps the LUKS2 volume at devPath, decrypted with
+// volumeKey, to /dev/mapper/<name> with dm-crypt and returns that path.
+// The key is checked against the header's digest first, so a wrong key
+// fails here instead of producing garbage. It makes the device node
+// itself, so it works without udev.
+func (Linux) CryptActivate(name, devPath string, volumeKey []byte) (string, error) {
+	p, err := cryptActivate(name, devPath, volumeKey)
+	if err != nil {
+		return "", fmt.Errorf("activate LUKS2 volume %s on %s: %w", name, devPath, err)
+	}
+	return p, nil
+}
+
+func cryptActivate(name, devPath string, volumeKey []byte) (string, error) {
+	f, err := os.Open(devPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h, err := luks2.ReadHeader(f)
+	if err != nil {
+		return "", fmt.Errorf("read header: %w", err)
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return "", fmt.Errorf("size of %s: %w", devPath, err)
+	}
+	t, err := h.CryptTarget(devPath, size, name, volumeKey)
+	if err != nil {
+		return "", err
+	}
+	dev, err := dm.Create(dm.Device{Name: name, UUID: t.UUID, Secret: true,
+		Target: dm.Target{Type: "crypt", LengthSectors: t.Sectors, Params: t.Params}})
+	clear(t.Params)
+	if dm.ErrNoTarget(err) {
+		// dm-crypt reports a cipher the kernel cannot instantiate so.
+		err = fmt.Errorf("%w (is the cipher available? it may need the xts and ecb modules)", err)
+	}
+	if err != nil {
+		return "", err
+	}
+	node := filepath.Join("/dev/mapper", name)
+	if err := makeNode(node, dev); err != nil {
+		dm.Remove(name)
+		return "", err
+	}
+	return node, nil
+}
+
+// CryptDeactivate removes the mapping name made by CryptActivate (or by
+// cryptsetup open) and its node in /dev/mapper, if CryptActivate made that.
+func (Linux) CryptDeactivate(name string) error {
+	if err := dm.Remove(name); err != nil {
+		return err
+	}
+	node := filepath.Join("/dev/mapper", name)
+	if fi, err := os.Lstat(node); err == nil && fi.Mode()&os.ModeDevice != 0 {
+		os.Remove(node)
+	}
+	return nil
+}
+
+// makeNode makes path a block device node for dev, unless it already is
+// one, possibly through a symbolic link that udev made.
+func makeNode(path string, dev dm.Dev) error {
+	rdev := unix.Mkdev(unix.Major(uint64(dev)), unix.Minor(uint64(dev)))
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err == nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev == rdev {
+			return nil
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove stale %s: %w", path, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mknod(path, unix.S_IFBLK|0o600, int(rdev)); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return nil
 }

@@ -180,6 +180,7 @@ func TestTrustSealedRoot(t *testing.T) {
 	}
 	run(ctx, t, m, "systemctl poweroff || true")
 	waitOff(ctx, t, m)
+	checkCryptDataPath(t, s.disk, recovery)
 
 	// 2. An entry with the attacker's command line, made the default.
 	evil := "title evil\nefi /" + layout.UKIDir + "/" + strings.Replace(uki, "+3-0", "", 1) + "\n" +

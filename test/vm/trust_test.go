@@ -21,6 +21,7 @@ import (
 	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 	"github.com/ingot-linux/ingot/vm"
 )
@@ -119,7 +120,7 @@ func TestTrustSecureBootMeasuredBoot(t *testing.T) {
 		t.Fatalf("PCR 11 (sha256) = %x, predicted %x for phase %q (systemd-stub %d)", pcr, want[0].PCR11, phase, stubVersion)
 	}
 	t.Logf("PCR 11 (sha256) = %x, as predicted for %q", pcr, phase)
-	pol, err := trust.PolicyPCRDigest(pcr)
+	pol, err := tpm.PolicyPCRDigest(pcr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestTrustSecureBootMeasuredBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	initrdPol, err := trust.PolicyPCRDigest(initrdValue[0].PCR11)
+	initrdPol, err := tpm.PolicyPCRDigest(initrdValue[0].PCR11)
 	if err != nil {
 		t.Fatal(err)
 	}

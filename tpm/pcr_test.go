@@ -1,4 +1,4 @@
-package sys
+package tpm
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 	"github.com/ingot-linux/ingot/ingottest"
 )
 
-// swtpm starts a software TPM 2.0 and returns a connection to it.
-func swtpm(t *testing.T) transport.TPM {
+// swtpmConn starts a software TPM 2.0 (ingottest.Swtpm) and returns a connection to it.
+func swtpmConn(t *testing.T) transport.TPM {
 	t.Helper()
 	conn, err := net.Dial("unix", ingottest.Swtpm(t))
 	if err != nil {
@@ -39,7 +39,7 @@ func extendSHA1(old []byte, data []byte) []byte {
 }
 
 func TestExtendPCR(t *testing.T) {
-	tpm := swtpm(t)
+	tpm := swtpmConn(t)
 	read := func(alg string) []byte {
 		t.Helper()
 		v, err := ReadPCR(tpm, alg, 11)
@@ -50,7 +50,7 @@ func TestExtendPCR(t *testing.T) {
 	}
 	sha1Before := read("sha1")
 	if !allOf(sha1Before, 0) || !allOf(read("sha256"), 0) {
-		t.Skip("swtpm's PCR 11 is not zero after startup")
+		ingottest.Skip(t, "swtpm's PCR 11 is not zero after startup")
 	}
 
 	if _, good, err := pcrBanksOf(tpm, 11); err != nil || len(good) != 0 {
@@ -86,7 +86,7 @@ func TestExtendPCR(t *testing.T) {
 			{HashAlg: tpm2.TPMAlgSHA1, Digest: d1[:]}, {HashAlg: tpm2.TPMAlgSHA256, Digest: d256[:]},
 		}},
 	}).Execute(tpm); err != nil {
-		t.Skipf("swtpm has no SHA-1 bank: %v", err)
+		ingottest.Skip(t, "swtpm has no SHA-1 bank: %v", err)
 	}
 	v1, v256 := read("sha1"), read("sha256")
 	banks, err = ExtendPCR(tpm, 11, []byte("leave-initrd"))

@@ -1,4 +1,4 @@
-package seal
+package tpm
 
 import (
 	"bytes"
@@ -18,22 +18,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/ingottest"
-	"github.com/ingot-linux/ingot/internal/sys"
-	"github.com/ingot-linux/ingot/trust"
 )
 
 // requireFile returns path if it exists, and otherwise skips naming the
 // Debian package, or fails under INGOT_REQUIRE_TOOLS=1.
 func requireFile(t *testing.T, pkg, path string) string {
 	t.Helper()
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	if ingottest.RequireTools() {
-		t.Fatalf("%s missing (Debian package %s) and INGOT_REQUIRE_TOOLS=1", path, pkg)
-	}
-	t.Skipf("%s missing (Debian package %s)", path, pkg)
-	return ""
+	return ingottest.LookFile(t, pkg, path)
 }
 
 // luksImage makes a small LUKS2 image with passphrase file pw in key
@@ -75,7 +66,7 @@ func cryptenrollToken(t *testing.T, bound string) {
 	img, _ := luksImage(t, dir)
 	sim := startSwtpm(t, "", true)
 	a, _ := testKeys(t)
-	pemKey, err := trust.PCRPubKeyPEM(a.Public())
+	pemKey, err := PCRPubKeyPEM(a.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +87,7 @@ func cryptenrollToken(t *testing.T, bound string) {
 	}
 	policy, _ := PolicyDigest(a.Public())
 	if bound != "" {
-		v7, err := sys.ReadPCR(sim.TPM, PCRBankSHA256, 7)
+		v7, err := ReadPCR(sim.TPM, PCRBankSHA256, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +119,7 @@ func cryptenrollToken(t *testing.T, bound string) {
 // TestSystemdUnlocksToken has systemd's LUKS2 token plugin
 // (libcryptsetup-token-systemd-tpm2, which systemd-cryptsetup and
 // cryptsetup use) unlock a keyslot with a token Token made and a
-// signature trust.SignPCRValues made. The plugin (systemd 252) finds
+// signature SignPCRValues made. The plugin (systemd 252) finds
 // the TPM as the /dev node of the one entry of /sys/class/tpmrm and
 // reads the signature from /run/systemd/tpm2-pcr-signature.json, so the
 // test runs cryptsetup in a private mount namespace where those are a
@@ -139,13 +130,13 @@ func TestSystemdUnlocksToken(t *testing.T) {
 	requireFile(t, "libtss2-tcti-device0", "/usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0")
 	unshare := ingottest.LookTool(t, "unshare", "util-linux")
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for a private mount namespace")
+		ingottest.Skip(t, "needs root for a private mount namespace")
 	}
 	if err := exec.Command(unshare, "--mount", "--propagation", "private", "true").Run(); err != nil {
-		t.Skipf("no private mount namespace: %v", err)
+		ingottest.Skip(t, "no private mount namespace: %v", err)
 	}
 	if _, err := os.Stat("/etc/systemd/tpm2-pcr-signature.json"); err == nil {
-		t.Skip("/etc/systemd/tpm2-pcr-signature.json exists and would be used instead")
+		ingottest.Skip(t, "/etc/systemd/tpm2-pcr-signature.json exists and would be used instead")
 	}
 	// The plugin opens /dev/<name> for /sys/class/tpmrm/<name>; any
 	// existing node can be covered in the namespace.
@@ -157,7 +148,7 @@ func TestSystemdUnlocksToken(t *testing.T) {
 		}
 	}
 	if node == "" {
-		t.Skip("no /dev node to cover")
+		ingottest.Skip(t, "no /dev node to cover")
 	}
 
 	dir := t.TempDir()
@@ -167,7 +158,7 @@ func TestSystemdUnlocksToken(t *testing.T) {
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	// Bound to PCR 7 as well, as ingot-init seals a root.
-	s, err := Seal(sim.TPM, secret, a.Public(), trust.PCRKernelBoot, 7)
+	s, err := Seal(sim.TPM, secret, a.Public(), PCRKernelBoot, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +222,7 @@ func ptyRelay(t *testing.T, tpm transport.TPM) string {
 	t.Helper()
 	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
+		ingottest.Skip(t, "no pseudo-terminals: %v", err)
 	}
 	t.Cleanup(func() { ptmx.Close() })
 	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {

@@ -1,4 +1,4 @@
-package seal
+package tpm
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ type Sealed struct {
 	// PCR public key ("tpm2-policy-hash").
 	PolicyHash []byte
 	// PubKey is the PCR public key as a PEM "PUBLIC KEY" block, as
-	// trust.PCRPubKeyPEM makes it ("tpm2_pubkey").
+	// PCRPubKeyPEM makes it ("tpm2_pubkey").
 	PubKey []byte
 	// PubKeyPCRs are the PCRs, in increasing order, whose values a
 	// signature by PubKey must cover ("tpm2_pubkey_pcrs").

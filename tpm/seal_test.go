@@ -1,4 +1,4 @@
-package seal
+package tpm
 
 import (
 	"bytes"
@@ -14,8 +14,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/ingot-linux/ingot/internal/sys"
-	"github.com/ingot-linux/ingot/trust"
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
@@ -23,7 +22,7 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 // sealTo seals testSecret on tpm to key for PCR 11 and checks the result.
 func sealTo(t *testing.T, tpm transport.TPM, key *rsa.PrivateKey) *Sealed {
 	t.Helper()
-	s, err := Seal(tpm, testSecret, key.Public(), trust.PCRKernelBoot)
+	s, err := Seal(tpm, testSecret, key.Public(), PCRKernelBoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +30,7 @@ func sealTo(t *testing.T, tpm transport.TPM, key *rsa.PrivateKey) *Sealed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemKey, err := trust.PCRPubKeyPEM(key.Public())
+	pemKey, err := PCRPubKeyPEM(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +62,7 @@ func TestSealUnseal(t *testing.T) {
 	tpm := sim.TPM
 	a, _ := testKeys(t)
 	if v := pcr11(t, tpm); !bytes.Equal(v, make([]byte, 32)) {
-		t.Skipf("swtpm's PCR 11 is %x after startup, not zero", v)
+		ingottest.Skip(t, "swtpm's PCR 11 is %x after startup, not zero", v)
 	}
 	s := sealTo(t, tpm, a)
 
@@ -125,7 +124,7 @@ func TestUnsealWrongKey(t *testing.T) {
 		mustNotUnseal(t, tpm, s, forged, tpm2.TPMRCSignature)
 	})
 	t.Run("token pointed at another key", func(t *testing.T) {
-		pemB, _ := trust.PCRPubKeyPEM(b.Public())
+		pemB, _ := PCRPubKeyPEM(b.Public())
 		policyB, _ := PolicyDigest(b.Public())
 		swapped := *s
 		swapped.PubKey = pemB
@@ -136,7 +135,7 @@ func TestUnsealWrongKey(t *testing.T) {
 	t.Run("sealed object's policy rewritten to another key", func(t *testing.T) {
 		// The TPM checks the public area against the private one, so
 		// this object does not load.
-		pemB, _ := trust.PCRPubKeyPEM(b.Public())
+		pemB, _ := PCRPubKeyPEM(b.Public())
 		policyB, _ := PolicyDigest(b.Public())
 		priv, pub, err := splitBlob(s.Blob)
 		if err != nil {
@@ -301,12 +300,12 @@ func TestPolicyDigestMatchesTPM(t *testing.T) {
 			_, err := tpm2.PolicyPCR{PolicySession: h, Pcrs: pcrSelection([]int{11})}.Execute(tpm)
 			return err
 		})
-		want, err := trust.PolicyPCRDigest(pcr11(t, tpm))
+		want, err := PolicyPCRDigest(pcr11(t, tpm))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(trial, want) {
-			t.Errorf("trial session PolicyPCR %x, trust.PolicyPCRDigest %x", trial, want)
+			t.Errorf("trial session PolicyPCR %x, PolicyPCRDigest %x", trial, want)
 		}
 	}
 }
@@ -403,7 +402,7 @@ func TestRSAPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.PrimaryAlg, s.PubKeyPCRs = PrimaryRSA, []int{11}
-	s.PubKey, _ = trust.PCRPubKeyPEM(a.Public())
+	s.PubKey, _ = PCRPubKeyPEM(a.Public())
 	v := extend(t, tpm, make([]byte, 32), "enter-initrd")
 	got, err := Unseal(tpm, s, pcrsig(t, a, v))
 	if err != nil || !bytes.Equal(got, testSecret) {
@@ -457,7 +456,7 @@ func TestSealBoundPCR(t *testing.T) {
 	sim := startSwtpm(t, "", false)
 	tpm := sim.TPM
 	a, _ := testKeys(t)
-	s, err := Seal(tpm, testSecret, a.Public(), trust.PCRKernelBoot, 7)
+	s, err := Seal(tpm, testSecret, a.Public(), PCRKernelBoot, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +486,7 @@ func TestSealBoundPCR(t *testing.T) {
 	if err != nil || !bytes.Equal(got, testSecret) {
 		t.Fatalf("Unseal with PCR 7 unchanged: %v", err)
 	}
-	if _, err := sys.ExtendPCR(tpm, 7, []byte("another Secure Boot state")); err != nil {
+	if _, err := ExtendPCR(tpm, 7, []byte("another Secure Boot state")); err != nil {
 		t.Fatal(err)
 	}
 	err = mustNotUnseal(t, tpm, parsed, pcrsig(t, a, v), ErrBoundPCRs)
@@ -503,11 +502,11 @@ func TestSealBoundPolicyOffline(t *testing.T) {
 	sim := startSwtpm(t, "", false)
 	tpm := sim.TPM
 	a, _ := testKeys(t)
-	s, err := Seal(tpm, testSecret, a.Public(), trust.PCRKernelBoot, 7)
+	s, err := Seal(tpm, testSecret, a.Public(), PCRKernelBoot, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v7, err := sys.ReadPCR(tpm, PCRBankSHA256, 7)
+	v7, err := ReadPCR(tpm, PCRBankSHA256, 7)
 	if err != nil {
 		t.Fatal(err)
 	}

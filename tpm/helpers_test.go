@@ -1,4 +1,4 @@
-package seal
+package tpm
 
 import (
 	"crypto/rand"
@@ -17,8 +17,6 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/ingot-linux/ingot/ingottest"
-	"github.com/ingot-linux/ingot/internal/sys"
-	"github.com/ingot-linux/ingot/trust"
 )
 
 // swtpm is a software TPM 2.0 (swtpm) that needs no TPM2_Startup.
@@ -180,7 +178,7 @@ func testKeys(t testing.TB) (a, b *rsa.PrivateKey) {
 func extend(t *testing.T, tpm transport.TPM, old []byte, words ...string) []byte {
 	t.Helper()
 	for _, w := range words {
-		banks, err := sys.ExtendPCR(tpm, trust.PCRKernelBoot, []byte(w))
+		banks, err := ExtendPCR(tpm, PCRKernelBoot, []byte(w))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +204,7 @@ func pcrValue(old []byte, words ...string) []byte {
 // pcr11 returns the TPM's PCR 11 (SHA-256 bank).
 func pcr11(t *testing.T, tpm transport.TPM) []byte {
 	t.Helper()
-	v, err := sys.ReadPCR(tpm, "sha256", trust.PCRKernelBoot)
+	v, err := ReadPCR(tpm, "sha256", PCRKernelBoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,11 +214,11 @@ func pcr11(t *testing.T, tpm transport.TPM) []byte {
 // pcrsig returns a .pcrsig document signed by key for PCR 11 values.
 func pcrsig(t *testing.T, key *rsa.PrivateKey, values ...[]byte) []byte {
 	t.Helper()
-	var pv []trust.PhaseValue
+	var pv []PhaseValue
 	for i, v := range values {
-		pv = append(pv, trust.PhaseValue{Phase: fmt.Sprint("phase", i), PCR11: v})
+		pv = append(pv, PhaseValue{Phase: fmt.Sprint("phase", i), PCR11: v})
 	}
-	sig, err := trust.SignPCRValues(pv, key)
+	sig, err := SignPCRValues(pv, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,23 +1,33 @@
-// Package seal seals a secret, such as a LUKS2 keyslot passphrase, to a
-// TPM 2.0 under a policy that a PCR-signing key authorizes, the scheme
-// of systemd-cryptenroll --tpm2-public-key: the TPM releases the secret
-// to whoever shows a signature by that key over the TPM2_PolicyPCR
-// digest of the current PCR values, as a UKI's .pcrsig section carries
-// (see trust.PCRSig). Updating the UKI, and so the PCR 11 values, needs
-// no re-sealing, only a new signature by the same key.
+// Package tpm is all of ingot that talks to a TPM 2.0 or computes what a
+// TPM computes: extending and reading PCRs the way systemd-pcrphase does
+// (ExtendPCR, Measure, through the kernel's resource manager at Device),
+// the TPM2 policy digests (PolicyPCRDigest, PolicyDigest), the PCR key's
+// encodings (.pcrpkey, its fingerprint), the .pcrsig document that signs
+// PCR policies (SignPCRValues, VerifyPolicySignature), and sealing a
+// secret, such as a LUKS2 keyslot passphrase, under a policy that a
+// PCR-signing key authorizes, the scheme of systemd-cryptenroll
+// --tpm2-public-key: the TPM releases the secret to whoever shows a
+// signature by that key over the TPM2_PolicyPCR digest of the current PCR
+// values, as a UKI's .pcrsig section carries (see trust.PCRSig). Updating
+// the UKI, and so the PCR 11 values, needs no re-sealing, only a new
+// signature by the same key.
+//
+// It imports nothing of ingot: trust builds PCR 11 predictions and signs
+// them with it, ingot-init measures, seals and unseals with it, the agent
+// checks that an update still unseals.
 //
 // Sealing, at install time:
 //
-//	s, err := seal.Seal(tpm, secret, pcrKey, trust.PCRKernelBoot)
+//	s, err := tpm.Seal(tpm, secret, pcrKey, PCRKernelBoot)
 //	if err != nil { ... }
 //	token, err := s.Token(keyslot) // the LUKS2 token JSON
-//	// add a LUKS2 keyslot with passphrase seal.Passphrase(secret)
+//	// add a LUKS2 keyslot with passphrase tpm.Passphrase(secret)
 //
 // Unsealing, at boot:
 //
-//	s, err := seal.ParseToken(token)
+//	s, err := tpm.ParseToken(token)
 //	if err != nil { ... }
-//	secret, err := seal.Unseal(tpm, s, pcrsig) // pcrsig: the UKI's .pcrsig
+//	secret, err := tpm.Unseal(tpm, s, pcrsig) // pcrsig: the UKI's .pcrsig
 //
 // # How
 //
@@ -45,7 +55,7 @@
 // primary key's public part is taken from the TPM without checking it
 // against a known name, so this protects against a passive bus sniffer
 // but not against an active interposer.
-package seal
+package tpm
 
 import (
 	"bytes"
@@ -60,9 +70,6 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-
-	"github.com/ingot-linux/ingot/internal/sys"
-	"github.com/ingot-linux/ingot/trust"
 )
 
 // Errors that callers may act on; the errors returned wrap them. When
@@ -87,6 +94,9 @@ var (
 	// ErrBoundPCRs means the PCRs bound directly (Sealed.PCRs) do not
 	// have the values they had at sealing time.
 	ErrBoundPCRs = errors.New("bound PCRs changed")
+	// ErrKeyType means a PCR key is not an RSA key of at least
+	// MinPCRKeyBits.
+	ErrKeyType = errors.New("unsupported key type")
 )
 
 // MaxSecretSize is the largest secret a TPM seals (MAX_SYM_DATA).
@@ -135,7 +145,7 @@ func Seal(tpm transport.TPM, secret []byte, pcrKey crypto.PublicKey, pcr int, bo
 	if slices.Contains(bound, pcr) {
 		return nil, fmt.Errorf("seal: PCR %d cannot be both signed for and bound", pcr)
 	}
-	pemKey, err := trust.PCRPubKeyPEM(pcrKey)
+	pemKey, err := PCRPubKeyPEM(pcrKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
@@ -245,7 +255,7 @@ func Unseal(tpm transport.TPM, s *Sealed, pcrsig []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unseal: %w", err)
 	}
-	fp, err := trust.PCRKeyFingerprint(key)
+	fp, err := PCRKeyFingerprint(key)
 	if err != nil {
 		return nil, fmt.Errorf("unseal: %w", err)
 	}
@@ -330,12 +340,12 @@ func Unseal(tpm transport.TPM, s *Sealed, pcrsig []byte) ([]byte, error) {
 // 65537.
 func PCRKeyTemplate(pub crypto.PublicKey) (tpm2.TPMTPublic, error) {
 	// PCRKeyFingerprint checks for an RSA key of at least 2048 bits.
-	if _, err := trust.PCRKeyFingerprint(pub); err != nil {
+	if _, err := PCRKeyFingerprint(pub); err != nil {
 		return tpm2.TPMTPublic{}, err
 	}
 	k := pub.(*rsa.PublicKey)
 	if k.E <= 0 || int64(k.E) > 1<<32-1 {
-		return tpm2.TPMTPublic{}, fmt.Errorf("RSA exponent %d does not fit a TPM: %w", k.E, trust.ErrKeyType)
+		return tpm2.TPMTPublic{}, fmt.Errorf("RSA exponent %d does not fit a TPM: %w", k.E, ErrKeyType)
 	}
 	n := k.N.Bytes()
 	return tpm2.TPMTPublic{
@@ -426,7 +436,7 @@ func BoundPolicyDigest(pub crypto.PublicKey, bound []int, values [][]byte) ([]by
 func readPCRs(tpm transport.TPM, pcrs []int) ([][]byte, error) {
 	values := make([][]byte, len(pcrs))
 	for i, p := range pcrs {
-		v, err := sys.ReadPCR(tpm, PCRBankSHA256, p)
+		v, err := ReadPCR(tpm, PCRBankSHA256, p)
 		if err != nil {
 			return nil, fmt.Errorf("read PCR %d: %w", p, err)
 		}
@@ -574,7 +584,7 @@ func pcrSelection(pcrs []int) tpm2.TPMLPCRSelection {
 func describePCRs(tpm transport.TPM, pcrs []int) string {
 	var parts []string
 	for _, p := range pcrs {
-		v, err := sys.ReadPCR(tpm, PCRBankSHA256, p)
+		v, err := ReadPCR(tpm, PCRBankSHA256, p)
 		if err != nil {
 			parts = append(parts, fmt.Sprintf("PCR %d = (unreadable: %v)", p, err))
 			continue

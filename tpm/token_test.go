@@ -1,4 +1,4 @@
-package seal
+package tpm
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/ingot-linux/ingot/trust"
 )
 
 // TestParseSystemdToken parses a token systemd-cryptenroll 252 made
@@ -57,7 +55,7 @@ func TestParseTokenRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := testKeys(t)
-	pemA, _ := trust.PCRPubKeyPEM(a.Public())
+	pemA, _ := PCRPubKeyPEM(a.Public())
 	with := func(key string, v any) []byte {
 		var m map[string]any
 		if err := json.Unmarshal(tok, &m); err != nil {
