@@ -89,12 +89,12 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                    "646dec74ec51f730d17e45fec0750213e201a4aa484ef48ee71dfd3ba7ab25f8",
-		"ingot_1.0.0.spdx.json":              "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":       "576b6c4213916fe31220e4d0cea42d6d9729c9b44d9d83537960a1a3f6da8367",
-		"ingot_1.0.0.update/manifest.json":   "c5e8fe3fcac94348a5ae69dbc61b88dfeb90c9aedf7239e215193a0f17f58146",
-		"ingot_1.0.0.update/usr.erofs":       "244cf3b68f9e25bdba5ad61c7b6673b948f6cab15f2481a759edbda90c6f81e8",
-		"ingot_1.0.0.update/usr.verity":      "ff8fc54a4692a102d529d072d32e39e2ddeb30acd9f3c558ed53cec0c2e2005f",
+		"ingot_1.0.0.raw":                   "646dec74ec51f730d17e45fec0750213e201a4aa484ef48ee71dfd3ba7ab25f8",
+		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
+		"ingot_1.0.0.update/ingot.efi":      "576b6c4213916fe31220e4d0cea42d6d9729c9b44d9d83537960a1a3f6da8367",
+		"ingot_1.0.0.update/manifest.json":  "c5e8fe3fcac94348a5ae69dbc61b88dfeb90c9aedf7239e215193a0f17f58146",
+		"ingot_1.0.0.update/usr.erofs":      "244cf3b68f9e25bdba5ad61c7b6673b948f6cab15f2481a759edbda90c6f81e8",
+		"ingot_1.0.0.update/usr.verity":     "ff8fc54a4692a102d529d072d32e39e2ddeb30acd9f3c558ed53cec0c2e2005f",
 		"ingot_1.0.0.update/usr.verity-sig": "038a6f281fe9b9c48aea5f5ff49a509a96f11336e7cb2f75bcb9173424098e5e",
 	}},
 }
