@@ -19,10 +19,6 @@ const loaderEntryDefault = "LoaderEntryDefault"
 // fsImmutableFL is FS_IMMUTABLE_FL of linux/fs.h, which x/sys/unix lacks.
 const fsImmutableFL = 0x10
 
-// Attributes of the variables ingot writes: non-volatile, boot-service
-// and runtime access (what bootctl sets).
-const efiVarAttrs = 0x7
-
 func (a *Agent) efiVarPath(name string) string {
 	return a.path(layout.EFIVarsDir + "/" + name + "-" + layout.LoaderVendor)
 }
