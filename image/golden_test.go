@@ -13,6 +13,7 @@ import (
 
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -82,7 +83,7 @@ var goldenCases = []goldenCase{
 			t.Fatal(err)
 		}
 		o.Keys, o.KeyDir = keys, "../trust/testdata/keys"
-		o.EncryptRoot, o.NoRecoveryKey = image.EncryptTPM, true
+		o.EncryptRoot, o.NoRecoveryKey = layout.EncryptTPM, true
 		o.Cmdline = []string{"quiet", "ingot.device_timeout=30", `foo="a b"`}
 		o.HealthChecks = []string{"fixture-check.service"}
 		o.Autologin = true

@@ -16,6 +16,7 @@ import (
 	"github.com/ingot-linux/ingot/build/sbom"
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/internal/fileutil"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -135,7 +136,7 @@ bytes.`,
 	f.StringArrayVar(&o.HealthChecks, "health-check", nil, "a systemd unit of the image that must succeed before a boot counts as good (repeatable)")
 	f.DurationVar(&o.BootDeadline, "boot-deadline", image.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
 	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
-	f.StringVar(&o.EncryptRoot, "encrypt-root", image.EncryptNone, "root partition made on first boot: tpm (LUKS2 sealed to the TPM under the --keys PCR key), if-tpm (tpm when the machine has one) or none")
+	f.StringVar(&o.EncryptRoot, "encrypt-root", layout.EncryptNone, "root partition made on first boot: tpm (LUKS2 sealed to the TPM under the --keys PCR key), if-tpm (tpm when the machine has one) or none")
 	f.BoolVar(&o.NoRecoveryKey, "no-recovery-key", false, "with --encrypt-root: no recovery key (shown once on the console at first boot)")
 	f.StringVar(&o.InitPath, "init", "", "ingot-init binary (default: next to this ingot)")
 	f.StringVar(&o.AgentPath, "agent", "", "ingot binary to install as /usr/bin/ingot (default: this one)")
