@@ -367,7 +367,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("rename disk image into place: %w", err)
 	}
 	committed = true
-	syncDir(o.OutputDir)
+	fileutil.SyncDir(o.OutputDir) // best effort: the image is in place
 	return &Result{
 		Version:        o.Version,
 		DiskPath:       final,
@@ -430,11 +430,4 @@ func readStatic(path, what, flag string) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

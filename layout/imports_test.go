@@ -25,7 +25,7 @@ var layers = [][]string{
 	{"trust"},
 	{"layout"},
 	{"internal/sys"},
-	{"format/*", "internal/fileutil", "ingottest"},
+	{"format/*", "internal/fileutil", "internal/decompress", "ingottest"},
 }
 
 // never are imports a package may not have even indirectly (go list

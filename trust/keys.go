@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // DefaultValidity is how long certificates made by InitKeys are valid when
@@ -210,7 +212,7 @@ func InitKeys(dir string, o KeyOptions) (*Keys, error) {
 		}
 		written = append(written, f)
 	}
-	syncDir(dir)
+	fileutil.SyncDir(dir) // best effort: the keys are written
 	return k, nil
 }
 
@@ -326,11 +328,4 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
