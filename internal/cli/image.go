@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -60,8 +59,13 @@ bytes.`,
 				return fmt.Errorf("--rootfs-max-bytes: %w", err)
 			}
 			o.Cmdline = cmdline
-			if o.Epoch, err = sourceDateEpoch(); err != nil {
+			epoch, set, err := sourceDateEpoch()
+			if err != nil {
 				return err
+			}
+			o.Epoch = image.EpochFromContent
+			if set {
+				o.Epoch = epoch
 			}
 			if o.AgentPath == "" {
 				if o.AgentPath, err = os.Executable(); err != nil {
@@ -96,7 +100,7 @@ bytes.`,
 					return err
 				}
 				o.RootFS, o.SBOM = dir, sbomData
-			} else if o.SBOM, err = rootfsSBOM(o.RootFS, o.Version); err != nil {
+			} else if o.SBOM, err = rootfsSBOM(o.RootFS, o.Version, o.Epoch); err != nil {
 				return err
 			}
 			start := time.Now()
@@ -175,46 +179,14 @@ func assembleBase(cmd *cobra.Command, g *globals, outDir string, jobs int, store
 	return dir, data, err
 }
 
-// rootfsSBOM describes an image made from a root filesystem that ingot did
-// not build: one package, the root filesystem, with the sha256 of the
-// tarball (nothing is known about what is inside).
-func rootfsSBOM(rootfs, version string) ([]byte, error) {
-	p := sbom.Package{Name: filepath.Base(rootfs), Version: version, Licence: "NOASSERTION", Shipped: true,
-		Description: "root filesystem given to ingot image --rootfs"}
-	if fi, err := os.Stat(rootfs); err == nil && fi.Mode().IsRegular() {
-		sum, err := fileutil.SHA256(rootfs)
-		if err != nil {
-			return nil, err
-		}
-		p.Sources = []sbom.Source{{URL: "NOASSERTION", SHA256: sum}}
-	}
-	epoch, err := buildEpoch()
-	if err != nil {
-		return nil, err
-	}
-	if epoch == 0 {
+// rootfsSBOM describes an image made from a root filesystem that ingot
+// did not build, dated with the same SOURCE_DATE_EPOCH as the image (the
+// build's default date when it is unset).
+func rootfsSBOM(rootfs, version string, epoch int64) ([]byte, error) {
+	if epoch == image.EpochFromContent {
 		epoch = build.DefaultEpoch
 	}
-	doc := sbom.New([]sbom.Package{p}, sbom.Options{Name: "ingot " + version, Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
-	var buf bytes.Buffer
-	if err := doc.Write(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// sourceDateEpoch reads SOURCE_DATE_EPOCH; unset means "derive from content"
-// (image.EpochFromContent).
-func sourceDateEpoch() (int64, error) {
-	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
-	if !ok || s == "" {
-		return image.EpochFromContent, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", s)
-	}
-	return n, nil
+	return sbom.ForRootFS(rootfs, version, sbom.Options{Name: "ingot " + version, Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
 }
 
 // parseSize reads "512M", "2G", "1048576" (bytes); "" is 0.
