@@ -17,12 +17,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/format/gpt"
-	"github.com/ingot-linux/ingot/initrd"
 	"github.com/ingot-linux/ingot/internal/sys"
 	"github.com/ingot-linux/ingot/layout"
 )
@@ -80,17 +78,17 @@ func (a *Agent) step(format string, args ...any) {
 }
 
 // ErrNotIngot says the running system was not booted by ingot-init.
-var ErrNotIngot = errors.New("this system was not booted by ingot-init (no /run/ingot/boot.json)")
+var ErrNotIngot = errors.New("this system was not booted by ingot-init (no " + layout.BootInfoPath + ")")
 
-func (a *Agent) bootInfo() (*initrd.BootInfo, error) {
-	b, err := os.ReadFile(a.path("/run/ingot/boot.json"))
+func (a *Agent) bootInfo() (*layout.BootInfo, error) {
+	b, err := os.ReadFile(a.path(layout.BootInfoPath))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotIngot
 	}
 	if err != nil {
 		return nil, err
 	}
-	var info initrd.BootInfo
+	var info layout.BootInfo
 	if err := json.Unmarshal(b, &info); err != nil {
 		return nil, fmt.Errorf("parse boot record: %w", err)
 	}
@@ -99,18 +97,19 @@ func (a *Agent) bootInfo() (*initrd.BootInfo, error) {
 
 // disk is the boot disk with its partition table.
 type disk struct {
-	path  string // /dev/vda
-	name  string // vda
-	f     *os.File
-	size  int64
-	table *gpt.Table
+	path       string // /dev/vda
+	name       string // vda
+	f          *os.File
+	size       int64
+	sectorSize int // the unit of the partition table: the disk's logical sector size
+	table      *gpt.Table
 }
 
-func (a *Agent) openDisk(info *initrd.BootInfo, write bool) (*disk, error) {
+func (a *Agent) openDisk(info *layout.BootInfo, write bool) (*disk, error) {
 	name := filepath.Base(info.Disk)
-	sectors, err := sys.ReadInt(a.path("/sys/class/block/" + name + "/size"))
+	size, sectorSize, err := sys.DiskSize(a.path("/sys"), name)
 	if err != nil {
-		return nil, fmt.Errorf("size of %s: %w", info.Disk, err)
+		return nil, err
 	}
 	flag := os.O_RDONLY
 	if write {
@@ -120,47 +119,13 @@ func (a *Agent) openDisk(info *initrd.BootInfo, write bool) (*disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &disk{path: info.Disk, name: name, f: f, size: sectors * 512}
-	d.table, err = gpt.Read(f, d.size, 512)
+	d := &disk{path: info.Disk, name: name, f: f, size: size, sectorSize: sectorSize}
+	d.table, err = gpt.Read(f, d.size, d.sectorSize)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read partition table of %s: %w", info.Disk, err)
 	}
 	return d, nil
-}
-
-// slot is one A/B slot: its usr, verity and verity-sig partitions.
-type slot struct {
-	Name               string // "a" or "b"
-	Usr, Verity, VSig  gpt.Partition
-	hasVerity, hasVSig bool
-}
-
-// slots returns slots a and b in table order.
-func slots(t *gpt.Table) ([2]slot, error) {
-	var s [2]slot
-	usr := t.ByType(layout.TypeUsr)
-	ver := t.ByType(layout.TypeUsrVerity)
-	sig := t.ByType(layout.TypeUsrVeritySig)
-	if len(usr) != 2 || len(ver) != 2 {
-		return s, fmt.Errorf("want two usr and two usr-verity partitions (slots a and b), found %d and %d", len(usr), len(ver))
-	}
-	for i := range s {
-		s[i] = slot{Name: layout.SlotName(i + 1), Usr: usr[i], Verity: ver[i], hasVerity: true}
-		if len(sig) == 2 {
-			s[i].VSig, s[i].hasVSig = sig[i], true
-		}
-	}
-	return s, nil
-}
-
-// slotVersion returns the version a slot's usr partition name says, or "".
-func slotVersion(p gpt.Partition) string {
-	v, ok := strings.CutPrefix(p.Name, layout.Name+"_")
-	if !ok || p.Name == layout.EmptyLabel {
-		return ""
-	}
-	return v
 }
 
 // withESP mounts the ESP of d at /run/ingot/esp for fn.
@@ -173,7 +138,7 @@ func (a *Agent) withESP(d *disk, fn func(dir string) error) error {
 	if err != nil {
 		return err
 	}
-	dir := a.path("/run/ingot/esp")
+	dir := a.path(layout.RunDir + "/esp")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}

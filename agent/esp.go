@@ -105,14 +105,11 @@ func ukiUsrHash(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, w := range strings.Fields(cmdline) {
-		if v, ok := strings.CutPrefix(w, "usrhash="); ok {
-			if _, err := hex.DecodeString(v); err == nil {
-				return v, nil
-			}
-		}
+	b, err := layout.ParseBoot(cmdline)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	return "", fmt.Errorf("%s: no usrhash= on its command line", path)
+	return hex.EncodeToString(b.UsrHash), nil
 }
 
 // installUKI writes data as EFI/Linux/name: into a temporary file, fsynced,

@@ -3,10 +3,13 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/ingot-linux/ingot/layout"
 )
 
 // Health checks that the running system is the one its boot entry
@@ -24,8 +27,12 @@ func (a *Agent) Health() error {
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
 	}
-	if h := cmdlineValue(string(cmdline), "usrhash"); h != info.UsrHash {
-		return fmt.Errorf("health: the kernel command line has usrhash=%q, but ingot-init set up /usr with %s", h, info.UsrHash)
+	b, err := layout.ParseBoot(string(cmdline))
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	if h := hex.EncodeToString(b.UsrHash); h != info.UsrHash {
+		return fmt.Errorf("health: the kernel command line has usrhash=%s, but ingot-init set up /usr with %s", h, info.UsrHash)
 	}
 	mounts, err := readMountInfo(a.path("/proc/self/mountinfo"))
 	if err != nil {
@@ -49,18 +56,6 @@ func (a *Agent) Health() error {
 		return errors.New("health: /usr/lib/os-release has no IMAGE_VERSION")
 	}
 	return nil
-}
-
-// cmdlineValue returns the value of key=value on a kernel command line
-// (the last one wins, as in the kernel).
-func cmdlineValue(cmdline, key string) string {
-	v := ""
-	for _, f := range strings.Fields(cmdline) {
-		if val, ok := strings.CutPrefix(f, key+"="); ok {
-			v = val
-		}
-	}
-	return v
 }
 
 type mount struct {

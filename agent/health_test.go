@@ -50,7 +50,7 @@ func TestHealth(t *testing.T) {
 		{"healthy", nil, ""},
 		{"not ingot", map[string]string{"run/ingot/boot.json": "-"}, "not booted by ingot-init"},
 		{"other usrhash", map[string]string{"proc/cmdline": "usrhash=" + strings.Repeat("f", 64)}, "ingot-init set up /usr with"},
-		{"no usrhash", map[string]string{"proc/cmdline": "quiet"}, `usrhash=""`},
+		{"no usrhash", map[string]string{"proc/cmdline": "quiet"}, "no usrhash="},
 		{"usr rw", map[string]string{"proc/self/mountinfo": strings.Replace(healthyMounts, "/usr ro,", "/usr rw,", 1)}, "read-write"},
 		{"usr not verity", map[string]string{"proc/self/mountinfo": strings.Replace(healthyMounts, "/dev/mapper/usr", "/dev/vda3", 1)}, "want the dm-verity device"},
 		{"usr not erofs", map[string]string{"proc/self/mountinfo": strings.Replace(healthyMounts, "erofs", "ext4", 1)}, "want erofs"},

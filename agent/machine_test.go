@@ -14,7 +14,6 @@ import (
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/artifact/artifacttest"
 	"github.com/ingot-linux/ingot/format/gpt"
-	"github.com/ingot-linux/ingot/initrd"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -25,7 +24,7 @@ import (
 // Mounter leaves in place.
 type machine struct {
 	root, disk, esp string
-	info            initrd.BootInfo
+	info            layout.BootInfo
 	bootedHash      []byte
 }
 
@@ -65,7 +64,7 @@ func newMachineRoot(t *testing.T, running string, rootPart []byte) *machine {
 	m.esp = filepath.Join(m.root, "run/ingot/esp")
 	h := sha256.Sum256([]byte("booted /usr"))
 	m.bootedHash = h[:]
-	m.info = initrd.BootInfo{UsrHash: hex.EncodeToString(m.bootedHash), Slot: "a", Disk: "/dev/vda", RootPart: "/dev/vda8"}
+	m.info = layout.BootInfo{UsrHash: hex.EncodeToString(m.bootedHash), Slot: "a", Disk: "/dev/vda", RootPart: "/dev/vda8"}
 	m.writeDisk(t, running)
 	m.writeSys(t)
 	mustWrite(t, filepath.Join(m.root, "run/ingot/boot.json"), mustJSON(t, m.info))

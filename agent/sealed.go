@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/ingot-linux/ingot/format/luks2"
-	"github.com/ingot-linux/ingot/initrd"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
 )
@@ -22,7 +22,7 @@ var ErrSealedRoot = errors.New("the new UKI cannot unlock this machine's sealed 
 // its .pcrsig must carry that key's signature of the policy the UKI gives
 // when ingot-init unseals. A plain root (or one without a TPM token) is
 // not checked.
-func (a *Agent) checkSealedRoot(info *initrd.BootInfo, version string, ukiData []byte) error {
+func (a *Agent) checkSealedRoot(info *layout.BootInfo, version string, ukiData []byte) error {
 	sealed, err := a.sealedRoot(info)
 	if err != nil || sealed == nil {
 		return err
@@ -39,7 +39,7 @@ func (a *Agent) checkSealedRoot(info *initrd.BootInfo, version string, ukiData [
 
 // sealedRoot returns the sealed object of the root partition's
 // systemd-tpm2 token, or nil when the root is not sealed to a TPM.
-func (a *Agent) sealedRoot(info *initrd.BootInfo) (*tpm.Sealed, error) {
+func (a *Agent) sealedRoot(info *layout.BootInfo) (*tpm.Sealed, error) {
 	if info.RootPart == "" {
 		return nil, nil
 	}

@@ -61,10 +61,10 @@ func (a *Agent) Status() (*Status, error) {
 		return nil, err
 	}
 	defer d.f.Close()
-	if s, err := slots(d.table); err == nil {
+	if s, err := layout.ABSlots(d.table); err == nil {
 		for _, sl := range s {
 			if sl.Name != info.Slot {
-				st.OtherSlotVersion = slotVersion(sl.Usr)
+				st.OtherSlotVersion = sl.Version()
 			}
 		}
 	}

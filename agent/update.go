@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/format/gpt"
-	"github.com/ingot-linux/ingot/initrd"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
@@ -91,7 +89,7 @@ func (a *Agent) Update(ctx context.Context, dir string, opts ...UpdateOption) (*
 	if err != nil {
 		return nil, err
 	}
-	res.FromVersion, res.Slot = slotVersion(t.cur.Usr), t.target.Name
+	res.FromVersion, res.Slot = t.cur.Version(), t.target.Name
 	err = a.withESP(t.d, func(esp string) error {
 		return a.install(ctx, t.d, esp, t.info.UsrHash, t.target, p, res)
 	})
@@ -104,9 +102,9 @@ func (a *Agent) Update(ctx context.Context, dir string, opts ...UpdateOption) (*
 // updateTarget is the boot disk with the booted slot, the one an update
 // writes, and the limits that puts on the update's files.
 type updateTarget struct {
-	info        *initrd.BootInfo
+	info        *layout.BootInfo
 	d           *disk
-	cur, target slot
+	cur, target layout.Slot
 	limits      artifact.Limits
 }
 
@@ -133,8 +131,8 @@ func (a *Agent) openTarget(write bool) (*updateTarget, error) {
 }
 
 // pickSlots returns the booted slot and the other one, the target.
-func pickSlots(d *disk, info *initrd.BootInfo) (cur, target slot, err error) {
-	s, err := slots(d.table)
+func pickSlots(d *disk, info *layout.BootInfo) (cur, target layout.Slot, err error) {
+	s, err := layout.ABSlots(d.table)
 	if err != nil {
 		return cur, target, err
 	}
@@ -150,18 +148,18 @@ func pickSlots(d *disk, info *initrd.BootInfo) (cur, target slot, err error) {
 
 // slotLimits bounds an artifact's files by the target slot's partitions
 // and the ESP, so nothing larger is read, let alone written.
-func (a *Agent) slotLimits(d *disk, target slot) (artifact.Limits, error) {
+func (a *Agent) slotLimits(d *disk, target layout.Slot) (artifact.Limits, error) {
 	esps := d.table.ByType(layout.TypeESP)
 	if len(esps) != 1 {
 		return nil, fmt.Errorf("want one ESP on %s, found %d", d.path, len(esps))
 	}
 	l := artifact.Limits{
-		artifact.RoleUsr:    {Bytes: target.Usr.Size(512), What: "slot " + target.Name + "'s usr partition"},
-		artifact.RoleVerity: {Bytes: target.Verity.Size(512), What: "slot " + target.Name + "'s usr-verity partition"},
-		artifact.RoleUKI:    {Bytes: esps[0].Size(512), What: "the ESP"},
+		artifact.RoleUsr:    {Bytes: target.Usr.Size(d.sectorSize), What: "slot " + target.Name + "'s usr partition"},
+		artifact.RoleVerity: {Bytes: target.Verity.Size(d.sectorSize), What: "slot " + target.Name + "'s usr-verity partition"},
+		artifact.RoleUKI:    {Bytes: esps[0].Size(d.sectorSize), What: "the ESP"},
 	}
-	if target.hasVSig {
-		l[artifact.RoleVeritySig] = artifact.Limit{Bytes: target.VSig.Size(512), What: "slot " + target.Name + "'s usr-verity-sig partition"}
+	if target.VeritySig != nil {
+		l[artifact.RoleVeritySig] = artifact.Limit{Bytes: target.VeritySig.Size(d.sectorSize), What: "slot " + target.Name + "'s usr-verity-sig partition"}
 	}
 	return l, nil
 }
@@ -169,7 +167,7 @@ func (a *Agent) slotLimits(d *disk, target slot) (artifact.Limits, error) {
 // checkUpdate checks what needs no disk writes: a new /usr, a version
 // not older than the running one (unless allowed), the UKI's signature,
 // the verity signature and the sealed root.
-func (a *Agent) checkUpdate(info *initrd.BootInfo, p *artifact.Payload, o updateOptions) (*UpdateResult, error) {
+func (a *Agent) checkUpdate(info *layout.BootInfo, p *artifact.Payload, o updateOptions) (*UpdateResult, error) {
 	m := p.Manifest
 	if m.UsrHash == info.UsrHash {
 		return nil, fmt.Errorf("update to %s: %w", m.Version, ErrSameVersion)
@@ -211,7 +209,7 @@ func (a *Agent) checkVersion(version string, allowDowngrade bool) (bool, error) 
 // install does the ordered writes: retire what points at the target slot,
 // invalidate it, write data, label it, install the UKI, make it the
 // default, prune.
-func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target slot, p *artifact.Payload, res *UpdateResult) error {
+func (a *Agent) install(ctx context.Context, d *disk, esp, booted string, target layout.Slot, p *artifact.Payload, res *UpdateResult) error {
 	m := p.Manifest
 	entries, err := listEntries(esp, booted)
 	if err != nil {
@@ -271,21 +269,21 @@ func retired(entries []Entry, oldUsr gpt.GUID, newHash string) []Entry {
 // writeSlot copies /usr, its hash tree and the verity signature into the
 // invalidated slot, each bounded by its partition and checked against
 // the manifest as it is written, and syncs the disk.
-func (a *Agent) writeSlot(ctx context.Context, d *disk, target slot, p *artifact.Payload) error {
+func (a *Agent) writeSlot(ctx context.Context, d *disk, target layout.Slot, p *artifact.Payload) error {
 	progress := func(done, total int64) { a.step("writing usr %d/%d MiB", done>>20, total>>20) }
-	if err := p.CopyTo(ctx, artifact.RoleUsr, d.f, target.Usr.Offset(512), target.Usr.Size(512), progress); err != nil {
+	if err := p.CopyTo(ctx, artifact.RoleUsr, d.f, target.Usr.Offset(d.sectorSize), target.Usr.Size(d.sectorSize), progress); err != nil {
 		return fmt.Errorf("write usr of slot %s (left empty): %w", target.Name, err)
 	}
 	a.step("writing verity")
-	if err := p.CopyTo(ctx, artifact.RoleVerity, d.f, target.Verity.Offset(512), target.Verity.Size(512), nil); err != nil {
+	if err := p.CopyTo(ctx, artifact.RoleVerity, d.f, target.Verity.Offset(d.sectorSize), target.Verity.Size(d.sectorSize), nil); err != nil {
 		return fmt.Errorf("write verity of slot %s (left empty): %w", target.Name, err)
 	}
-	if target.hasVSig {
+	if target.VeritySig != nil {
 		// The whole partition: a shorter signature must not leave the
 		// tail of an older one behind.
-		buf := make([]byte, target.VSig.Size(512))
+		buf := make([]byte, target.VeritySig.Size(d.sectorSize))
 		copy(buf, p.VeritySig)
-		if _, err := d.f.WriteAt(buf, target.VSig.Offset(512)); err != nil {
+		if _, err := d.f.WriteAt(buf, target.VeritySig.Offset(d.sectorSize)); err != nil {
 			return fmt.Errorf("write verity signature of slot %s: %w", target.Name, err)
 		}
 	}
@@ -421,42 +419,33 @@ func checkESPRoom(esp string, retire []Entry, need int64) error {
 // and version, or, with rootHash nil, to _empty with throwaway PARTUUIDs so no
 // UKI can find a half-written slot. The usr-verity-sig partition is named
 // for the version when signed, else _empty.
-func (a *Agent) labelSlot(d *disk, s slot, rootHash []byte, version string, signed bool) error {
+func (a *Agent) labelSlot(d *disk, s layout.Slot, rootHash []byte, version string, signed bool) error {
 	usrUUID, verUUID := layout.UsrPartUUIDs(rootHash)
 	usrName, verName := layout.UsrLabel(version), layout.VerityLabel(version)
 	if rootHash == nil {
-		usrUUID, verUUID = derived(d.table.DiskGUID, "empty-usr-"+s.Name), derived(d.table.DiskGUID, "empty-verity-"+s.Name)
+		disk := d.table.DiskGUID[:]
+		usrUUID, verUUID = layout.DeriveGUID(disk, layout.PurposeEmptyUsr(s.Name)), layout.DeriveGUID(disk, layout.PurposeEmptyVerity(s.Name))
 		usrName, verName = layout.EmptyLabel, layout.EmptyLabel
+	}
+	sigName := layout.EmptyLabel
+	if signed && rootHash != nil {
+		sigName = layout.VeritySigLabel(version)
 	}
 	for i := range d.table.Partitions {
 		p := &d.table.Partitions[i]
-		switch p.Index {
-		case s.Usr.Index:
+		switch {
+		case p.Index == s.Usr.Index:
 			p.UUID, p.Name = usrUUID, usrName
-		case s.Verity.Index:
+		case p.Index == s.Verity.Index:
 			p.UUID, p.Name = verUUID, verName
-		case s.VSig.Index:
-			if s.hasVSig {
-				p.Name = layout.EmptyLabel
-				if signed && rootHash != nil {
-					p.Name = layout.VeritySigLabel(version)
-				}
-			}
+		case s.VeritySig != nil && p.Index == s.VeritySig.Index:
+			p.Name = sigName
 		}
 	}
 	if err := d.table.Write(d.f, d.size); err != nil {
 		return err
 	}
 	return d.f.Sync()
-}
-
-func derived(disk gpt.GUID, purpose string) gpt.GUID {
-	sum := sha256.Sum256(append(disk[:], purpose...))
-	var b [16]byte
-	copy(b[:], sum[:16])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return gpt.GUIDFromBytes(b)
 }
 
 // prune keeps at most Keep UKIs: the booted one, the new one, then the newest.
@@ -494,8 +483,8 @@ func mustHex(s string) []byte {
 
 // lock takes /run/ingot/update.lock so two updates never interleave.
 func (a *Agent) lock() (func(), error) {
-	p := a.path("/run/ingot/update.lock")
-	if err := os.MkdirAll(a.path("/run/ingot"), 0o755); err != nil {
+	p := a.path(layout.RunDir + "/update.lock")
+	if err := os.MkdirAll(a.path(layout.RunDir), 0o755); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)

@@ -196,23 +196,6 @@ func TestWriteUKIPath(t *testing.T) {
 	}
 }
 
-func TestUsrHashOf(t *testing.T) {
-	tests := []struct {
-		cmdline string
-		want    []string
-	}{
-		{"", nil},
-		{"usrhash=ab console=tty0", []string{"ab"}},
-		{"console=tty0 usrhash=\"cd\" usrhash=ef", []string{"cd", "ef"}},
-		{"xusrhash=ab usrhash", nil},
-	}
-	for _, tt := range tests {
-		if got := artifact.UsrHashOf(tt.cmdline); strings.Join(got, ",") != strings.Join(tt.want, ",") {
-			t.Errorf("UsrHashOf(%q) = %q, want %q", tt.cmdline, got, tt.want)
-		}
-	}
-}
-
 // helpers
 
 func wantMismatch(file, field string) func(*testing.T, error) {

@@ -5,16 +5,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/containerd/go-dmverity/pkg/verity"
 
 	"github.com/ingot-linux/ingot/format/uki"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -170,14 +171,15 @@ func checkUKI(b []byte, usrHash, version string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", FileUKI, err)
 	}
-	got := UsrHashOf(cmdline)
-	if len(got) == 0 {
+	boot, err := layout.ParseBoot(cmdline)
+	if errors.Is(err, layout.ErrNoUsrHash) {
 		return &MismatchError{File: FileUKI, Field: "usrhash", Want: usrHash}
 	}
-	for _, g := range got {
-		if g != usrHash {
-			return &MismatchError{File: FileUKI, Field: "usrhash", Want: usrHash, Got: g}
-		}
+	if err != nil {
+		return &MismatchError{File: FileUKI, Field: "usrhash", Want: usrHash, Got: err.Error()}
+	}
+	if g := hex.EncodeToString(boot.UsrHash); g != usrHash {
+		return &MismatchError{File: FileUKI, Field: "usrhash", Want: usrHash, Got: g}
 	}
 	osrel, err := img.OSRelease()
 	if err != nil {
@@ -187,18 +189,6 @@ func checkUKI(b []byte, usrHash, version string) error {
 		return &MismatchError{File: FileUKI, Field: "IMAGE_VERSION in .osrel (the label is version " + version + ")", Want: version, Got: v}
 	}
 	return nil
-}
-
-// UsrHashOf returns the values of every usrhash= parameter on a kernel
-// command line, in order.
-func UsrHashOf(cmdline string) []string {
-	var vals []string
-	for _, arg := range strings.Fields(cmdline) {
-		if v, ok := strings.CutPrefix(arg, "usrhash="); ok {
-			vals = append(vals, strings.Trim(v, `"`))
-		}
-	}
-	return vals
 }
 
 // checkVerity checks that usr.verity's tree, with the parameters of its

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -191,25 +192,16 @@ func Commit(tmp, dir string) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	if err := syncPath(tmp); err != nil {
+	if err := fileutil.SyncDir(tmp); err != nil {
 		return fmt.Errorf("sync %s: %w", tmp, err)
 	}
 	if err := replaceDir(tmp, dir); err != nil {
 		return fmt.Errorf("move artifact into place: %w", err)
 	}
-	if err := syncPath(filepath.Dir(dir)); err != nil {
+	if err := fileutil.SyncDir(filepath.Dir(dir)); err != nil {
 		return fmt.Errorf("sync %s: %w", filepath.Dir(dir), err)
 	}
 	return nil
-}
-
-func syncPath(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // CheckReplaceable reports whether dir may be replaced by an artifact:

@@ -3,13 +3,14 @@ package build
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // mergedTree is a directory that the trees of several packages are merged
@@ -103,20 +104,11 @@ func (t *mergedTree) symlinkFrom(p, rel string) error {
 
 // copyFrom copies the file p to the new file rel and gives it mode.
 func (t *mergedTree) copyFrom(p, rel string, mode fs.FileMode) error {
-	in, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
 	out, err := t.root.OpenFile(rel, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
+	if err := fileutil.CopyTo(out, p); err != nil {
 		return err
 	}
 	return t.root.Chmod(rel, mode)

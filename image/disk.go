@@ -2,8 +2,6 @@ package image
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -45,16 +43,6 @@ func slotSizes(o *Options, usr *usrImage) (usrBytes, verityBytes int64, err erro
 	return usrBytes, roundUp(verityBytesFor(usrBytes), mib), nil
 }
 
-// derive makes a reproducible GUID for one purpose from the image's root hash.
-func derive(rootHash []byte, purpose string) gpt.GUID {
-	sum := sha256.Sum256(append(append([]byte{}, rootHash...), []byte("\x00ingot:"+purpose)...))
-	var b [16]byte
-	copy(b[:], sum[:16])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return gpt.GUIDFromBytes(b)
-}
-
 // writeDisk lays out the GPT, the ESP with systemd-boot and the UKI, and slot
 // A, and writes them to out. Slot B is present, labelled _empty, and left
 // zero (sparse).
@@ -71,7 +59,7 @@ func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte,
 		espBytes = max(minESPBytes, roundUp(4*int64(len(ukiImage))+int64(len(loader))+8*mib, mib))
 	}
 	diskBytes := mib + espBytes + 2*(usrBytes+verityBytes+sigSlotBytes) + mib
-	t, err := gpt.New(diskBytes, sectorSize, derive(usr.RootHash, "disk"))
+	t, err := gpt.New(diskBytes, sectorSize, layout.DeriveGUID(usr.RootHash, layout.PurposeDisk))
 	if err != nil {
 		return nil, err
 	}
@@ -80,13 +68,13 @@ func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte,
 		p    gpt.Partition
 		size int64
 	}{
-		{gpt.Partition{Index: layout.ESPIndex, Type: layout.TypeESP, UUID: derive(usr.RootHash, "esp"), Name: "esp"}, espBytes},
+		{gpt.Partition{Index: layout.ESPIndex, Type: layout.TypeESP, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeESP), Name: "esp"}, espBytes},
 		{gpt.Partition{Index: layout.UsrAIndex, Type: layout.TypeUsr, UUID: usrUUID, Name: layout.UsrLabel(o.Version)}, usrBytes},
 		{gpt.Partition{Index: layout.UsrVerityAIndex, Type: layout.TypeUsrVerity, UUID: verityUUID, Name: layout.VerityLabel(o.Version)}, verityBytes},
-		{gpt.Partition{Index: layout.UsrVeritySigIndex, Type: layout.TypeUsrVeritySig, UUID: derive(usr.RootHash, "sig-a"), Name: sigLabel(signed, o.Version)}, sigSlotBytes},
-		{gpt.Partition{Index: layout.UsrBIndex, Type: layout.TypeUsr, UUID: derive(usr.RootHash, "usr-b"), Name: layout.EmptyLabel}, usrBytes},
-		{gpt.Partition{Index: layout.UsrVerityBIndex, Type: layout.TypeUsrVerity, UUID: derive(usr.RootHash, "verity-b"), Name: layout.EmptyLabel}, verityBytes},
-		{gpt.Partition{Index: layout.UsrVeritySigB, Type: layout.TypeUsrVeritySig, UUID: derive(usr.RootHash, "sig-b"), Name: layout.EmptyLabel}, sigSlotBytes},
+		{gpt.Partition{Index: layout.UsrVeritySigIndex, Type: layout.TypeUsrVeritySig, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeSigA), Name: sigLabel(signed, o.Version)}, sigSlotBytes},
+		{gpt.Partition{Index: layout.UsrBIndex, Type: layout.TypeUsr, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeUsrB), Name: layout.EmptyLabel}, usrBytes},
+		{gpt.Partition{Index: layout.UsrVerityBIndex, Type: layout.TypeUsrVerity, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeVerityB), Name: layout.EmptyLabel}, verityBytes},
+		{gpt.Partition{Index: layout.UsrVeritySigB, Type: layout.TypeUsrVeritySig, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeSigB), Name: layout.EmptyLabel}, sigSlotBytes},
 	}
 	placed := make([]gpt.Partition, len(parts))
 	for i, p := range parts {
@@ -131,11 +119,10 @@ console-mode keep
 `
 
 func writeESP(out io.WriterAt, esp gpt.Partition, o *Options, rootHash, loader, ukiImage []byte, signed *signing) error {
-	sum := sha256.Sum256(append(append([]byte{}, rootHash...), "esp-volume-id"...))
 	w, err := fat.NewWriter(fat.Options{
 		SizeBytes:     esp.Size(sectorSize),
 		Label:         "ESP",
-		VolumeID:      binary.LittleEndian.Uint32(sum[:4]),
+		VolumeID:      layout.ESPVolumeID(rootHash),
 		Time:          time.Unix(o.Epoch, 0).UTC(),
 		HiddenSectors: uint32(esp.FirstLBA),
 	})

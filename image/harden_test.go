@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/layout"
 )
 
 // TestHarden10DebugShellWithEncryptedRoot: ingot.debug=shell on an
 // image with an encrypted root would give a shell with the root unlocked
 // and PCR 11 still in the initrd phase. ingot image refuses the pair.
 func TestHarden10DebugShellWithEncryptedRoot(t *testing.T) {
-	for _, mode := range []string{image.EncryptTPM, image.EncryptIfTPM} {
+	for _, mode := range []string{layout.EncryptTPM, layout.EncryptIfTPM} {
 		out := filepath.Join(t.TempDir(), "out")
 		_, err := image.Build(context.Background(), image.Options{
 			RootFS: "/nonexistent", Version: "1.0.0", OutputDir: out,

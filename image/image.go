@@ -82,9 +82,9 @@ type Options struct {
 	// nil means DefaultPCRPhases.
 	PCRPhases []string
 	// EncryptRoot says how ingot-init makes the root partition on first
-	// boot: EncryptNone (plain ext4, the default), EncryptTPM (LUKS2, its
-	// key sealed to the TPM under the PCR key, so any UKI signed with that
-	// key unlocks it; no TPM, no root) or EncryptIfTPM (encrypted when
+	// boot: layout.EncryptNone (plain ext4, the default), layout.EncryptTPM
+	// (LUKS2, its key sealed to the TPM under the PCR key, so any UKI signed
+	// with that key unlocks it; no TPM, no root) or layout.EncryptIfTPM (encrypted when
 	// the machine has a TPM, plain otherwise). Encryption needs Keys.
 	EncryptRoot string
 	// NoRecoveryKey leaves out the recovery key ingot-init otherwise adds
@@ -120,13 +120,6 @@ type Options struct {
 // systemd-measure signs every phase unless told otherwise; pass
 // trust.DefaultPhases() to get that.
 var DefaultPCRPhases = []string{"enter-initrd"}
-
-// Values of Options.EncryptRoot (ingot.encrypt= on the kernel command line).
-const (
-	EncryptNone  = "none"
-	EncryptTPM   = "tpm"
-	EncryptIfTPM = "if-tpm"
-)
 
 // DefaultBootDeadline bounds a boot from the start of systemd to
 // boot-complete.target.
@@ -189,16 +182,20 @@ func (o *Options) check() error {
 		errs = append(errs, fmt.Errorf("SOURCE_DATE_EPOCH %d is negative", o.Epoch))
 	}
 	switch o.EncryptRoot {
-	case "", EncryptNone:
-		o.EncryptRoot = EncryptNone
-	case EncryptTPM, EncryptIfTPM:
+	case "", layout.EncryptNone:
+		o.EncryptRoot = layout.EncryptNone
+	case layout.EncryptTPM, layout.EncryptIfTPM:
 		if o.Keys == nil {
 			errs = append(errs, fmt.Errorf("an encrypted root (%s) is sealed to the image's PCR key: sign the image with --keys", o.EncryptRoot))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("root encryption %q: want %s, %s or %s", o.EncryptRoot, EncryptTPM, EncryptIfTPM, EncryptNone))
+		errs = append(errs, fmt.Errorf("root encryption %w", layout.CheckEncrypt(o.EncryptRoot)))
 	}
-	if o.EncryptRoot != EncryptNone && slices.Contains(strings.Fields(strings.Join(o.Cmdline, " ")), "ingot.debug=shell") {
+	extra := layout.ParseCmdline(strings.Join(o.Cmdline, " "))
+	if len(extra.Values(layout.KeyUsrHash)) > 0 {
+		errs = append(errs, errors.New("the kernel command line's usrhash= is the image's own: leave it out"))
+	}
+	if o.EncryptRoot != layout.EncryptNone && slices.Contains(extra.Values(layout.KeyDebug), "shell") {
 		errs = append(errs, fmt.Errorf("ingot.debug=shell with an encrypted root (%s): the rescue shell would run with the root unlocked and the TPM still in the initrd phase; leave out one of them", o.EncryptRoot))
 	}
 	if o.UsrSlotBytes < 0 || o.ESPBytes < 0 || o.RootFSMaxBytes < 0 {
@@ -311,7 +308,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmdline := kernelCmdline(usr.RootHash, append(encryptArgs(&o), o.Cmdline...))
+	cmdline := kernelCmdline(usr.RootHash, &o).String()
 	sections := []uki.Section{
 		{Name: uki.SectionOSRel, Data: osr},
 		{Name: uki.SectionCmdline, Data: []byte(cmdline)},
@@ -371,7 +368,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("rename disk image into place: %w", err)
 	}
 	committed = true
-	syncDir(o.OutputDir)
+	fileutil.SyncDir(o.OutputDir) // best effort: the image is in place
 	return &Result{
 		Version:        o.Version,
 		DiskPath:       final,
@@ -388,33 +385,26 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}, nil
 }
 
-// kernelCmdline pins /usr by its root hash and sends the console to both the
-// screen and the first serial port (the last console= is /dev/console).
-// systemd.verity=no keeps systemd-veritysetup-generator, which also reads
-// usrhash=, from setting up /usr a second time on the booted system:
-// ingot-init has done it. panic=10 turns a dead PID 1 into a reboot, which
-// boot counting needs.
-func kernelCmdline(rootHash []byte, extra []string) string {
-	args := []string{
-		"usrhash=" + hex.EncodeToString(rootHash),
-		"console=tty0", "console=ttyS0,115200",
-		"systemd.firstboot=off", "systemd.verity=no",
-		"panic=10",
-	}
-	return strings.Join(append(args, extra...), " ")
-}
+// platformCmdline sends the console to both the screen and the first
+// serial port (the last console= is /dev/console). systemd.verity=no
+// keeps systemd-veritysetup-generator, which also reads usrhash=, from
+// setting up /usr a second time on the booted system: ingot-init has done
+// it. panic=10 turns a dead PID 1 into a reboot, which boot counting
+// needs.
+var platformCmdline = layout.ParseCmdline("console=tty0 console=ttyS0,115200 systemd.firstboot=off systemd.verity=no panic=10")
 
-// encryptArgs are ingot-init's command-line settings for the root
-// partition.
-func encryptArgs(o *Options) []string {
-	if o.EncryptRoot == EncryptNone {
-		return nil
+// kernelCmdline pins /usr by its root hash, then the platform's settings,
+// ingot-init's settings for the root partition and the caller's extra
+// parameters.
+func kernelCmdline(rootHash []byte, o *Options) layout.Cmdline {
+	boot := layout.DefaultBoot()
+	if o.EncryptRoot != layout.EncryptNone {
+		boot.Encrypt, boot.RecoveryKey = o.EncryptRoot, !o.NoRecoveryKey
 	}
-	args := []string{"ingot.encrypt=" + o.EncryptRoot}
-	if o.NoRecoveryKey {
-		args = append(args, "ingot.recovery_key=no")
-	}
-	return args
+	c := layout.Cmdline{layout.KV(layout.KeyUsrHash, hex.EncodeToString(rootHash))}
+	c = append(c, platformCmdline...)
+	c = append(c, boot.Params()...)
+	return append(c, layout.ParseCmdline(strings.Join(o.Cmdline, " "))...)
 }
 
 // readStatic reads a binary that must run without a dynamic loader: the
@@ -441,11 +431,4 @@ func readStatic(path, what, flag string) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -76,14 +75,11 @@ func Inspect(r io.ReaderAt, sizeBytes int64) (*Disk, error) {
 	if d.Cmdline, err = img.Cmdline(); err != nil {
 		return nil, err
 	}
-	for _, w := range strings.Fields(d.Cmdline) {
-		if v, ok := strings.CutPrefix(w, "usrhash="); ok {
-			d.UsrHash, _ = hex.DecodeString(v)
-		}
+	boot, err := layout.ParseBoot(d.Cmdline)
+	if err != nil {
+		return nil, fmt.Errorf("UKI command line %q: %w", d.Cmdline, err)
 	}
-	if d.UsrHash == nil {
-		return nil, fmt.Errorf("UKI command line has no usrhash=: %q", d.Cmdline)
-	}
+	d.UsrHash = boot.UsrHash
 	if osr, err := img.OSRelease(); err == nil {
 		d.Version = osr["IMAGE_VERSION"]
 	}

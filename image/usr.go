@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/go-dmverity/pkg/verity"
 
 	"github.com/ingot-linux/ingot/image/rootfs"
+	"github.com/ingot-linux/ingot/layout"
 )
 
 const blockSize = 4096
@@ -61,13 +62,10 @@ func buildUsr(t *rootfs.Tree, dir string, epoch int64) (*usrImage, error) {
 	params := verity.DefaultParams()
 	params.DataBlockSize, params.HashBlockSize = blockSize, blockSize
 	params.DataBlocks = uint64(size / blockSize)
-	salt := sha256.Sum256(append([]byte("ingot verity salt\x00"), content...))
+	salt := layout.VeritySalt(content)
 	params.Salt = salt[:]
 	params.SaltSize = uint16(len(salt))
-	uuid := sha256.Sum256(append([]byte("ingot verity uuid\x00"), content...))
-	copy(params.UUID[:], uuid[:16])
-	params.UUID[6] = params.UUID[6]&0x0f | 0x40
-	params.UUID[8] = params.UUID[8]&0x3f | 0x80
+	params.UUID = layout.VerityUUID(content)
 	params.HashAreaOffset = blockSize // the superblock takes the first block
 	root, err := verity.Create(&params, u.DataPath, u.HashPath)
 	if err != nil {

@@ -78,20 +78,20 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 		return "", err
 	}
 	dev, err := c.OpenTPM()
-	if errors.Is(err, fs.ErrNotExist) && s.Params.Encrypt == EncryptIfTPM {
-		s.logf("no TPM: the root partition is not encrypted (ingot.encrypt=%s)", EncryptIfTPM)
+	if errors.Is(err, fs.ErrNotExist) && s.Params.Encrypt == layout.EncryptIfTPM {
+		s.logf("no TPM: the root partition is not encrypted (ingot.encrypt=%s)", layout.EncryptIfTPM)
 		return s.RootPart, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("the image encrypts the root partition with the TPM (ingot.encrypt=%s), and %w: enable the TPM 2.0 in the firmware, or make the image with --encrypt-root=%s", s.Params.Encrypt, err, EncryptIfTPM)
+		return "", fmt.Errorf("the image encrypts the root partition with the TPM (ingot.encrypt=%s), and %w: enable the TPM 2.0 in the firmware, or make the image with --encrypt-root=%s", s.Params.Encrypt, err, layout.EncryptIfTPM)
 	}
 	defer dev.Close()
 	if !sb {
-		if s.Params.Encrypt == EncryptIfTPM {
-			s.logf("Secure Boot is off: the root partition is not encrypted (ingot.encrypt=%s; %s)", EncryptIfTPM, whySecureBoot)
+		if s.Params.Encrypt == layout.EncryptIfTPM {
+			s.logf("Secure Boot is off: the root partition is not encrypted (ingot.encrypt=%s; %s)", layout.EncryptIfTPM, whySecureBoot)
 			return s.RootPart, nil
 		}
-		return "", fmt.Errorf("the image seals the root partition's key to the TPM (ingot.encrypt=%s), and Secure Boot is off: %s; enable Secure Boot in the firmware (systemd-boot enrolls the image's keys in setup mode), or make the image with --encrypt-root=%s", s.Params.Encrypt, whySecureBoot, EncryptIfTPM)
+		return "", fmt.Errorf("the image seals the root partition's key to the TPM (ingot.encrypt=%s), and Secure Boot is off: %s; enable Secure Boot in the firmware (systemd-boot enrolls the image's keys in setup mode), or make the image with --encrypt-root=%s", s.Params.Encrypt, whySecureBoot, layout.EncryptIfTPM)
 	}
 	pcrKey, err := readPCRKey(s.path(PCRKeyPath))
 	if err != nil {
@@ -358,12 +358,12 @@ func noEcho(f *os.File) func() {
 // if-tpm on a machine that could have sealed it (a TPM and Secure Boot).
 // A swapped-in plain root would otherwise boot the attacker's /etc.
 func checkPlainRoot(s *State) error {
-	if s.Params.Encrypt == EncryptNone {
+	if s.Params.Encrypt == layout.EncryptNone {
 		return nil
 	}
 	refuse := fmt.Errorf("the image encrypts the root partition (ingot.encrypt=%s), and %s is not a LUKS2 volume: refusing to boot a root that may have been swapped in; "+
 		"if this disk is yours, recover its data and run a factory reset", s.Params.Encrypt, s.RootPart)
-	if s.Params.Encrypt == EncryptTPM {
+	if s.Params.Encrypt == layout.EncryptTPM {
 		return refuse
 	}
 	sb, err := secureBoot(s)

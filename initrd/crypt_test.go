@@ -20,6 +20,7 @@ import (
 
 	"github.com/ingot-linux/ingot/format/luks2"
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/tpm"
 )
 
@@ -89,8 +90,8 @@ func TestEncryptedRoot(t *testing.T) {
 	}
 	c := &cryptSys{sock: ingottest.Swtpm(t)}
 	var console bytes.Buffer
-	s := &State{Config: Config{Sys: c, Root: root, Console: &console}, Params: DefaultParams(), RootPart: part}
-	s.Params.Encrypt = EncryptTPM
+	s := &State{Config: Config{Sys: c, Root: root, Console: &console}, Params: layout.DefaultBoot(), RootPart: part}
+	s.Params.Encrypt = layout.EncryptTPM
 	setSecureBoot(t, root, true)
 
 	// First boot: format, seal, show the recovery key once.
@@ -167,13 +168,13 @@ func TestEncryptedRoot(t *testing.T) {
 }
 
 func TestEncryptedRootWithoutTPM(t *testing.T) {
-	for _, mode := range []string{EncryptTPM, EncryptIfTPM} {
+	for _, mode := range []string{layout.EncryptTPM, layout.EncryptIfTPM} {
 		t.Run(mode, func(t *testing.T) {
 			c := &cryptSys{}
-			s := &State{Config: Config{Sys: c, Root: t.TempDir(), Console: &bytes.Buffer{}}, Params: DefaultParams(), RootPart: "/dev/vda8"}
+			s := &State{Config: Config{Sys: c, Root: t.TempDir(), Console: &bytes.Buffer{}}, Params: layout.DefaultBoot(), RootPart: "/dev/vda8"}
 			s.Params.Encrypt = mode
 			dev, err := encryptRoot(s, 64<<20, "6c1f6b1e-3d2a-4c55-9a37-0e6b7d1f2a90")
-			if mode == EncryptIfTPM {
+			if mode == layout.EncryptIfTPM {
 				if err != nil || dev != "/dev/vda8" {
 					t.Fatalf("if-tpm without a TPM: %s, %v; want the plain partition", dev, err)
 				}

@@ -2,7 +2,6 @@ package initrd
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -39,15 +38,11 @@ func listDisks(sysRoot string) ([]blockDev, error) {
 		if strings.HasPrefix(e.Name(), "dm-") || strings.HasPrefix(e.Name(), "loop") || strings.HasPrefix(e.Name(), "ram") {
 			continue
 		}
-		sectors, err := readInt(filepath.Join(base, "size"))
-		if err != nil || sectors == 0 {
+		size, ss, err := sys.DiskSize(sysRoot, e.Name())
+		if err != nil || size == 0 {
 			continue
 		}
-		ss, err := readInt(filepath.Join(base, "queue/logical_block_size"))
-		if err != nil || ss == 0 {
-			ss = 512
-		}
-		disks = append(disks, blockDev{Name: e.Name(), SizeBytes: sectors * 512, SectorSize: int(ss)})
+		disks = append(disks, blockDev{Name: e.Name(), SizeBytes: size, SectorSize: ss})
 	}
 	sort.Slice(disks, func(i, j int) bool { return disks[i].Name < disks[j].Name })
 	return disks, nil
@@ -56,8 +51,6 @@ func listDisks(sysRoot string) ([]blockDev, error) {
 func partitionName(sysRoot, disk string, index int) (string, error) {
 	return sys.PartitionName(sysRoot, disk, index)
 }
-
-func readInt(p string) (int64, error) { return sys.ReadInt(p) }
 
 func readTable(dev string, d blockDev) (*gpt.Table, error) {
 	f, err := os.Open(dev)
@@ -198,61 +191,36 @@ func scanForUsr(s *State, usrUUID, verityUUID, esp gpt.GUID, espKnown bool) (boo
 
 // useBootDisk records the boot disk and the booted slot's partitions.
 func useBootDisk(s *State, d *diskTable, usrUUID, verityUUID gpt.GUID) (bool, error) {
-	var usr, verity *gpt.Partition
-	var sigs []*gpt.Partition
-	usrSeen, usrOrdinal := 0, 0
-	for i := range d.t.Partitions {
-		p := &d.t.Partitions[i]
-		if p.Type == layout.TypeUsr {
-			usrSeen++
-			if p.UUID == usrUUID {
-				usr = p
-				usrOrdinal = usrSeen
-				s.Slot = layout.SlotName(usrSeen)
-			}
-		}
-		if p.Type == layout.TypeUsrVeritySig {
-			sigs = append(sigs, p)
-		}
-		if p.Type == layout.TypeUsrVerity && p.UUID == verityUUID {
-			verity = p
-		}
-	}
-	if usr == nil {
+	slot, ok := layout.SlotOf(layout.Slots(d.t), s.Params.UsrHash)
+	if !ok {
 		return false, fmt.Errorf("the boot disk %s has no usr partition with PARTUUID %s", d.Name, usrUUID)
 	}
-	if verity == nil {
-		return false, fmt.Errorf("%s has the usr partition %s but no verity partition with PARTUUID %s", d.Name, usrUUID, verityUUID)
+	if slot.Verity == nil || slot.Verity.UUID != verityUUID {
+		return false, fmt.Errorf("%s has the usr partition %s but no verity partition with PARTUUID %s in its slot", d.Name, usrUUID, verityUUID)
 	}
-	s.Disk = "/dev/" + d.Name
-	un, err1 := partitionName(s.path("/sys"), d.Name, usr.Index)
-	vn, err2 := partitionName(s.path("/sys"), d.Name, verity.Index)
-	if err := errors.Join(err1, err2); err != nil {
+	s.Disk, s.Slot = "/dev/"+d.Name, slot.Name
+	var err error
+	if s.UsrPart, err = partitionDev(s, d.Name, slot.Usr.Index); err != nil {
 		return false, err
 	}
-	s.UsrPart, s.VerityPart = "/dev/"+un, "/dev/"+vn
-	// Slots pair up by order: the n-th usr partition with the n-th
-	// usr-verity-sig partition, as the image lays them out.
-	if usrOrdinal <= len(sigs) {
-		sig := sigs[usrOrdinal-1]
-		sn, err := partitionName(s.path("/sys"), d.Name, sig.Index)
-		if err != nil {
+	if s.VerityPart, err = partitionDev(s, d.Name, slot.Verity.Index); err != nil {
+		return false, err
+	}
+	if slot.VeritySig != nil {
+		if s.SigPart, err = partitionDev(s, d.Name, slot.VeritySig.Index); err != nil {
 			return false, err
 		}
-		s.SigPart = "/dev/" + sn
 	}
 	return true, nil
 }
 
-// derivedUUID makes a stable partition or filesystem UUID from the disk's GUID
-// and a purpose, so the same disk always gets the same root UUID.
-func derivedUUID(disk gpt.GUID, purpose string) gpt.GUID {
-	sum := sha256.Sum256(append(disk[:], []byte("ingot:"+purpose)...))
-	var b [16]byte
-	copy(b[:], sum[:16])
-	b[6] = b[6]&0x0f | 0x40 // version 4 layout, content-derived
-	b[8] = b[8]&0x3f | 0x80
-	return gpt.GUIDFromBytes(b)
+// partitionDev is the device of partition index of disk.
+func partitionDev(s *State, disk string, index int) (string, error) {
+	name, err := partitionName(s.path("/sys"), disk, index)
+	if err != nil {
+		return "", err
+	}
+	return "/dev/" + name, nil
 }
 
 var errNoRoot = errors.New("no root partition")

@@ -57,7 +57,7 @@ func sealedRootState(t *testing.T, mode string) (*State, *cryptSys, *rsa.Private
 	}
 	c := &cryptSys{sock: ingottest.Swtpm(t)}
 	console := &bytes.Buffer{}
-	s := &State{Config: Config{Sys: c, Root: root, Console: console}, Params: DefaultParams(), RootPart: part}
+	s := &State{Config: Config{Sys: c, Root: root, Console: console}, Params: layout.DefaultBoot(), RootPart: part}
 	s.Params.Encrypt = mode
 	s.Params.RecoveryKey = false
 	return s, c, pcrKey, console
@@ -71,7 +71,7 @@ func sealedRootState(t *testing.T, mode string) (*State, *cryptSys, *rsa.Private
 // PCR 11 policy, and released only to a Secure Boot boot.
 func TestHarden01SealedRootNeedsSecureBoot(t *testing.T) {
 	t.Run("tpm mode refuses to seal with Secure Boot off", func(t *testing.T) {
-		s, c, _, _ := sealedRootState(t, EncryptTPM)
+		s, c, _, _ := sealedRootState(t, layout.EncryptTPM)
 		setSecureBoot(t, s.Root, false)
 		_, err := encryptRoot(s, 64<<20, "6c1f6b1e-3d2a-4c55-9a37-0e6b7d1f2a90")
 		if err == nil || !strings.Contains(err.Error(), "Secure Boot is off") || !strings.Contains(err.Error(), "enable Secure Boot") {
@@ -82,14 +82,14 @@ func TestHarden01SealedRootNeedsSecureBoot(t *testing.T) {
 		}
 	})
 	t.Run("if-tpm mode makes a plain root with Secure Boot off", func(t *testing.T) {
-		s, _, _, console := sealedRootState(t, EncryptIfTPM)
+		s, _, _, console := sealedRootState(t, layout.EncryptIfTPM)
 		dev, err := encryptRoot(s, 64<<20, "6c1f6b1e-3d2a-4c55-9a37-0e6b7d1f2a90")
 		if err != nil || dev != s.RootPart || !strings.Contains(console.String(), "Secure Boot is off") {
 			t.Fatalf("if-tpm without Secure Boot (no efivar at all): %s, %v\n%s", dev, err, console)
 		}
 	})
 
-	s, c, pcrKey, console := sealedRootState(t, EncryptTPM)
+	s, c, pcrKey, console := sealedRootState(t, layout.EncryptTPM)
 	setSecureBoot(t, s.Root, true)
 	if _, err := encryptRoot(s, 64<<20, "6c1f6b1e-3d2a-4c55-9a37-0e6b7d1f2a90"); err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func TestHarden01SealedRootNeedsSecureBoot(t *testing.T) {
 // to the PCR key alone: anyone with the public PCR key can make one,
 // and ingot-init never does.
 func TestHarden01TokenWithoutPCR7(t *testing.T) {
-	s, c, pcrKey, console := sealedRootState(t, EncryptTPM)
+	s, c, pcrKey, console := sealedRootState(t, layout.EncryptTPM)
 	setSecureBoot(t, s.Root, true)
 	volumeKey, secret := make([]byte, 64), make([]byte, 32)
 	rand.Read(volumeKey)
@@ -213,12 +213,12 @@ func TestHarden03PlainRootRefused(t *testing.T) {
 		tpm, sb    bool
 		wantRefuse bool
 	}{
-		{EncryptTPM, true, true, true},
-		{EncryptTPM, false, false, true},
-		{EncryptIfTPM, true, true, true},
-		{EncryptIfTPM, true, false, false}, // if-tpm made it plain: no Secure Boot
-		{EncryptIfTPM, false, true, false}, // if-tpm made it plain: no TPM
-		{EncryptNone, true, true, false},
+		{layout.EncryptTPM, true, true, true},
+		{layout.EncryptTPM, false, false, true},
+		{layout.EncryptIfTPM, true, true, true},
+		{layout.EncryptIfTPM, true, false, false}, // if-tpm made it plain: no Secure Boot
+		{layout.EncryptIfTPM, false, true, false}, // if-tpm made it plain: no TPM
+		{layout.EncryptNone, true, true, false},
 	}
 	for _, tc := range tests {
 		name := tc.mode
@@ -236,7 +236,7 @@ func TestHarden03PlainRootRefused(t *testing.T) {
 			}
 			setSecureBoot(t, root, tc.sb)
 			write(t, filepath.Join(root, "dev/vda8"), make([]byte, 4096)) // not LUKS: a plain filesystem
-			s := &State{Config: Config{Sys: c, Root: root, Console: &bytes.Buffer{}}, Params: DefaultParams(), RootPart: "/dev/vda8"}
+			s := &State{Config: Config{Sys: c, Root: root, Console: &bytes.Buffer{}}, Params: layout.DefaultBoot(), RootPart: "/dev/vda8"}
 			s.Params.Encrypt = tc.mode
 			err := openRoot(context.Background(), s)
 			if tc.wantRefuse {
@@ -308,7 +308,7 @@ func TestHarden04SecondDiskRefused(t *testing.T) {
 			if tc.loader {
 				setEFIVar(t, root, layout.LoaderDevicePartUUIDVar, utf16LE(strings.ToUpper(genuineESP.String())))
 			}
-			s := &State{Config: Config{Root: root, Console: &bytes.Buffer{}}, Params: DefaultParams()}
+			s := &State{Config: Config{Root: root, Console: &bytes.Buffer{}}, Params: layout.DefaultBoot()}
 			s.Params.UsrHash = h
 			s.Params.DeviceTimeout = time.Second
 			err := findUsr(context.Background(), s)
@@ -327,7 +327,7 @@ func TestHarden04SecondDiskRefused(t *testing.T) {
 		root := t.TempDir()
 		hardenDisk(t, root, "vda", h, genuineESP)
 		setEFIVar(t, root, layout.LoaderDevicePartUUIDVar, utf16LE(otherESP.String()))
-		s := &State{Config: Config{Root: root, Console: &bytes.Buffer{}}, Params: DefaultParams()}
+		s := &State{Config: Config{Root: root, Console: &bytes.Buffer{}}, Params: layout.DefaultBoot()}
 		s.Params.UsrHash = h
 		s.Params.DeviceTimeout = 300 * time.Millisecond
 		err := findUsr(context.Background(), s)
@@ -340,8 +340,8 @@ func TestHarden04SecondDiskRefused(t *testing.T) {
 // TestHarden10NoShellOnEncryptedRoot: ingot.debug=shell would open a
 // shell with the root unlocked and PCR 11 still at enter-initrd.
 func TestHarden10NoShellOnEncryptedRoot(t *testing.T) {
-	for _, mode := range []string{EncryptTPM, EncryptIfTPM} {
-		s := &State{Config: Config{Root: t.TempDir(), Console: &bytes.Buffer{}}, Params: DefaultParams()}
+	for _, mode := range []string{layout.EncryptTPM, layout.EncryptIfTPM} {
+		s := &State{Config: Config{Root: t.TempDir(), Console: &bytes.Buffer{}}, Params: layout.DefaultBoot()}
 		s.Params.Debug, s.Params.Encrypt = "shell", mode
 		err := RescueShell(s)
 		if err == nil || !strings.Contains(err.Error(), "ingot.debug=shell is refused") {

@@ -17,56 +17,11 @@ import (
 
 const hash = "c87e212239020fcd6f8982d446964d092064678c94a79551a04b0a9f50f7fd14"
 
-func TestParseCmdline(t *testing.T) {
-	tests := []struct {
-		name    string
-		cmdline string
-		check   func(Params) bool
-		wantErr string
-	}{
-		{"minimal", "usrhash=" + hash, func(p Params) bool {
-			return p.Init == "/usr/lib/systemd/systemd" && p.DeviceTimeout == 60*time.Second && len(p.UsrHash) == 32
-		}, ""},
-		{"all keys", `console=ttyS0 usrhash=` + hash + ` ingot.debug=shell init=/sbin/init ingot.device_timeout=5 ingot.reboot_delay=0 panic=0 foo="a b"`,
-			func(p Params) bool {
-				return p.Debug == "shell" && p.Init == "/sbin/init" && p.DeviceTimeout == 5*time.Second && p.RebootDelay == 0 && p.Panic < 0
-			}, ""},
-		{"no usrhash", "console=ttyS0", nil, "no usrhash="},
-		{"short usrhash", "usrhash=abcd", nil, "usrhash="},
-		{"bad hex", "usrhash=" + strings.Repeat("zz", 32), nil, "usrhash="},
-		{"relative init", "usrhash=" + hash + " init=sbin/init", nil, "init="},
-		{"bad timeout", "usrhash=" + hash + " ingot.device_timeout=soon", nil, "ingot.device_timeout"},
-		{"encrypted root", "usrhash=" + hash + " ingot.encrypt=tpm ingot.recovery_key=no", func(p Params) bool {
-			return p.Encrypt == EncryptTPM && !p.RecoveryKey
-		}, ""},
-		{"plain root by default", "usrhash=" + hash, func(p Params) bool { return p.Encrypt == EncryptNone && p.RecoveryKey }, ""},
-		{"unknown encryption", "usrhash=" + hash + " ingot.encrypt=fido2", nil, "ingot.encrypt"},
-		{"bad recovery key switch", "usrhash=" + hash + " ingot.recovery_key=maybe", nil, "ingot.recovery_key"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p, err := ParseCmdline(tc.cmdline)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.check(p) {
-				t.Errorf("params %+v", p)
-			}
-		})
-	}
-}
-
 func FuzzParseCmdline(f *testing.F) {
 	f.Add("usrhash=" + hash + " console=ttyS0")
 	f.Add(`a="b c" usrhash=` + hash + ` init=/x`)
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := ParseCmdline(s)
+		p, err := layout.ParseBoot(s)
 		if err == nil && len(p.UsrHash) < 32 {
 			t.Fatalf("accepted a short usrhash: %q", s)
 		}
@@ -157,7 +112,7 @@ func TestFindUsr(t *testing.T) {
 	fakeDisk(t, filepath.Join(root, "dev/vda"), size, h)
 	fakeSys(t, root, size, 1, 2, 3, 5)
 
-	s := &State{Config: Config{Root: root, Console: &bytes.Buffer{}}, Params: DefaultParams()}
+	s := &State{Config: Config{Root: root, Console: &bytes.Buffer{}}, Params: layout.DefaultBoot()}
 	s.Params.UsrHash = h
 	s.Params.DeviceTimeout = time.Second
 	if err := findUsr(context.Background(), s); err != nil {
@@ -211,7 +166,7 @@ func TestAddRootPartition(t *testing.T) {
 	ingottest.SgdiskVerify(t, path)
 
 	// The same disk gets the same root UUID: derived, not random.
-	if derivedUUID(back.DiskGUID, "root") != p.UUID {
+	if layout.DeriveGUID(back.DiskGUID[:], layout.PurposeRoot) != p.UUID {
 		t.Error("root PARTUUID is not derived from the disk GUID")
 	}
 

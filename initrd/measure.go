@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/internal/sys"
+	"github.com/ingot-linux/ingot/layout"
 )
 
 // ingot-init measures through sys.Linux.
@@ -38,8 +39,8 @@ const (
 	pcrPhase     = 11
 	phaseEnter   = "enter-initrd"
 	phaseLeave   = "leave-initrd"
-	efivarsDir   = "/sys/firmware/efi/efivars"
-	stubPCRVar   = efivarsDir + "/StubPcrKernelImage-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+	efivarsDir   = layout.EFIVarsDir
+	stubPCRVar   = efivarsDir + "/StubPcrKernelImage-" + layout.LoaderVendor
 	efivarsFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 )
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ingot-linux/ingot/layout"
 )
 
 // Sys is what the boot plan needs from the kernel. internal/sys.Linux
@@ -50,7 +52,7 @@ type Step struct {
 // State is what the steps find out and hand to each other.
 type State struct {
 	Config
-	Params Params
+	Params layout.Boot
 	// Disk is the whole-disk device holding /usr, e.g. /dev/vda.
 	Disk string
 	// UsrPart and VerityPart are the partition devices of the booted slot.
@@ -76,12 +78,8 @@ type State struct {
 
 // The fixed places of the boot.
 const (
-	sysroot   = "/sysroot"
-	usrStage  = "/run/ingot/usr"
-	factory   = "/usr/share/ingot/factory"
-	layoutRel = "usr/lib/ingot/root.json"
-	stateDir  = ".ingot"
-	bootInfo  = "/run/ingot/boot.json"
+	sysroot  = "/sysroot"
+	usrStage = layout.RunDir + "/usr"
 )
 
 func (s *State) path(p string) string { return filepath.Join(s.Root, p) }
@@ -128,7 +126,7 @@ func Run(ctx context.Context, cfg Config) (*State, error) {
 	if cfg.Root == "" {
 		cfg.Root = "/"
 	}
-	s := &State{Config: cfg, Params: DefaultParams()}
+	s := &State{Config: cfg, Params: layout.DefaultBoot()}
 	for _, st := range Plan() {
 		start := time.Now()
 		if err := st.Run(ctx, s); err != nil {
@@ -162,7 +160,7 @@ func readCmdline(_ context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	p, err := ParseCmdline(string(b))
+	p, err := layout.ParseBoot(string(b))
 	s.Params = p
 	return err
 }
@@ -192,7 +190,7 @@ func loadModules(_ context.Context, s *State) error {
 }
 
 func recordBoot(_ context.Context, s *State) error {
-	info := BootInfo{
+	info := layout.BootInfo{
 		UsrHash:   fmt.Sprintf("%x", s.Params.UsrHash),
 		Slot:      s.Slot,
 		Disk:      s.Disk,
@@ -204,22 +202,11 @@ func recordBoot(_ context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
-	p := s.path(bootInfo)
+	p := s.path(layout.BootInfoPath)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(p, append(b, '\n'), 0o644)
-}
-
-// BootInfo is what ingot-init leaves in /run/ingot/boot.json for the booted
-// system.
-type BootInfo struct {
-	UsrHash   string `json:"usrhash"`
-	Slot      string `json:"slot"`
-	Disk      string `json:"disk"`
-	UsrPart   string `json:"usrPartition"`
-	RootPart  string `json:"rootPartition"`
-	FirstBoot bool   `json:"firstBoot"`
 }
 
 func switchRoot(_ context.Context, s *State) error {

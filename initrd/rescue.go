@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/ingot-linux/ingot/layout"
 )
 
 // RescueShell runs /bin/sh from the image's /usr on the console, in a
@@ -15,7 +17,7 @@ import (
 // be unlocked and the TPM still in the initrd phase, where it releases
 // the root's key.
 func RescueShell(s *State) error {
-	if s.Params.Encrypt != EncryptNone {
+	if s.Params.Encrypt != layout.EncryptNone {
 		return fmt.Errorf("ingot.debug=shell is refused: the image encrypts its root (ingot.encrypt=%s), and a shell now could read it", s.Params.Encrypt)
 	}
 	usr := s.path(sysroot + "/usr")
@@ -40,7 +42,7 @@ func RescueShell(s *State) error {
 	for _, l := range []string{"bin", "sbin", "lib", "lib64"} {
 		os.Symlink("usr/"+l, filepath.Join(env, l))
 	}
-	os.Symlink("usr/share/ingot/factory/etc", filepath.Join(env, "etc"))
+	os.Symlink(layout.FactoryEtc, filepath.Join(env, "etc"))
 	s.logf("rescue shell: exit it to reboot")
 	return s.Sys.Run(env, []string{"/bin/sh", "-i"}, consoleFile(s))
 }

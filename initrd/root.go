@@ -15,9 +15,10 @@ import (
 
 	"github.com/containerd/go-dmverity/pkg/dm"
 	"github.com/containerd/go-dmverity/pkg/verity"
+	"golang.org/x/sys/unix"
+
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/layout"
-	"golang.org/x/sys/unix"
 )
 
 func setupVerity(_ context.Context, s *State) error {
@@ -114,14 +115,14 @@ func prepareRoot(ctx context.Context, s *State) error {
 func setupRoot(s *State, disk *openDisk, t *gpt.Table, p gpt.Partition) error {
 	s.FirstBoot = true
 	s.RootDevice = s.RootPart
-	if s.Params.Encrypt != EncryptNone {
-		dev, err := encryptRoot(s, p.Size(t.SectorSize), derivedUUID(t.DiskGUID, "root-luks").String())
+	if s.Params.Encrypt != layout.EncryptNone {
+		dev, err := encryptRoot(s, p.Size(t.SectorSize), layout.DeriveGUID(t.DiskGUID[:], layout.PurposeRootLUKS).String())
 		if err != nil {
 			return err
 		}
 		s.RootDevice = dev
 	}
-	if err := s.makeRootFS(derivedUUID(t.DiskGUID, "root-fs")); err != nil {
+	if err := s.makeRootFS(layout.DeriveGUID(t.DiskGUID[:], layout.PurposeRootFS)); err != nil {
 		return err
 	}
 	for i := range t.Partitions {
@@ -191,7 +192,7 @@ func addRootPartition(t *gpt.Table, w io.WriterAt, diskSize int64) (gpt.Partitio
 	p := gpt.Partition{
 		Index:    layout.RootIndex,
 		Type:     layout.TypeRoot,
-		UUID:     derivedUUID(t.DiskGUID, "root"),
+		UUID:     layout.DeriveGUID(t.DiskGUID[:], layout.PurposeRoot),
 		Name:     layout.RootSetupLabel,
 		FirstLBA: free.FirstLBA,
 		LastLBA:  free.LastLBA,
@@ -245,7 +246,7 @@ func (s *State) makeRootFS(uuid gpt.GUID) error {
 		return err
 	}
 	defer s.Sys.Unmount(filepath.Join(env, "proc"))
-	lay, err := readRootLayout(s.path(usrStage + "/lib/ingot/root.json"))
+	lay, err := readRootLayout(s.path(usrStage + "/" + layout.RootLayoutPath))
 	if err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (s *State) makeRootFS(uuid gpt.GUID) error {
 			return err
 		}
 	}
-	if err := os.Symlink("usr/share/ingot/factory/etc", filepath.Join(env, "etc")); err != nil {
+	if err := os.Symlink(layout.FactoryEtc, filepath.Join(env, "etc")); err != nil {
 		return err
 	}
 	console := consoleFile(s)
@@ -299,7 +300,7 @@ func readRootLayout(p string) (*layout.RootLayout, error) {
 // update can add one) and, on first boot, copies the factory /var.
 func populateRoot(_ context.Context, s *State) error {
 	root := s.path(sysroot)
-	lay, err := readRootLayout(filepath.Join(root, layoutRel))
+	lay, err := readRootLayout(filepath.Join(root, "usr", layout.RootLayoutPath))
 	if err != nil {
 		return err
 	}
@@ -332,7 +333,7 @@ func populateRoot(_ context.Context, s *State) error {
 	if !s.FirstBoot {
 		return nil
 	}
-	src := filepath.Join(root, "usr/share/ingot/factory/var")
+	src := filepath.Join(root, layout.FactoryVar)
 	if _, err := os.Stat(src); err == nil {
 		if err := copyTree(src, filepath.Join(root, "var")); err != nil {
 			return fmt.Errorf("copy factory /var: %w", err)
@@ -343,14 +344,14 @@ func populateRoot(_ context.Context, s *State) error {
 
 func mountEtc(_ context.Context, s *State) error {
 	root := s.path(sysroot)
-	upper := filepath.Join(root, stateDir, "etc.upper")
-	work := filepath.Join(root, stateDir, "etc.work")
+	upper := filepath.Join(root, layout.StateDir, "etc.upper")
+	work := filepath.Join(root, layout.StateDir, "etc.work")
 	for _, d := range []string{upper, work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	lower := filepath.Join(root, "usr/share/ingot/factory/etc")
+	lower := filepath.Join(root, layout.FactoryEtc)
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
 	return s.Sys.Mount("overlay", filepath.Join(root, "etc"), "overlay", 0, opts)
 }

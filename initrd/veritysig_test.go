@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -46,7 +47,7 @@ func TestVerifyUsrSig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			s := &State{Config: Config{Root: root, Console: &bytes.Buffer{}}, Params: DefaultParams(), Disk: "/dev/vda", Slot: "a"}
+			s := &State{Config: Config{Root: root, Console: &bytes.Buffer{}}, Params: layout.DefaultBoot(), Disk: "/dev/vda", Slot: "a"}
 			s.Params.UsrHash = usrHash
 			if tt.cert {
 				write(t, filepath.Join(root, VerityCertPath), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: keys.Verity.Cert.Raw}))

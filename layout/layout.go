@@ -115,6 +115,10 @@ const (
 	RootLayoutPath = "lib/ingot/root.json"
 	// FactoryDir (under /usr) holds the image's /etc and /var.
 	FactoryDir = "share/ingot/factory"
+	// FactoryEtc and FactoryVar are the image's /etc and /var, as paths
+	// relative to the root of the booted system.
+	FactoryEtc = "usr/" + FactoryDir + "/etc"
+	FactoryVar = "usr/" + FactoryDir + "/var"
 	// TrustDir (under /usr) holds the certificates a signed image trusts:
 	// db.crt for UKIs, verity.crt for usr-verity-sig.
 	TrustDir = "lib/ingot/keys"

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/tpm"
 )
 
@@ -212,7 +213,7 @@ func InitKeys(dir string, o KeyOptions) (*Keys, error) {
 		}
 		written = append(written, f)
 	}
-	syncDir(dir)
+	fileutil.SyncDir(dir) // best effort: the keys are written
 	return k, nil
 }
 
@@ -328,11 +329,4 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

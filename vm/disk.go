@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // diskSize returns the size the boot disk is given for an image of
@@ -109,20 +111,11 @@ func prepareVars(c Config) error {
 }
 
 func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return fileutil.CopyTo(out, src)
 }
 
 // findFirmware returns the first candidate that exists.

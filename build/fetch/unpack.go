@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -17,8 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/ingot-linux/ingot/internal/decompress"
 )
 
 // IsArchive reports whether the file is a tar archive, plain or compressed
@@ -29,7 +26,7 @@ func IsArchive(p string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	r, closer, err := decompress(bufio.NewReader(f))
+	r, closer, err := decompress.Reader(bufio.NewReader(f))
 	if err != nil {
 		return false, nil
 	}
@@ -39,35 +36,6 @@ func IsArchive(p string) (bool, error) {
 		return false, nil
 	}
 	return string(hdr[257:262]) == "ustar" || bytes.Equal(hdr[257:265], []byte("ustar  \x00")), nil
-}
-
-// decompress sniffs the compression of r.
-func decompress(br *bufio.Reader) (io.Reader, func(), error) {
-	magic, _ := br.Peek(6)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		z, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, err
-		}
-		z.Multistream(true)
-		return z, func() { z.Close() }, nil
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), func() {}, nil
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		z, err := xz.NewReader(br)
-		if err != nil {
-			return nil, nil, err
-		}
-		return z, func() {}, nil
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, nil, err
-		}
-		return z, z.Close, nil
-	}
-	return br, func() {}, nil
 }
 
 // Unpack extracts the tar archive at archive into dest, a directory inside
@@ -86,7 +54,7 @@ func Unpack(archive string, tree *os.Root, dest string) error {
 		return err
 	}
 	defer f.Close()
-	r, closer, err := decompress(bufio.NewReaderSize(f, 1<<20))
+	r, closer, err := decompress.Reader(bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
 		return fmt.Errorf("unpack %s: %w", name, err)
 	}

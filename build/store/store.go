@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // Store is an opened store directory.
@@ -159,7 +161,7 @@ func (s *Store) Commit(entry string, m *Manifest) error {
 		}
 		return fmt.Errorf("commit %s: %w", m.Name, err)
 	}
-	return syncDir(s.dir)
+	return fileutil.SyncDir(s.dir)
 }
 
 func syncfs(dir string) error {
@@ -169,13 +171,4 @@ func syncfs(dir string) error {
 	}
 	defer f.Close()
 	return unix.Syncfs(int(f.Fd()))
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

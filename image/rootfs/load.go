@@ -2,9 +2,6 @@ package rootfs
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +11,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
+
+	"github.com/ingot-linux/ingot/internal/decompress"
 )
 
 // Options configure Load.
@@ -241,41 +238,13 @@ func modeFromUnix(m uint32) fs.FileMode {
 	return mode
 }
 
-// decompress detects gzip, zstd and xz by magic number and returns a reader of
-// the plain stream.
-func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic, _ := br.Peek(6)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("zstd: %w", err)
-		}
-		return zr, zr.Close, nil
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		xr, err := xz.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("xz: %w", err)
-		}
-		return xr, func() {}, nil
-	}
-	return br, func() {}, nil
-}
-
 // LoadTar reads a tarball (optionally compressed) as a root filesystem. File
 // contents are spooled into one temporary file that lives until Tree.Close;
 // their sizes may add up to opts.MaxContentBytes (0: ContentBound(0)),
 // checked before anything is spooled. Hard links stay hard links; sparse
 // files are expanded.
 func LoadTar(r io.Reader, opts Options) (_ *Tree, err error) {
-	plain, done, err := decompress(r)
+	plain, done, err := decompress.Reader(r)
 	if err != nil {
 		return nil, err
 	}

@@ -130,7 +130,7 @@ func buildOptions(g *globals, jobs int, storeDir, recipesDir string) (build.Opti
 		}
 	}
 	o.Store = storeDir
-	if o.Epoch, err = buildEpoch(); err != nil {
+	if o.Epoch, _, err = sourceDateEpoch(); err != nil {
 		return o, err
 	}
 	return o, nil
@@ -163,17 +163,20 @@ func defaultStore() (string, error) {
 	return filepath.Join(c, "ingot", "store"), nil
 }
 
-// buildEpoch reads SOURCE_DATE_EPOCH; unset means build.DefaultEpoch.
-func buildEpoch() (int64, error) {
+// sourceDateEpoch reads SOURCE_DATE_EPOCH, the one place ingot does:
+// unset or empty is (0, false); otherwise it must be whole seconds since
+// 1970, not negative. Every verb passes the value down: build (0 there
+// means build.DefaultEpoch), image and the SBOMs, so they cannot disagree.
+func sourceDateEpoch() (epoch int64, set bool, err error) {
 	s := os.Getenv("SOURCE_DATE_EPOCH")
 	if s == "" {
-		return 0, nil
+		return 0, false, nil
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", s)
+	if err != nil || n < 0 {
+		return 0, false, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", s)
 	}
-	return n, nil
+	return n, true, nil
 }
 
 func printBuildResult(w io.Writer, res buildCmdResult) {

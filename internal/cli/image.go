@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/ingot-linux/ingot/build/sbom"
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/internal/fileutil"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -59,8 +59,13 @@ bytes.`,
 				return fmt.Errorf("--rootfs-max-bytes: %w", err)
 			}
 			o.Cmdline = cmdline
-			if o.Epoch, err = sourceDateEpoch(); err != nil {
+			epoch, set, err := sourceDateEpoch()
+			if err != nil {
 				return err
+			}
+			o.Epoch = image.EpochFromContent
+			if set {
+				o.Epoch = epoch
 			}
 			if o.AgentPath == "" {
 				if o.AgentPath, err = os.Executable(); err != nil {
@@ -95,7 +100,7 @@ bytes.`,
 					return err
 				}
 				o.RootFS, o.SBOM = dir, sbomData
-			} else if o.SBOM, err = rootfsSBOM(o.RootFS, o.Version); err != nil {
+			} else if o.SBOM, err = rootfsSBOM(o.RootFS, o.Version, o.Epoch); err != nil {
 				return err
 			}
 			start := time.Now()
@@ -135,7 +140,7 @@ bytes.`,
 	f.StringArrayVar(&o.HealthChecks, "health-check", nil, "a systemd unit of the image that must succeed before a boot counts as good (repeatable)")
 	f.DurationVar(&o.BootDeadline, "boot-deadline", image.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
 	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
-	f.StringVar(&o.EncryptRoot, "encrypt-root", image.EncryptNone, "root partition made on first boot: tpm (LUKS2 sealed to the TPM under the --keys PCR key), if-tpm (tpm when the machine has one) or none")
+	f.StringVar(&o.EncryptRoot, "encrypt-root", layout.EncryptNone, "root partition made on first boot: tpm (LUKS2 sealed to the TPM under the --keys PCR key), if-tpm (tpm when the machine has one) or none")
 	f.BoolVar(&o.NoRecoveryKey, "no-recovery-key", false, "with --encrypt-root: no recovery key (shown once on the console at first boot)")
 	f.StringVar(&o.InitPath, "init", "", "ingot-init binary (default: next to this ingot)")
 	f.StringVar(&o.AgentPath, "agent", "", "ingot binary to install as /usr/bin/ingot (default: this one)")
@@ -174,46 +179,14 @@ func assembleBase(cmd *cobra.Command, g *globals, outDir string, jobs int, store
 	return dir, data, err
 }
 
-// rootfsSBOM describes an image made from a root filesystem that ingot did
-// not build: one package, the root filesystem, with the sha256 of the
-// tarball (nothing is known about what is inside).
-func rootfsSBOM(rootfs, version string) ([]byte, error) {
-	p := sbom.Package{Name: filepath.Base(rootfs), Version: version, Licence: "NOASSERTION", Shipped: true,
-		Description: "root filesystem given to ingot image --rootfs"}
-	if fi, err := os.Stat(rootfs); err == nil && fi.Mode().IsRegular() {
-		sum, err := fileutil.SHA256(rootfs)
-		if err != nil {
-			return nil, err
-		}
-		p.Sources = []sbom.Source{{URL: "NOASSERTION", SHA256: sum}}
-	}
-	epoch, err := buildEpoch()
-	if err != nil {
-		return nil, err
-	}
-	if epoch == 0 {
+// rootfsSBOM describes an image made from a root filesystem that ingot
+// did not build, dated with the same SOURCE_DATE_EPOCH as the image (the
+// build's default date when it is unset).
+func rootfsSBOM(rootfs, version string, epoch int64) ([]byte, error) {
+	if epoch == image.EpochFromContent {
 		epoch = build.DefaultEpoch
 	}
-	doc := sbom.New([]sbom.Package{p}, sbom.Options{Name: "ingot " + version, Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
-	var buf bytes.Buffer
-	if err := doc.Write(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// sourceDateEpoch reads SOURCE_DATE_EPOCH; unset means "derive from content"
-// (image.EpochFromContent).
-func sourceDateEpoch() (int64, error) {
-	s, ok := os.LookupEnv("SOURCE_DATE_EPOCH")
-	if !ok || s == "" {
-		return image.EpochFromContent, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", s)
-	}
-	return n, nil
+	return sbom.ForRootFS(rootfs, version, sbom.Options{Name: "ingot " + version, Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
 }
 
 // parseSize reads "512M", "2G", "1048576" (bytes); "" is 0.

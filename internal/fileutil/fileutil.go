@@ -96,3 +96,19 @@ func MkdirAllUndo(dir string, perm fs.FileMode) (undo func(), err error) {
 	}
 	return undo, nil
 }
+
+// CopyTo copies the file at src into out and closes out, reporting the
+// first error of either.
+func CopyTo(out io.WriteCloser, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		out.Close()
+		return err
+	}
+	defer in.Close()
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return out.Close()
+}

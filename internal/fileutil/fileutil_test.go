@@ -77,3 +77,25 @@ func TestMkdirAllUndo(t *testing.T) {
 		t.Error("made a directory in /proc")
 	}
 }
+
+func TestCopyTo(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.WriteFile(src, []byte("content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(filepath.Join(dir, "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyTo(out, src); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out.Name()); string(b) != "content" {
+		t.Errorf("copied %q, want %q", b, "content")
+	}
+	out2, _ := os.Create(filepath.Join(dir, "dst2"))
+	if err := CopyTo(out2, filepath.Join(dir, "missing")); err == nil {
+		t.Error("CopyTo of a missing file: no error")
+	}
+}

@@ -34,3 +34,21 @@ func ReadInt(p string) (int64, error) {
 	}
 	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
+
+// DiskSize returns the size of the whole disk name ("vda") and its
+// logical sector size, the unit of its partition table, from
+// sysRoot/class/block. sysfs counts size in 512-byte units whatever the
+// sector size; a disk that does not say its sector size has 512-byte
+// sectors.
+func DiskSize(sysRoot, name string) (sizeBytes int64, sectorSize int, err error) {
+	base := filepath.Join(sysRoot, "class/block", name)
+	sectors, err := ReadInt(filepath.Join(base, "size"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("size of %s: %w", name, err)
+	}
+	ss, err := ReadInt(filepath.Join(base, "queue/logical_block_size"))
+	if err != nil || ss == 0 {
+		ss = 512
+	}
+	return sectors * 512, int(ss), nil
+}

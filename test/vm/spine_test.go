@@ -21,7 +21,7 @@ import (
 
 	"github.com/ingot-linux/ingot/image"
 	"github.com/ingot-linux/ingot/ingottest"
-	"github.com/ingot-linux/ingot/initrd"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/vm"
 )
 
@@ -231,9 +231,9 @@ func runJSON(ctx context.Context, t testing.TB, m *vm.Machine, cmd string, v any
 	}
 }
 
-func bootInfo(ctx context.Context, t *testing.T, m *vm.Machine) initrd.BootInfo {
+func bootInfo(ctx context.Context, t *testing.T, m *vm.Machine) layout.BootInfo {
 	t.Helper()
-	var info initrd.BootInfo
+	var info layout.BootInfo
 	runJSON(ctx, t, m, "cat /run/ingot/boot.json", &info)
 	return info
 }
