@@ -172,7 +172,7 @@ func addEROFS(w *erofs.Writer, name string, e *Entry) error {
 		return err
 	}
 	for _, k := range sortedKeys(e.Xattrs) {
-		if err := w.Setxattr(name, k, e.Xattrs[k]); err != nil {
+		if err := w.Setxattr(name, erofsXattrName(k), e.Xattrs[k]); err != nil {
 			return fmt.Errorf("set xattr %s: %w", k, err)
 		}
 	}

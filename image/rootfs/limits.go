@@ -53,9 +53,25 @@ const (
 var ErrLimit = errors.New("beyond what an EROFS image can hold; change it in the root filesystem")
 
 // xattrPrefixes are the namespaces the kernel's EROFS reads back. go-erofs
-// stores others (and POSIX ACLs, whose names it splits wrongly) under no
-// prefix, which the kernel silently drops.
+// stores others under no prefix, which the kernel silently drops.
 var xattrPrefixes = []string{"security.", "trusted.", "user."}
+
+// POSIX ACLs, as xattrs: EROFS keeps them under their own prefix index (2
+// and 3) with an empty suffix. go-erofs's prefix table spells these
+// prefixes with a trailing dot, so the writer hands it the name with one
+// (erofsXattrName) to get the index the kernel reads.
+const (
+	aclAccess  = "system.posix_acl_access"
+	aclDefault = "system.posix_acl_default"
+)
+
+// erofsXattrName is the name go-erofs must be given for xattr name.
+func erofsXattrName(name string) string {
+	if name == aclAccess || name == aclDefault {
+		return name + "."
+	}
+	return name
+}
 
 // CheckEntry reports the first way e crosses a limit of the output, as an
 // error naming e's path and wrapping ErrLimit.
@@ -113,15 +129,15 @@ func checkXattrs(xattrs map[string]string) error {
 	list, area := 0, 12
 	for _, name := range sortedKeys(xattrs) {
 		value := xattrs[name]
-		suffix, ok := "", false
+		suffix, ok := "", name == aclAccess || name == aclDefault
 		for _, p := range xattrPrefixes {
-			if s, found := strings.CutPrefix(name, p); found {
+			if s, found := strings.CutPrefix(name, p); found && s != "" {
 				suffix, ok = s, true
 			}
 		}
 		switch {
-		case !ok || suffix == "":
-			return fmt.Errorf("xattr %.64q is not in a namespace EROFS keeps (%s…)", name, strings.Join(xattrPrefixes, "…, "))
+		case !ok:
+			return fmt.Errorf("xattr %.64q is not in a namespace EROFS keeps (%s…, or a POSIX ACL)", name, strings.Join(xattrPrefixes, "…, "))
 		case len(name) > MaxXattrNameBytes:
 			return fmt.Errorf("xattr name %.16q… is %d bytes, more than %d", name, len(name), MaxXattrNameBytes)
 		case len(value) > MaxXattrValueBytes:
