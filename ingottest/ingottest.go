@@ -1,6 +1,7 @@
 // Package ingottest holds test helpers shared by ingot's packages: running
 // the independent validators (sgdisk, fsck.vfat, fsck.erofs, veritysetup,
-// systemd-dissect) on ingot's output, and finding the cached fixtures.
+// systemd-dissect) on ingot's output, finding the cached fixtures, and
+// comparing format writers' output with sparse golden files (SparseGolden).
 //
 // A missing tool skips the test with the tool's name, unless
 // INGOT_REQUIRE_TOOLS=1 (as CI sets it), where it fails. Nothing skips

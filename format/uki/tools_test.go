@@ -18,12 +18,14 @@ import (
 
 // toolCases returns UKIs to feed to external validators: from the real
 // stub when installed (typical and grown-header layouts), and from
-// synthetic stubs.
+// synthetic stubs, including the one pinned by TestGolden.
 func toolCases(t *testing.T) map[string][]byte {
 	t.Helper()
+	goldenStub, goldenSecs := goldenInputs()
 	cases := map[string][]byte{
 		"synthetic":             build(t, makeStub(stubOptions{symtab: true}), sampleSections()),
 		"synthetic-full-header": build(t, makeStub(stubOptions{sections: 4}), sampleSections()),
+		"golden":                build(t, goldenStub, goldenSecs),
 	}
 	if stub, err := os.ReadFile(realStubPath); err == nil {
 		cases["real"] = build(t, stub, sampleSections())
