@@ -328,7 +328,7 @@ func rootPartition(ctx context.Context, t *testing.T, m *vm.Machine) string {
 // partition.
 func checkSealedRoot(ctx context.Context, t *testing.T, m *vm.Machine) {
 	t.Helper()
-	if got := run(ctx, t, m, "findmnt -no SOURCE,FSTYPE /"); got != "/dev/mapper/root ext4" {
+	if got := run(ctx, t, m, "awk '$2 == \"/\" {print $1, $3}' /proc/mounts | tail -n 1"); got != "/dev/mapper/root ext4" {
 		t.Errorf("/ is %q, want /dev/mapper/root ext4", got)
 	}
 	part := rootPartition(ctx, t, m)
