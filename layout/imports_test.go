@@ -19,7 +19,7 @@ var layers = [][]string{
 	{"cmd/ingot", "cmd/ingot-init", "cmd/ingot-agent"},
 	{"internal/cli"},
 	{"image", "build", "vm", "recipes", "build/sandbox/sandboxtest", "internal/agentcli"},
-	{"agent", "initrd", "oci", "image/rootfs", "image/kmod", "build/fetch", "build/sandbox", "build/store",
+	{"agent", "initrd", "oci", "image/rootfs", "image/kmod", "image/binaries", "build/fetch", "build/sandbox", "build/store",
 		"build/toolchain", "build/sbom", "artifact/artifacttest"},
 	{"artifact", "spec"},
 	{"trust"},
