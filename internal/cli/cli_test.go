@@ -32,6 +32,8 @@ func TestCLI(t *testing.T) {
 		{"missing rootfs", []string{"image", "--rootfs", "/nonexistent", "--version", "1", "--output", "/tmp/ingot-cli-test-out", "--init", "/nonexistent-init"}, 1, "", "ingot-init binary"},
 		{"vm without image", []string{"vm"}, 1, "", "none in out/"},
 		{"vm missing image", []string{"vm", "/nonexistent.raw"}, 1, "", "disk image: stat /nonexistent.raw"},
+		{"device verb help", []string{"update", "--help"}, 0, "      --allow-downgrade", ""},
+		{"device verb flags forwarded", []string{"--json", "update", "--channel", "--config", "/nonexistent.conf"}, 1, "", "read update channel configuration"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
