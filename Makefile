@@ -13,7 +13,7 @@ BUILDFLAGS = -trimpath -ldflags='-s -w -buildid='
 all: build
 
 build:
-	$(GO) build $(BUILDFLAGS) -o $(BIN)/ ./cmd/ingot ./cmd/ingot-init
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/ ./cmd/ingot ./cmd/ingot-init ./cmd/ingot-agent
 
 vet:
 	$(GO) vet ./...

@@ -40,7 +40,8 @@ var (
 	binErr  error
 )
 
-// binaries builds static ingot and ingot-init once for all tests.
+// binaries builds static ingot-init and the device's ingot (ingot-agent)
+// once for all tests, as make build does.
 func binaries(t *testing.T) (initPath, agentPath string) {
 	t.Helper()
 	binOnce.Do(func() {
@@ -48,7 +49,7 @@ func binaries(t *testing.T) (initPath, agentPath string) {
 		if binErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binDir+"/", "../cmd/ingot", "../cmd/ingot-init")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", binDir+"/", "../cmd/ingot-agent", "../cmd/ingot-init")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = errors.New(string(out))
@@ -57,7 +58,7 @@ func binaries(t *testing.T) (initPath, agentPath string) {
 	if binErr != nil {
 		t.Fatalf("build binaries: %v", binErr)
 	}
-	return filepath.Join(binDir, "ingot-init"), filepath.Join(binDir, "ingot")
+	return filepath.Join(binDir, "ingot-init"), filepath.Join(binDir, "ingot-agent")
 }
 
 func TestMain(m *testing.M) {

@@ -16,10 +16,10 @@ const module = "github.com/ingot-linux/ingot/"
 // a package imports only packages in later layers (none of its own
 // layer), so the stages read top to bottom and nothing reaches up.
 var layers = [][]string{
-	{"cmd/ingot", "cmd/ingot-init"},
+	{"cmd/ingot", "cmd/ingot-init", "cmd/ingot-agent"},
 	{"internal/cli"},
-	{"image", "build", "vm", "recipes", "build/sandbox/sandboxtest"},
-	{"agent", "initrd", "oci", "image/rootfs", "image/kmod", "build/fetch", "build/sandbox", "build/store",
+	{"image", "build", "vm", "recipes", "build/sandbox/sandboxtest", "internal/agentcli"},
+	{"agent", "initrd", "oci", "image/rootfs", "image/kmod", "image/binaries", "build/fetch", "build/sandbox", "build/store",
 		"build/toolchain", "build/sbom", "artifact/artifacttest"},
 	{"artifact", "spec"},
 	{"trust"},
@@ -36,6 +36,11 @@ var never = map[string][]string{
 	"agent":    {"initrd", "image", "image/*", "build", "build/*", "internal/cli"},
 	"layout":   {"trust", "artifact", "internal/*"},
 	"format/*": {"*"}, // the standard library only: checked below
+
+	// The device's binary: only what a device runs (agentcli's
+	// TestDeviceBinary also keeps cobra out and the size in budget).
+	"cmd/ingot-agent":   {"initrd", "image", "image/*", "build", "build/*", "vm", "internal/cli"},
+	"internal/agentcli": {"initrd", "image", "image/*", "build", "build/*", "vm", "internal/cli"},
 }
 
 // formatModules are the modules outside the standard library a format

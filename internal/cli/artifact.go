@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -184,41 +183,6 @@ func defaultCacheDir() string {
 	return filepath.Join(dir, "ingot", "oci")
 }
 
-// pullSource turns an update source into a local artifact directory: an
-// oci:// reference is pulled into a temporary directory under /var/tmp
-// (on the root partition, not in memory), which cleanup removes; anything
-// else is taken to be a directory already.
-func pullSource(cmd *cobra.Command, g *globals, src string, limits artifact.Limits) (dir string, cleanup func(), err error) {
-	if strings.HasPrefix(src, "https://") {
-		return downloadSource(cmd, g, src, limits)
-	}
-	if !strings.HasPrefix(src, "oci://") {
-		return src, func() {}, nil
-	}
-	parent := "/var/tmp"
-	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
-		parent = os.TempDir()
-	}
-	tmp, err := os.MkdirTemp(parent, "ingot-update-*")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup = func() { os.RemoveAll(tmp) }
-	dir = filepath.Join(tmp, "artifact")
-	bar := newProgressBar(g, "pull")
-	opts := append(registryOptions(g, false, bar), oci.WithLimits(limits))
-	if c := defaultCacheDir(); c != "" {
-		opts = append(opts, oci.WithCacheDir(c))
-	}
-	_, err = oci.Pull(cmd.Context(), src, dir, opts...)
-	bar.finish()
-	if err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return dir, cleanup, nil
-}
-
 // progressBar prints a one-line progress report to stderr, redrawn with \r
 // at most ten times a second.
 type progressBar struct {
@@ -272,29 +236,4 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
-
-// downloadSource fetches an artifact directory published over HTTPS.
-func downloadSource(cmd *cobra.Command, g *globals, src string, limits artifact.Limits) (string, func(), error) {
-	parent := "/var/tmp"
-	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
-		parent = os.TempDir()
-	}
-	tmp, err := os.MkdirTemp(parent, "ingot-update-*")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.RemoveAll(tmp) }
-	bar := newProgressBar(g, "download")
-	var progress func(done, total int64)
-	if bar != nil {
-		progress = bar.update
-	}
-	a, err := artifact.Download(cmd.Context(), nil, src, filepath.Join(tmp, "artifact"), progress, artifact.WithLimits(limits))
-	bar.finish()
-	if err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return a.Dir, cleanup, nil
 }

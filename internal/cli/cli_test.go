@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func run(args ...string) (int, string, string) {
@@ -33,6 +32,8 @@ func TestCLI(t *testing.T) {
 		{"missing rootfs", []string{"image", "--rootfs", "/nonexistent", "--version", "1", "--output", "/tmp/ingot-cli-test-out", "--init", "/nonexistent-init"}, 1, "", "ingot-init binary"},
 		{"vm without image", []string{"vm"}, 1, "", "none in out/"},
 		{"vm missing image", []string{"vm", "/nonexistent.raw"}, 1, "", "disk image: stat /nonexistent.raw"},
+		{"device verb help", []string{"update", "--help"}, 0, "      --allow-downgrade", ""},
+		{"device verb flags forwarded", []string{"--json", "update", "--channel", "--config", "/nonexistent.conf"}, 1, "", "read update channel configuration"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,38 +63,6 @@ func TestParseSize(t *testing.T) {
 	for _, bad := range []string{"-1", "G", "1.5G", "0"} {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
-		}
-	}
-}
-
-func TestUpdateConf(t *testing.T) {
-	dir := t.TempDir()
-	write := func(s string) string {
-		p := dir + "/update.conf"
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	c, err := readUpdateConf(write("# fleet\nCHANNEL=oci://10.0.0.1:5000/ingot:stable\nWINDOW=22:00-02:00\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Channel != "oci://10.0.0.1:5000/ingot:stable" {
-		t.Errorf("channel %q", c.Channel)
-	}
-	at := func(h, m int) time.Time { return time.Date(2026, 1, 1, h, m, 0, 0, time.UTC) }
-	for _, tc := range []struct {
-		t    time.Time
-		want bool
-	}{{at(23, 0), true}, {at(1, 59), true}, {at(2, 0), false}, {at(12, 0), false}} {
-		if got := c.InWindow(tc.t); got != tc.want {
-			t.Errorf("InWindow(%v) = %v", tc.t, got)
-		}
-	}
-	for _, bad := range []string{"WINDOW=2-4\n", "CHANNEL\n", "COLOR=blue\n"} {
-		if _, err := readUpdateConf(write(bad)); err == nil {
-			t.Errorf("accepted %q", bad)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/ingot-linux/ingot/build"
 	"github.com/ingot-linux/ingot/build/sbom"
 	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/image/binaries"
 	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
@@ -67,14 +67,6 @@ bytes.`,
 			if set {
 				o.Epoch = epoch
 			}
-			if o.AgentPath == "" {
-				if o.AgentPath, err = os.Executable(); err != nil {
-					return err
-				}
-			}
-			if o.InitPath == "" {
-				o.InitPath = filepath.Join(filepath.Dir(o.AgentPath), "ingot-init")
-			}
 			if keyDir != "" {
 				if o.Keys, err = trust.LoadKeys(keyDir); err != nil {
 					return err
@@ -109,6 +101,11 @@ bytes.`,
 					fmt.Fprintf(g.stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), stage)
 				}
 			}
+			bins, err := binaries.Find(cmd.Context(), binaries.Options{Init: o.InitPath, Agent: o.AgentPath, Progress: o.Progress})
+			if err != nil {
+				return err
+			}
+			o.InitPath, o.AgentPath = bins.Init, bins.Agent
 			res, err := image.Build(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -142,8 +139,8 @@ bytes.`,
 	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
 	f.StringVar(&o.EncryptRoot, "encrypt-root", layout.EncryptNone, "root partition made on first boot: tpm (LUKS2 sealed to the TPM under the --keys PCR key), if-tpm (tpm when the machine has one) or none")
 	f.BoolVar(&o.NoRecoveryKey, "no-recovery-key", false, "with --encrypt-root: no recovery key (shown once on the console at first boot)")
-	f.StringVar(&o.InitPath, "init", "", "ingot-init binary (default: next to this ingot)")
-	f.StringVar(&o.AgentPath, "agent", "", "ingot binary to install as /usr/bin/ingot (default: this one)")
+	f.StringVar(&o.InitPath, "init", "", "ingot-init binary (default: next to this ingot, else built with the Go toolchain at this ingot's version)")
+	f.StringVar(&o.AgentPath, "agent", "", "device ingot binary (cmd/ingot-agent) to install as /usr/bin/ingot (default: ingot-agent next to this ingot, else built like --init)")
 	return cmd
 }
 

@@ -66,9 +66,9 @@ and boots it.
 	root.SetIn(g.stdin)
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
-	root.AddCommand(newImageCmd(g), newVMCmd(g), newBootMarkerCmd(g), newHealthCmd(g), newMeasurePhaseCmd(g),
-		newUpdateCmd(g), newStatusCmd(g), newRollbackCmd(g), newResetCmd(g),
+	root.AddCommand(newImageCmd(g), newVMCmd(g),
 		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g), newBuildCmd(g))
+	root.AddCommand(newDeviceCmds(g)...)
 	return root
 }
 

@@ -63,7 +63,7 @@ func baseVersionWith(t testing.TB, version string, mod func(*image.Options)) *im
 	bin := binaries(t)
 	o := image.Options{
 		RootFS: rootfs, Version: version, OutputDir: filepath.Join(base.dir, t.Name(), "v"+version), Epoch: epoch,
-		InitPath: filepath.Join(bin, "ingot-init"), AgentPath: filepath.Join(bin, "ingot"),
+		InitPath: filepath.Join(bin, "ingot-init"), AgentPath: filepath.Join(bin, "ingot-agent"),
 		Autologin: true,
 	}
 	if mod != nil {

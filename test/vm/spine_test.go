@@ -56,15 +56,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binaries builds ingot and ingot-init (static) once for all tests and
-// returns their directory.
+// binaries builds ingot, ingot-init and ingot-agent (static, as make
+// build does) once for all tests and returns their directory.
 func binaries(t testing.TB) string {
 	t.Helper()
 	bins.once.Do(func() {
 		if bins.dir, bins.err = os.MkdirTemp("", "ingot-vm-bin-*"); bins.err != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bins.dir+"/", "./cmd/ingot", "./cmd/ingot-init")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", bins.dir+"/", "./cmd/ingot", "./cmd/ingot-init", "./cmd/ingot-agent")
 		cmd.Dir = repoRoot
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -105,7 +105,7 @@ func debianImage(t testing.TB) (*image.Result, string) {
 func buildImage(out string) (*image.Result, error) {
 	return image.Build(context.Background(), image.Options{
 		RootFS: shared.rootfs, Version: "1.0.0", OutputDir: out, Epoch: epoch,
-		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot"),
+		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot-agent"),
 		Autologin: true,
 	})
 }

@@ -46,7 +46,7 @@ func buildVersionWith(t testing.TB, version string, mod func(*image.Options)) *i
 	t.Helper()
 	o := image.Options{
 		RootFS: shared.rootfs, Version: version, OutputDir: filepath.Join(shared.dir, "v"+version), Epoch: epoch,
-		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot"),
+		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot-agent"),
 		Autologin: true,
 	}
 	mod(&o)
