@@ -657,7 +657,7 @@ func TestHarden15FailedBuildLeavesNothing(t *testing.T) {
 		}, nil, []string{"/" + long + ": name", "more than 255"}},
 		{"content beyond its bound", []tarEntry{
 			{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "usr/zeros", Mode: 0o644}, data: make([]byte, 2<<20)},
-		}, func(o *image.Options) { o.RootFSMaxBytes = 1 << 20 }, []string{"/usr/zeros: its 2097152 bytes", "--rootfs-max-bytes"}},
+		}, func(o *image.Options) { o.RootFSMaxBytes = 1 << 20 }, []string{"/usr/zeros: its 2097152 bytes", "RootFSMaxBytes"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

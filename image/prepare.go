@@ -13,6 +13,7 @@ import (
 
 	"github.com/ingot-linux/ingot/image/rootfs"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // Input is what ingot needs from a root filesystem, found by inspect.
@@ -61,9 +62,11 @@ func inspect(t *rootfs.Tree, kernelVersion string) (*Input, error) {
 	if t.Resolve("usr/lib/systemd/systemd") == nil {
 		problems = append(problems, "no systemd (/usr/lib/systemd/systemd): install systemd in the root filesystem")
 	}
-	kver, kpath, err := findKernel(t, kernelVersion)
-	if err != nil {
-		problems = append(problems, err.Error())
+	kver, kpath, kernelErr := findKernel(t, kernelVersion)
+	var fe *FieldError
+	if kernelErr != nil && !errors.As(kernelErr, &fe) {
+		problems = append(problems, kernelErr.Error())
+		kernelErr = nil
 	}
 	in.KernelVersion, in.KernelPath = kver, kpath
 	for _, d := range stubDirs {
@@ -85,7 +88,7 @@ func inspect(t *rootfs.Tree, kernelVersion string) (*Input, error) {
 		problems = append(problems, "no /usr/lib/os-release")
 	}
 	in.OSRelease = parseOSRelease(osr)
-	return in, problems.err()
+	return in, errors.Join(problems.err(), kernelErr)
 }
 
 // findKernel looks for /usr/lib/modules/<kver>/vmlinuz, then
@@ -118,13 +121,13 @@ func findKernel(t *rootfs.Tree, want string) (kver, kpath string, err error) {
 		if p := found[want]; p != "" {
 			return want, p, nil
 		}
-		return "", "", fmt.Errorf("no kernel %s (found: %s)", want, strings.Join(versions, ", "))
+		return "", "", &FieldError{Field: "KernelVersion", Value: want, Problem: fmt.Sprintf("no such kernel (found: %s)", strings.Join(versions, ", "))}
 	case len(versions) == 1:
 		return versions[0], found[versions[0]], nil
 	case len(versions) == 0:
 		return "", "", errors.New("no kernel: expected /usr/lib/modules/<version>/vmlinuz or /boot/vmlinuz-<version> with /usr/lib/modules/<version>")
 	}
-	return "", "", fmt.Errorf("several kernels (%s): choose one with --kernel-version", strings.Join(versions, ", "))
+	return "", "", &FieldError{Field: "KernelVersion", Problem: fmt.Sprintf("several kernels (%s): choose one", strings.Join(versions, ", "))}
 }
 
 func parseOSRelease(b []byte) map[string]string {
@@ -156,8 +159,10 @@ func osRelease(orig []byte, version string) []byte {
 // prepare turns the loaded root filesystem into the tree of /usr that goes
 // into the image: the factory /etc and /var move under /usr, ingot's own
 // files are added.
-func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
-	epoch := o.Epoch
+// version names the image, epoch dates what prepare adds, agent becomes
+// /usr/bin/ingot, keys (if any) put their certificates in /usr, units are
+// ingot's systemd units.
+func prepare(t *rootfs.Tree, version string, epoch int64, agent []byte, keys *trust.Keys, units unitSet) error {
 	rootLayout := layout.RootLayout{Links: map[string]string{}, Dirs: map[string]string{"efi": "0755"}}
 	for _, p := range t.Paths() {
 		if p == "." || strings.Contains(p, "/") || p == "usr" || p == "etc" {
@@ -196,23 +201,15 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 	if err != nil {
 		return err
 	}
-	t.PutFile("usr/lib/os-release", osRelease(osr, o.Version), 0o644, epoch)
+	t.PutFile("usr/lib/os-release", osRelease(osr, version), 0o644, epoch)
 	t.PutFile("usr/"+layout.RootLayoutPath, append(lj, '\n'), 0o644, epoch)
 	t.PutFile("usr/bin/ingot", agent, 0o755, epoch)
-	// A boot that hangs before boot-complete.target is a failed boot.
-	deadline := o.BootDeadline
-	if deadline == 0 {
-		deadline = DefaultBootDeadline
-	}
-	if err := checkHealthChecks(t, o.HealthChecks); err != nil {
-		return err
-	}
-	if o.Keys != nil {
+	if keys != nil {
 		// The agent accepts only UKIs that chain to these.
-		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(o.Keys.DB.Cert.Raw), 0o644, epoch)
-		t.PutFile("usr/"+layout.TrustDir+"/verity.crt", pemCert(o.Keys.Verity.Cert.Raw), 0o644, epoch)
+		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(keys.DB.Cert.Raw), 0o644, epoch)
+		t.PutFile("usr/"+layout.TrustDir+"/verity.crt", pemCert(keys.Verity.Cert.Raw), 0o644, epoch)
 	}
-	return ingotUnits(deadline, o.HealthChecks, o.Autologin).put(t, epoch)
+	return units.put(t, epoch)
 }
 
 // checkHealthChecks makes sure each health check names a unit the root
@@ -220,10 +217,10 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 func checkHealthChecks(t *rootfs.Tree, units []string) error {
 	for _, u := range units {
 		if !validUnitName(u) {
-			return fmt.Errorf("health check %q: not a systemd unit name (e.g. my-check.service)", u)
+			return &FieldError{Field: "HealthChecks", Value: fmt.Sprintf("%q", u), Problem: "not a systemd unit name (e.g. my-check.service)"}
 		}
 		if !unitExists(t, u) {
-			return fmt.Errorf("health check %s: no such unit in /usr/lib/systemd/system or /etc/systemd/system of the root filesystem", u)
+			return &FieldError{Field: "HealthChecks", Value: u, Problem: "no such unit in /usr/lib/systemd/system or /etc/systemd/system of the root filesystem"}
 		}
 	}
 	return nil
