@@ -195,15 +195,10 @@ func pullSource(cmd *cobra.Command, g *globals, src string, limits artifact.Limi
 	if !strings.HasPrefix(src, "oci://") {
 		return src, func() {}, nil
 	}
-	parent := "/var/tmp"
-	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
-		parent = os.TempDir()
-	}
-	tmp, err := os.MkdirTemp(parent, "ingot-update-*")
+	tmp, cleanup, err := updateTempDir()
 	if err != nil {
 		return "", nil, err
 	}
-	cleanup = func() { os.RemoveAll(tmp) }
 	dir = filepath.Join(tmp, "artifact")
 	bar := newProgressBar(g, "pull")
 	opts := append(registryOptions(g, false, bar), oci.WithLimits(limits))
@@ -276,15 +271,10 @@ func humanBytes(n int64) string {
 
 // downloadSource fetches an artifact directory published over HTTPS.
 func downloadSource(cmd *cobra.Command, g *globals, src string, limits artifact.Limits) (string, func(), error) {
-	parent := "/var/tmp"
-	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
-		parent = os.TempDir()
-	}
-	tmp, err := os.MkdirTemp(parent, "ingot-update-*")
+	tmp, cleanup, err := updateTempDir()
 	if err != nil {
 		return "", nil, err
 	}
-	cleanup := func() { os.RemoveAll(tmp) }
 	bar := newProgressBar(g, "download")
 	var progress func(done, total int64)
 	if bar != nil {
@@ -297,4 +287,18 @@ func downloadSource(cmd *cobra.Command, g *globals, src string, limits artifact.
 		return "", nil, err
 	}
 	return a.Dir, cleanup, nil
+}
+
+// updateTempDir makes a temporary directory for an update under /var/tmp
+// (on the root partition, not in memory) or, without one, the system's
+// temporary directory; cleanup removes it.
+func updateTempDir() (dir string, cleanup func(), err error) {
+	parent := "/var/tmp"
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		parent = os.TempDir()
+	}
+	if dir, err = os.MkdirTemp(parent, "ingot-update-*"); err != nil {
+		return "", nil, fmt.Errorf("make a temporary directory for the update in %s: %w", parent, err)
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
