@@ -41,7 +41,7 @@ var ErrBusy = errors.New("another ingot update is running")
 
 // ErrDowngrade says the update is older than the running version and
 // downgrades were not allowed.
-var ErrDowngrade = errors.New("the update is older than the running version (allow it with --allow-downgrade)")
+var ErrDowngrade = errors.New("the update is older than the running version (allow it with ingot update --allow-downgrade)")
 
 // UpdateOption configures Update.
 type UpdateOption func(*updateOptions)

@@ -21,42 +21,58 @@ const (
 	minESPBytes  = 256 * mib
 )
 
-type diskInfo struct {
-	diskBytes    int64
-	usrSlotBytes int64
+// diskSizes are the sizes Options asks for; 0 means the default.
+type diskSizes struct{ usrSlotBytes, espBytes int64 }
+
+// diskContents is what goes on a disk image.
+type diskContents struct {
+	version     string
+	epoch       int64 // the ESP's timestamps
+	usr         *usrImage
+	loader, uki []byte
+	signed      *signing
+}
+
+// diskLayout is where everything goes: the partition table of a disk of
+// diskBytes, its partitions in the order layoutDisk appends them.
+type diskLayout struct {
+	diskBytes             int64
+	usrSlotBytes          int64
+	table                 *gpt.Table
+	esp, usr, verity, sig gpt.Partition
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
 
 // slotSizes picks the usr and verity partition sizes: room for this /usr and
 // for later, larger versions.
-func slotSizes(o *Options, usr *usrImage) (usrBytes, verityBytes int64, err error) {
-	usrBytes = o.UsrSlotBytes
+func slotSizes(usrSlotBytes int64, usr *usrImage) (usrBytes, verityBytes int64, err error) {
+	usrBytes = usrSlotBytes
 	if usrBytes == 0 {
 		usrBytes = roundUp(usr.DataBytes+max(usr.DataBytes/2, 128*mib), 16*mib)
 	}
 	usrBytes = roundUp(usrBytes, mib)
 	if usr.DataBytes > usrBytes {
-		return 0, 0, fmt.Errorf("disk image too small: /usr needs %d MiB, the usr partition (--usr-size) has %d MiB",
-			(usr.DataBytes+mib-1)/mib, usrBytes/mib)
+		return 0, 0, &FieldError{Field: "UsrSlotBytes", Value: usrSlotBytes, Problem: fmt.Sprintf("disk image too small: /usr needs %d MiB, the usr partition has %d MiB",
+			(usr.DataBytes+mib-1)/mib, usrBytes/mib)}
 	}
 	return usrBytes, roundUp(verityBytesFor(usrBytes), mib), nil
 }
 
-// writeDisk lays out the GPT, the ESP with systemd-boot and the UKI, and slot
-// A, and writes them to out. Slot B is present, labelled _empty, and left
-// zero (sparse).
-func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte, signed *signing) (*diskInfo, error) {
-	usrBytes, verityBytes, err := slotSizes(o, usr)
+// layoutDisk lays out the GPT: the ESP, slot A and slot B, labelled
+// _empty.
+func layoutDisk(c *diskContents, s diskSizes) (*diskLayout, error) {
+	usr := c.usr
+	usrBytes, verityBytes, err := slotSizes(s.usrSlotBytes, usr)
 	if err != nil {
 		return nil, err
 	}
 	if usr.HashBytes > verityBytes {
 		return nil, fmt.Errorf("verity tree of %d bytes does not fit its %d-byte partition", usr.HashBytes, verityBytes)
 	}
-	espBytes := o.ESPBytes
+	espBytes := s.espBytes
 	if espBytes == 0 {
-		espBytes = max(minESPBytes, roundUp(4*int64(len(ukiImage))+int64(len(loader))+8*mib, mib))
+		espBytes = max(minESPBytes, roundUp(4*int64(len(c.uki))+int64(len(c.loader))+8*mib, mib))
 	}
 	diskBytes := mib + espBytes + 2*(usrBytes+verityBytes+sigSlotBytes) + mib
 	t, err := gpt.New(diskBytes, sectorSize, layout.DeriveGUID(usr.RootHash, layout.PurposeDisk))
@@ -69,9 +85,9 @@ func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte,
 		size int64
 	}{
 		{gpt.Partition{Index: layout.ESPIndex, Type: layout.TypeESP, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeESP), Name: "esp"}, espBytes},
-		{gpt.Partition{Index: layout.UsrAIndex, Type: layout.TypeUsr, UUID: usrUUID, Name: layout.UsrLabel(o.Version)}, usrBytes},
-		{gpt.Partition{Index: layout.UsrVerityAIndex, Type: layout.TypeUsrVerity, UUID: verityUUID, Name: layout.VerityLabel(o.Version)}, verityBytes},
-		{gpt.Partition{Index: layout.UsrVeritySigIndex, Type: layout.TypeUsrVeritySig, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeSigA), Name: sigLabel(signed, o.Version)}, sigSlotBytes},
+		{gpt.Partition{Index: layout.UsrAIndex, Type: layout.TypeUsr, UUID: usrUUID, Name: layout.UsrLabel(c.version)}, usrBytes},
+		{gpt.Partition{Index: layout.UsrVerityAIndex, Type: layout.TypeUsrVerity, UUID: verityUUID, Name: layout.VerityLabel(c.version)}, verityBytes},
+		{gpt.Partition{Index: layout.UsrVeritySigIndex, Type: layout.TypeUsrVeritySig, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeSigA), Name: sigLabel(c.signed, c.version)}, sigSlotBytes},
 		{gpt.Partition{Index: layout.UsrBIndex, Type: layout.TypeUsr, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeUsrB), Name: layout.EmptyLabel}, usrBytes},
 		{gpt.Partition{Index: layout.UsrVerityBIndex, Type: layout.TypeUsrVerity, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeVerityB), Name: layout.EmptyLabel}, verityBytes},
 		{gpt.Partition{Index: layout.UsrVeritySigB, Type: layout.TypeUsrVeritySig, UUID: layout.DeriveGUID(usr.RootHash, layout.PurposeSigB), Name: layout.EmptyLabel}, sigSlotBytes},
@@ -82,31 +98,35 @@ func writeDisk(out *os.File, o *Options, usr *usrImage, loader, ukiImage []byte,
 			return nil, fmt.Errorf("lay out partition %s: %w", p.p.Name, err)
 		}
 	}
-	if err := out.Truncate(diskBytes); err != nil {
-		return nil, fmt.Errorf("size disk image: %w", err)
+	return &diskLayout{diskBytes: diskBytes, usrSlotBytes: usrBytes, table: t,
+		esp: placed[0], usr: placed[1], verity: placed[2], sig: placed[3]}, nil
+}
+
+// write writes the partition table, the ESP with systemd-boot and the UKI,
+// and slot A to w, which is diskBytes long. Slot B is left as it is: zero
+// (sparse) in a new file.
+func (l *diskLayout) write(w io.WriterAt, c *diskContents) error {
+	if err := l.table.Write(w, l.diskBytes); err != nil {
+		return fmt.Errorf("write partition table: %w", err)
 	}
-	if err := t.Write(out, diskBytes); err != nil {
-		return nil, fmt.Errorf("write partition table: %w", err)
+	if err := writeESP(w, l.esp, c); err != nil {
+		return err
 	}
-	esp := placed[0]
-	if err := writeESP(out, esp, o, usr.RootHash, loader, ukiImage, signed); err != nil {
-		return nil, err
-	}
-	if signed.veritySig != nil {
-		if int64(len(signed.veritySig)) > placed[3].Size(sectorSize) {
-			return nil, fmt.Errorf("verity signature of %d bytes does not fit its partition", len(signed.veritySig))
+	if sig := c.signed.veritySig; sig != nil {
+		if int64(len(sig)) > l.sig.Size(sectorSize) {
+			return fmt.Errorf("verity signature of %d bytes does not fit its partition", len(sig))
 		}
-		if _, err := out.WriteAt(signed.veritySig, placed[3].Offset(sectorSize)); err != nil {
-			return nil, fmt.Errorf("write usr-verity-sig partition: %w", err)
+		if _, err := w.WriteAt(sig, l.sig.Offset(sectorSize)); err != nil {
+			return fmt.Errorf("write usr-verity-sig partition: %w", err)
 		}
 	}
-	if err := copyInto(out, placed[1].Offset(sectorSize), usr.DataPath); err != nil {
-		return nil, fmt.Errorf("write usr partition: %w", err)
+	if err := copyInto(w, l.usr.Offset(sectorSize), c.usr.DataPath); err != nil {
+		return fmt.Errorf("write usr partition: %w", err)
 	}
-	if err := copyInto(out, placed[2].Offset(sectorSize), usr.HashPath); err != nil {
-		return nil, fmt.Errorf("write usr-verity partition: %w", err)
+	if err := copyInto(w, l.verity.Offset(sectorSize), c.usr.HashPath); err != nil {
+		return fmt.Errorf("write usr-verity partition: %w", err)
 	}
-	return &diskInfo{diskBytes: diskBytes, usrSlotBytes: usrBytes}, nil
+	return nil
 }
 
 // loaderConf shows no menu unless a key is pressed and picks the newest UKI
@@ -118,12 +138,14 @@ auto-firmware no
 console-mode keep
 `
 
-func writeESP(out io.WriterAt, esp gpt.Partition, o *Options, rootHash, loader, ukiImage []byte, signed *signing) error {
+// writeESP writes the FAT ESP with systemd-boot, its loader.conf, the UKI
+// and, for a signed image, the files for Secure Boot enrollment.
+func writeESP(out io.WriterAt, esp gpt.Partition, c *diskContents) error {
 	w, err := fat.NewWriter(fat.Options{
 		SizeBytes:     esp.Size(sectorSize),
 		Label:         "ESP",
-		VolumeID:      layout.ESPVolumeID(rootHash),
-		Time:          time.Unix(o.Epoch, 0).UTC(),
+		VolumeID:      layout.ESPVolumeID(c.usr.RootHash),
+		Time:          time.Unix(c.epoch, 0).UTC(),
 		HiddenSectors: uint32(esp.FirstLBA),
 	})
 	if err != nil {
@@ -133,11 +155,11 @@ func writeESP(out io.WriterAt, esp gpt.Partition, o *Options, rootHash, loader, 
 		path string
 		data []byte
 	}{
-		{layout.BootLoaderPath, loader},
-		{layout.LoaderConfPath, []byte(loaderConf + signed.loaderConf)},
-		{layout.UKIDir + "/" + layout.UKIName(o.Version, 3), ukiImage},
+		{layout.BootLoaderPath, c.loader},
+		{layout.LoaderConfPath, []byte(loaderConf + c.signed.loaderConf)},
+		{layout.UKIDir + "/" + layout.UKIName(c.version, 3), c.uki},
 	}
-	for _, a := range signed.auth {
+	for _, a := range c.signed.auth {
 		files = append(files, struct {
 			path string
 			data []byte

@@ -49,7 +49,7 @@ func binaries(t *testing.T) (initPath, agentPath string) {
 		if binErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", binDir+"/", "../cmd/ingot-agent", "../cmd/ingot-init")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", binDir+"/", "../cmd/ingot-agent", "../cmd/ingot-init", "../cmd/ingot")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = errors.New(string(out))
@@ -426,7 +426,8 @@ func TestUnprivileged(t *testing.T) {
 	os.Chmod(dir, 0o777)
 	bins := filepath.Join(dir, "bin")
 	os.Mkdir(bins, 0o755)
-	for _, p := range []string{initPath, agentPath} {
+	// The workstation ingot, with ingot-init and ingot-agent beside it.
+	for _, p := range []string{initPath, agentPath, filepath.Join(filepath.Dir(agentPath), "ingot")} {
 		b, _ := os.ReadFile(p)
 		os.WriteFile(filepath.Join(bins, filepath.Base(p)), b, 0o755)
 	}
@@ -658,7 +659,7 @@ func TestHarden15FailedBuildLeavesNothing(t *testing.T) {
 		}, nil, []string{"/" + long + ": name", "more than 255"}},
 		{"content beyond its bound", []tarEntry{
 			{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "usr/zeros", Mode: 0o644}, data: make([]byte, 2<<20)},
-		}, func(o *image.Options) { o.RootFSMaxBytes = 1 << 20 }, []string{"/usr/zeros: its 2097152 bytes", "--rootfs-max-bytes"}},
+		}, func(o *image.Options) { o.RootFSMaxBytes = 1 << 20 }, []string{"/usr/zeros: its 2097152 bytes", "RootFSMaxBytes"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ingot-linux/ingot/image/rootfs"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // Input is what ingot needs from a root filesystem, found by inspect.
@@ -61,9 +62,11 @@ func inspect(t *rootfs.Tree, kernelVersion string) (*Input, error) {
 	if t.Resolve("usr/lib/systemd/systemd") == nil {
 		problems = append(problems, "no systemd (/usr/lib/systemd/systemd): install systemd in the root filesystem")
 	}
-	kver, kpath, err := findKernel(t, kernelVersion)
-	if err != nil {
-		problems = append(problems, err.Error())
+	kver, kpath, kernelErr := findKernel(t, kernelVersion)
+	var fe *FieldError
+	if kernelErr != nil && !errors.As(kernelErr, &fe) {
+		problems = append(problems, kernelErr.Error())
+		kernelErr = nil
 	}
 	in.KernelVersion, in.KernelPath = kver, kpath
 	for _, d := range stubDirs {
@@ -85,7 +88,7 @@ func inspect(t *rootfs.Tree, kernelVersion string) (*Input, error) {
 		problems = append(problems, "no /usr/lib/os-release")
 	}
 	in.OSRelease = parseOSRelease(osr)
-	return in, problems.err()
+	return in, errors.Join(problems.err(), kernelErr)
 }
 
 // findKernel looks for /usr/lib/modules/<kver>/vmlinuz, then
@@ -118,13 +121,13 @@ func findKernel(t *rootfs.Tree, want string) (kver, kpath string, err error) {
 		if p := found[want]; p != "" {
 			return want, p, nil
 		}
-		return "", "", fmt.Errorf("no kernel %s (found: %s)", want, strings.Join(versions, ", "))
+		return "", "", &FieldError{Field: "KernelVersion", Value: want, Problem: fmt.Sprintf("no such kernel (found: %s)", strings.Join(versions, ", "))}
 	case len(versions) == 1:
 		return versions[0], found[versions[0]], nil
 	case len(versions) == 0:
 		return "", "", errors.New("no kernel: expected /usr/lib/modules/<version>/vmlinuz or /boot/vmlinuz-<version> with /usr/lib/modules/<version>")
 	}
-	return "", "", fmt.Errorf("several kernels (%s): choose one with --kernel-version", strings.Join(versions, ", "))
+	return "", "", &FieldError{Field: "KernelVersion", Problem: fmt.Sprintf("several kernels (%s): choose one", strings.Join(versions, ", "))}
 }
 
 func parseOSRelease(b []byte) map[string]string {
@@ -153,73 +156,13 @@ func osRelease(orig []byte, version string) []byte {
 	return out.Bytes()
 }
 
-// Runtime files ingot adds to /usr.
-const markerUnit = `[Unit]
-Description=ingot boot marker
-Documentation=https://github.com/ingot-linux/ingot
-Requires=boot-complete.target
-After=boot-complete.target systemd-bless-boot.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/bin/ingot boot-marker
-
-[Install]
-WantedBy=multi-user.target
-`
-
-// ingot's own health check; boot-complete.target requires it (and the
-// image's --health-check units), so a boot that fails it is not blessed.
-const healthUnit = `[Unit]
-Description=ingot health check
-Documentation=https://github.com/ingot-linux/ingot/blob/main/docs/updates.md
-DefaultDependencies=no
-After=local-fs.target
-Before=boot-complete.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/bin/ingot health
-`
-
-// The update channel: off until the owner enables the timer and writes
-// /etc/ingot/update.conf (CHANNEL=oci://…, WINDOW=HH:MM-HH:MM).
-const updateService = `[Unit]
-Description=ingot: follow the update channel
-Documentation=https://github.com/ingot-linux/ingot/blob/main/docs/updates.md
-ConditionPathExists=/etc/ingot/update.conf
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ingot update --channel --reboot
-`
-
-const updateTimer = `[Unit]
-Description=ingot: check the update channel
-
-[Timer]
-OnBootSec=15min
-OnUnitActiveSec=1h
-RandomizedDelaySec=15min
-
-[Install]
-WantedBy=timers.target
-`
-
-const autologinDropIn = `[Service]
-ExecStart=
-ExecStart=-/usr/sbin/agetty -o '-p -f -- \\u' --keep-baud --autologin root 115200,57600,38400,9600 - $TERM
-`
-
 // prepare turns the loaded root filesystem into the tree of /usr that goes
 // into the image: the factory /etc and /var move under /usr, ingot's own
 // files are added.
-func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
-	epoch := o.Epoch
+// version names the image, epoch dates what prepare adds, agent becomes
+// /usr/bin/ingot, keys (if any) put their certificates in /usr, units are
+// ingot's systemd units.
+func prepare(t *rootfs.Tree, version string, epoch int64, agent []byte, keys *trust.Keys, units unitSet) error {
 	rootLayout := layout.RootLayout{Links: map[string]string{}, Dirs: map[string]string{"efi": "0755"}}
 	for _, p := range t.Paths() {
 		if p == "." || strings.Contains(p, "/") || p == "usr" || p == "etc" {
@@ -258,59 +201,28 @@ func prepare(t *rootfs.Tree, o *Options, in *Input, agent []byte) error {
 	if err != nil {
 		return err
 	}
-	t.PutFile("usr/lib/os-release", osRelease(osr, o.Version), 0o644, epoch)
+	t.PutFile("usr/lib/os-release", osRelease(osr, version), 0o644, epoch)
 	t.PutFile("usr/"+layout.RootLayoutPath, append(lj, '\n'), 0o644, epoch)
 	t.PutFile("usr/bin/ingot", agent, 0o755, epoch)
-	t.PutFile("usr/lib/systemd/system/ingot-boot-marker.service", []byte(markerUnit), 0o644, epoch)
-	t.PutSymlink("usr/lib/systemd/system/multi-user.target.wants/ingot-boot-marker.service", "../ingot-boot-marker.service", epoch)
-	// A boot that hangs before boot-complete.target is a failed boot:
-	// reboot, so boot counting moves on (and falls back after three).
-	deadline := o.BootDeadline
-	if deadline == 0 {
-		deadline = DefaultBootDeadline
-	}
-	t.PutFile("usr/lib/systemd/system/boot-complete.target.d/50-ingot-deadline.conf", []byte(fmt.Sprintf(
-		"[Unit]\nJobTimeoutSec=%d\nJobTimeoutAction=reboot-force\n", int(deadline.Seconds()))), 0o644, epoch)
-	if err := putHealthChecks(t, o.HealthChecks, epoch); err != nil {
-		return err
-	}
-	if o.Keys != nil {
+	if keys != nil {
 		// The agent accepts only UKIs that chain to these.
-		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(o.Keys.DB.Cert.Raw), 0o644, epoch)
-		t.PutFile("usr/"+layout.TrustDir+"/verity.crt", pemCert(o.Keys.Verity.Cert.Raw), 0o644, epoch)
+		t.PutFile("usr/"+layout.TrustDir+"/db.crt", pemCert(keys.DB.Cert.Raw), 0o644, epoch)
+		t.PutFile("usr/"+layout.TrustDir+"/verity.crt", pemCert(keys.Verity.Cert.Raw), 0o644, epoch)
 	}
-	putPCRPhases(t, epoch)
-	t.PutFile("usr/lib/systemd/system/ingot-update.service", []byte(updateService), 0o644, epoch)
-	t.PutFile("usr/lib/systemd/system/ingot-update.timer", []byte(updateTimer), 0o644, epoch)
-	if o.Autologin {
-		t.PutFile("usr/lib/systemd/system/serial-getty@.service.d/50-ingot-autologin.conf", []byte(autologinDropIn), 0o644, epoch)
-		t.PutFile("usr/lib/systemd/system/console-getty.service.d/50-ingot-autologin.conf", []byte(autologinDropIn), 0o644, epoch)
-	}
-	return nil
+	return units.put(t, epoch)
 }
 
-// putHealthChecks makes boot-complete.target require ingot-health.service
-// and the image's own checks, and makes a failed check reboot the machine
-// (a failed try for boot counting).
-func putHealthChecks(t *rootfs.Tree, units []string, epoch int64) error {
-	all := []string{"ingot-health.service"}
+// checkHealthChecks makes sure each health check names a unit the root
+// filesystem has.
+func checkHealthChecks(t *rootfs.Tree, units []string) error {
 	for _, u := range units {
 		if !validUnitName(u) {
-			return fmt.Errorf("health check %q: not a systemd unit name (e.g. my-check.service)", u)
+			return &FieldError{Field: "HealthChecks", Value: fmt.Sprintf("%q", u), Problem: "not a systemd unit name (e.g. my-check.service)"}
 		}
 		if !unitExists(t, u) {
-			return fmt.Errorf("health check %s: no such unit in /usr/lib/systemd/system or /etc/systemd/system of the root filesystem", u)
+			return &FieldError{Field: "HealthChecks", Value: u, Problem: "no such unit in /usr/lib/systemd/system or /etc/systemd/system of the root filesystem"}
 		}
-		all = append(all, u)
 	}
-	t.PutFile("usr/lib/systemd/system/ingot-health.service", []byte(healthUnit), 0o644, epoch)
-	for _, u := range all {
-		t.PutFile("usr/lib/systemd/system/"+u+".d/50-ingot-health.conf",
-			[]byte("[Unit]\nBefore=boot-complete.target\nFailureAction=reboot\n"), 0o644, epoch)
-	}
-	deps := strings.Join(all, " ")
-	t.PutFile("usr/lib/systemd/system/boot-complete.target.d/60-ingot-health.conf",
-		[]byte("[Unit]\nRequires="+deps+"\nAfter="+deps+"\n"), 0o644, epoch)
 	return nil
 }
 
@@ -361,56 +273,4 @@ func octalMode(m fs.FileMode) string {
 		v |= 0o1000
 	}
 	return fmt.Sprintf("%04o", v)
-}
-
-// The booted system's half of the boot phases in PCR 11 (see
-// docs/trust.md): "sysinit" after sysinit.target and "ready" before user
-// sessions, "final" and "shutdown" on the way down, as systemd-pcrphase's
-// units measure them. ingot measures them itself (ingot measure-phase,
-// through /dev/tpmrm0 like ingot-init) and masks systemd's units, so the
-// sequence does not depend on whether the image's systemd was built with
-// TPM2 support or has its TPM2 libraries installed (Debian 12's does not),
-// and nothing is measured twice.
-const (
-	pcrPhaseSysinitUnit = `[Unit]
-Description=ingot: measure boot phase sysinit into PCR 11
-DefaultDependencies=no
-Conflicts=shutdown.target
-After=sysinit.target
-Before=basic.target shutdown.target
-ConditionPathExists=!/etc/initrd-release
-ConditionPathExists=/dev/tpmrm0
-ConditionPathExists=/sys/firmware/efi/efivars/StubPcrKernelImage-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/bin/ingot measure-phase sysinit
-ExecStop=/usr/bin/ingot measure-phase final
-`
-	pcrPhaseReadyUnit = `[Unit]
-Description=ingot: measure boot phase ready into PCR 11
-After=remote-fs.target remote-cryptsetup.target ingot-pcrphase-sysinit.service
-Before=systemd-user-sessions.service
-ConditionPathExists=!/etc/initrd-release
-ConditionPathExists=/dev/tpmrm0
-ConditionPathExists=/sys/firmware/efi/efivars/StubPcrKernelImage-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/bin/ingot measure-phase ready
-ExecStop=/usr/bin/ingot measure-phase shutdown
-`
-)
-
-func putPCRPhases(t *rootfs.Tree, epoch int64) {
-	const dir = "usr/lib/systemd/system/"
-	for _, u := range []string{"systemd-pcrphase.service", "systemd-pcrphase-sysinit.service"} {
-		t.PutSymlink(dir+u, "/dev/null", epoch) // masked
-	}
-	t.PutFile(dir+"ingot-pcrphase-sysinit.service", []byte(pcrPhaseSysinitUnit), 0o644, epoch)
-	t.PutFile(dir+"ingot-pcrphase.service", []byte(pcrPhaseReadyUnit), 0o644, epoch)
-	t.PutSymlink(dir+"sysinit.target.wants/ingot-pcrphase-sysinit.service", "../ingot-pcrphase-sysinit.service", epoch)
-	t.PutSymlink(dir+"sysinit.target.wants/ingot-pcrphase.service", "../ingot-pcrphase.service", epoch)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/ingot-linux/ingot/trust"
 )
 
-// signing is what Options.Keys adds to an image; without keys every field
+// signing is what a signer adds to an image; without keys every field
 // is empty and pe returns its input.
 type signing struct {
 	keys       *trust.Keys
@@ -27,22 +27,18 @@ type signing struct {
 // sign adds .pcrpkey and .pcrsig to the UKI's sections, signs systemd-boot,
 // and signs the verity root hash. The UKI itself is signed after assembly
 // (pe).
-func sign(o *Options, stub []byte, sections []uki.Section, loader, rootHash []byte) (*signing, error) {
-	s := &signing{keys: o.Keys, sections: sections, loader: loader}
-	if o.Keys == nil {
+func (g signer) sign(stub []byte, sections []uki.Section, loader, rootHash []byte) (*signing, error) {
+	s := &signing{keys: g.keys, sections: sections, loader: loader}
+	if g.keys == nil {
 		return s, nil
 	}
-	k := o.Keys
+	k := g.keys
 	pk, err := tpm.PCRPubKeyPEM(k.PCR.Public())
 	if err != nil {
 		return nil, err
 	}
 	s.sections = append(append([]uki.Section{}, sections...), uki.Section{Name: uki.SectionPCRPKey, Data: pk})
-	phases := o.PCRPhases
-	if len(phases) == 0 {
-		phases = DefaultPCRPhases
-	}
-	sig, err := trust.PCRSig(stub, s.sections, k.PCR, trust.PCROptions{Phases: phases})
+	sig, err := trust.PCRSig(stub, s.sections, k.PCR, trust.PCROptions{Phases: g.phases})
 	if err != nil {
 		return nil, fmt.Errorf("sign PCR 11 policy: %w", err)
 	}
@@ -55,10 +51,10 @@ func sign(o *Options, stub []byte, sections []uki.Section, loader, rootHash []by
 	}
 	// systemd-boot enrolls loader/keys/auto when the firmware is in setup
 	// mode (secure-boot-enroll; if-safe needs systemd-boot ≥ 253).
-	if o.KeyDir != "" {
+	if g.keyDir != "" {
 		s.loaderConf = "secure-boot-enroll if-safe\n"
 		for _, name := range []string{"PK", "KEK", "db"} {
-			b, err := os.ReadFile(filepath.Join(o.KeyDir, name+".auth"))
+			b, err := os.ReadFile(filepath.Join(g.keyDir, name+".auth"))
 			if err != nil {
 				return nil, fmt.Errorf("read %s.auth for enrollment: %w", name, err)
 			}

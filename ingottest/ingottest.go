@@ -1,7 +1,7 @@
 // Package ingottest holds test helpers shared by ingot's packages: running
 // the independent validators (sgdisk, fsck.vfat, fsck.erofs, veritysetup,
-// systemd-dissect) on ingot's output, finding the cached fixtures, and
-// comparing format writers' output with sparse golden files (SparseGolden).
+// systemd-dissect, systemd-analyze) on ingot's output, finding the cached
+// fixtures, and comparing format writers' output with sparse golden files (SparseGolden).
 //
 // A missing tool skips the test with the tool's name, unless
 // INGOT_REQUIRE_TOOLS=1 (as CI sets it), where it fails. Nothing skips
@@ -164,6 +164,24 @@ func SystemdDissect(t testing.TB, img string, args ...string) string {
 	t.Helper()
 	LookTool(t, "systemd-dissect", "systemd-container")
 	return Run(t, "systemd-dissect", append(args, img)...)
+}
+
+// SystemdVerify runs systemd-analyze verify on units as the root
+// directory root has them (--root; no generators, no man page checks): the
+// units, their drop-ins, the units they name and the programs they run
+// must be in root. It returns an error with the output when
+// systemd-analyze exits non-zero or prints anything at all: an unknown
+// key such as ExecStrat= is only a warning to it, and a typo in a unit is
+// a bug.
+func SystemdVerify(t testing.TB, root string, units ...string) error {
+	t.Helper()
+	LookTool(t, "systemd-analyze", "systemd")
+	args := append([]string{"verify", "--root=" + root, "--man=no", "--generators=no"}, units...)
+	out, err := exec.Command("systemd-analyze", args...).CombinedOutput()
+	if err != nil || len(out) > 0 {
+		return fmt.Errorf("systemd-analyze %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 // DebianRootfs returns the cached Debian bookworm root filesystem tarball

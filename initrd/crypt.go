@@ -83,7 +83,7 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 		return s.RootPart, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("the image encrypts the root partition with the TPM (ingot.encrypt=%s), and %w: enable the TPM 2.0 in the firmware, or make the image with --encrypt-root=%s", s.Params.Encrypt, err, layout.EncryptIfTPM)
+		return "", fmt.Errorf("the image encrypts the root partition with the TPM (ingot.encrypt=%s), and %w: enable the TPM 2.0 in the firmware, or make the image with ingot image --encrypt-root=%s", s.Params.Encrypt, err, layout.EncryptIfTPM)
 	}
 	defer dev.Close()
 	if !sb {
@@ -91,7 +91,7 @@ func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
 			s.logf("Secure Boot is off: the root partition is not encrypted (ingot.encrypt=%s; %s)", layout.EncryptIfTPM, whySecureBoot)
 			return s.RootPart, nil
 		}
-		return "", fmt.Errorf("the image seals the root partition's key to the TPM (ingot.encrypt=%s), and Secure Boot is off: %s; enable Secure Boot in the firmware (systemd-boot enrolls the image's keys in setup mode), or make the image with --encrypt-root=%s", s.Params.Encrypt, whySecureBoot, layout.EncryptIfTPM)
+		return "", fmt.Errorf("the image seals the root partition's key to the TPM (ingot.encrypt=%s), and Secure Boot is off: %s; enable Secure Boot in the firmware (systemd-boot enrolls the image's keys in setup mode), or make the image with ingot image --encrypt-root=%s", s.Params.Encrypt, whySecureBoot, layout.EncryptIfTPM)
 	}
 	pcrKey, err := readPCRKey(s.path(PCRKeyPath))
 	if err != nil {

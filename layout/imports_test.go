@@ -18,6 +18,7 @@ const module = "github.com/ingot-linux/ingot/"
 var layers = [][]string{
 	{"cmd/ingot", "cmd/ingot-init", "cmd/ingot-agent"},
 	{"internal/cli"},
+	{"distro"},
 	{"image", "build", "vm", "recipes", "build/sandbox/sandboxtest", "internal/agentcli"},
 	{"agent", "initrd", "oci", "image/rootfs", "image/kmod", "image/binaries", "build/fetch", "build/sandbox", "build/store",
 		"build/toolchain", "build/sbom", "artifact/artifacttest"},

@@ -20,11 +20,7 @@ import (
 // they describe an ingot artifact, and returns them. It downloads no
 // layers.
 func Inspect(ctx context.Context, ref string, opts ...Option) (*Info, error) {
-	o, err := makeOptions(opts)
-	if err != nil {
-		return nil, fmt.Errorf("inspect %s: %w", ref, err)
-	}
-	r, scheme, err := parseRef(ref, o.insecure)
+	o, r, scheme, err := optionsFor(ref, opts)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", ref, err)
 	}
@@ -51,11 +47,7 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Info, error) {
 }
 
 func pull(ctx context.Context, ref, dir string, opts []Option) (*Info, error) {
-	o, err := makeOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	r, scheme, err := parseRef(ref, o.insecure)
+	o, r, scheme, err := optionsFor(ref, opts)
 	if err != nil {
 		return nil, err
 	}

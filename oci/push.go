@@ -68,11 +68,7 @@ func Push(ctx context.Context, dir, ref string, opts ...Option) (*Info, error) {
 }
 
 func push(ctx context.Context, dir, ref string, opts []Option) (*Info, error) {
-	o, err := makeOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	r, scheme, err := parseRef(ref, o.insecure)
+	o, r, scheme, err := optionsFor(ref, opts)
 	if err != nil {
 		return nil, err
 	}

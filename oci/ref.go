@@ -10,6 +10,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
+// optionsFor applies opts and parses ref with them: what every verb
+// starts with.
+func optionsFor(ref string, opts []Option) (*options, name.Reference, string, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	r, scheme, err := parseRef(ref, o.insecure)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return o, r, scheme, nil
+}
+
 // parseRef parses an artifact reference, with or without "oci://", and
 // returns it with the URL scheme to use for its registry.
 func parseRef(ref string, insecure bool) (name.Reference, string, error) {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,8 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/build"
-	"github.com/ingot-linux/ingot/build/sbom"
-	"github.com/ingot-linux/ingot/internal/fileutil"
+	"github.com/ingot-linux/ingot/distro"
 	"github.com/ingot-linux/ingot/recipes"
 )
 
@@ -50,14 +48,10 @@ SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 			pr := newBuildProgress(g.stderr)
 			o.Progress = pr.update
 			stop := pr.run(cmd.Context())
-			res, err := build.Build(cmd.Context(), args, o)
+			out, err := distro.Build(cmd.Context(), args, distro.BuildOptions{Build: o, RootFS: rootfs, SBOMPath: sbomFile, Tool: "ingot-" + Version})
 			stop()
-			if res == nil {
+			if out == nil {
 				return err
-			}
-			out := buildCmdResult{Result: res}
-			if err == nil {
-				err = buildOutputs(&out, o, args, rootfs, sbomFile)
 			}
 			if rerr := g.render(out, func(w io.Writer) { printBuildResult(w, out) }); rerr != nil {
 				return rerr
@@ -73,42 +67,6 @@ SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 	f.StringVar(&rootfs, "rootfs", "", "assemble the runtime outputs of the targets and their runtime dependencies into this new directory")
 	f.StringVar(&sbomFile, "sbom", "", "write an SPDX 2.3 JSON SBOM of the targets to this file")
 	return cmd
-}
-
-// buildCmdResult is what `ingot build` prints: the build's result plus the
-// root file system and SBOM it wrote, if asked.
-type buildCmdResult struct {
-	*build.Result
-	RootFS string `json:"rootfs,omitempty"`
-	SBOM   string `json:"sbom,omitempty"`
-}
-
-// buildOutputs assembles the root file system and writes the SBOM.
-func buildOutputs(out *buildCmdResult, o build.Options, targets []string, rootfs, sbomFile string) error {
-	if len(targets) == 0 {
-		targets = []string{"base"}
-	}
-	if rootfs != "" {
-		shipped, err := o.Distribution.Shipped(targets)
-		if err != nil {
-			return err
-		}
-		if err := build.Assemble(o.Store, out.Keys(), shipped, rootfs); err != nil {
-			return err
-		}
-		out.RootFS = rootfs
-	}
-	if sbomFile != "" {
-		data, err := distributionSBOM(o, targets, out.Keys(), "ingot "+strings.Join(targets, " "))
-		if err != nil {
-			return err
-		}
-		if err := fileutil.WriteAtomic(sbomFile, data, 0o644); err != nil {
-			return fmt.Errorf("write SBOM: %w", err)
-		}
-		out.SBOM = sbomFile
-	}
-	return nil
 }
 
 // buildOptions loads the distribution (built in, or from recipesDir) and
@@ -136,25 +94,6 @@ func buildOptions(g *globals, jobs int, storeDir, recipesDir string) (build.Opti
 	return o, nil
 }
 
-// distributionSBOM is the SPDX 2.3 JSON document of targets and what they
-// are built from.
-func distributionSBOM(o build.Options, targets []string, keys map[string]string, name string) ([]byte, error) {
-	pkgs, err := sbom.FromDistribution(o.Distribution, targets, keys)
-	if err != nil {
-		return nil, err
-	}
-	epoch := o.Epoch
-	if epoch == 0 {
-		epoch = build.DefaultEpoch
-	}
-	doc := sbom.New(pkgs, sbom.Options{Name: name, Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
-	var buf bytes.Buffer
-	if err := doc.Write(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
 func defaultStore() (string, error) {
 	c, err := os.UserCacheDir()
 	if err != nil {
@@ -179,7 +118,7 @@ func sourceDateEpoch() (epoch int64, set bool, err error) {
 	return n, true, nil
 }
 
-func printBuildResult(w io.Writer, res buildCmdResult) {
+func printBuildResult(w io.Writer, res *distro.BuildResult) {
 	for _, p := range res.Packages {
 		where := p.Path
 		if p.Status == "failed" || p.Status == "skipped" {

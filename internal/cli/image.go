@@ -1,20 +1,16 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ingot-linux/ingot/build"
-	"github.com/ingot-linux/ingot/build/sbom"
+	"github.com/ingot-linux/ingot/distro"
 	"github.com/ingot-linux/ingot/image"
-	"github.com/ingot-linux/ingot/image/binaries"
-	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
@@ -74,41 +70,24 @@ bytes.`,
 				o.KeyDir = keyDir
 			}
 			o.Logger = g.logger()
-			if o.RootFS == "" {
-				undo, uerr := fileutil.MkdirAllUndo(o.OutputDir, 0o755)
-				if uerr != nil {
-					return fmt.Errorf("create output directory: %w", uerr)
-				}
-				defer func() {
-					if err != nil {
-						undo() // after the assembled root filesystem is gone
-					}
-				}()
-				dir, sbomData, err := assembleBase(cmd, g, o.OutputDir, jobs, storeDir, recipesDir, packages, o.Version)
-				if dir != "" {
-					defer os.RemoveAll(dir)
-				}
-				if err != nil {
-					return err
-				}
-				o.RootFS, o.SBOM = dir, sbomData
-			} else if o.SBOM, err = rootfsSBOM(o.RootFS, o.Version, o.Epoch); err != nil {
-				return err
-			}
 			start := time.Now()
 			o.Progress = func(stage string) {
 				if !g.json {
 					fmt.Fprintf(g.stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), stage)
 				}
 			}
-			bins, err := binaries.Find(cmd.Context(), binaries.Options{Init: o.InitPath, Agent: o.AgentPath, Progress: o.Progress})
-			if err != nil {
-				return err
+			do := distro.ImageOptions{Image: o, Packages: packages, Tool: "ingot-" + Version}
+			if o.RootFS == "" {
+				if do.Build, err = buildOptions(g, jobs, storeDir, recipesDir); err != nil {
+					return err
+				}
+				pr := newBuildProgress(g.stderr)
+				do.Build.Progress = pr.update
+				defer pr.run(cmd.Context())()
 			}
-			o.InitPath, o.AgentPath = bins.Init, bins.Agent
-			res, err := image.Build(cmd.Context(), o)
+			res, err := distro.Image(cmd.Context(), do)
 			if err != nil {
-				return err
+				return imageFlagErrors(err)
 			}
 			return g.render(res, func(w io.Writer) {
 				fmt.Fprintf(w, "disk     %s (%d MiB)\n", res.DiskPath, res.DiskBytes>>20)
@@ -144,46 +123,68 @@ bytes.`,
 	return cmd
 }
 
-// assembleBase builds packages (as ingot build does; cached ones are not
-// rebuilt) and assembles their runtime outputs into a new directory inside
-// outDir (which must exist), returned with the SBOM of what went in. The
-// caller removes the directory.
-func assembleBase(cmd *cobra.Command, g *globals, outDir string, jobs int, storeDir, recipesDir string, packages []string, version string) (string, []byte, error) {
-	o, err := buildOptions(g, jobs, storeDir, recipesDir)
-	if err != nil {
-		return "", nil, err
-	}
-	pr := newBuildProgress(g.stderr)
-	o.Progress = pr.update
-	stop := pr.run(cmd.Context())
-	res, err := build.Build(cmd.Context(), packages, o)
-	stop()
-	if err != nil {
-		return "", nil, fmt.Errorf("build %s: %w", strings.Join(packages, " "), err)
-	}
-	shipped, err := o.Distribution.Shipped(packages)
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp(outDir, ".ingot-rootfs-*")
-	if err != nil {
-		return "", nil, fmt.Errorf("output directory %s is not writable: %w", outDir, err)
-	}
-	if err := build.Assemble(o.Store, res.Keys(), shipped, dir); err != nil {
-		return dir, nil, err
-	}
-	data, err := distributionSBOM(o, packages, res.Keys(), "ingot "+version)
-	return dir, data, err
+// imageFlagErrors names the flags in the image's *image.FieldErrors.
+func imageFlagErrors(err error) error {
+	return flagErrors(err, func(field string) string {
+		switch field {
+		case "RootFS":
+			return "--rootfs"
+		case "Version":
+			return "--version"
+		case "OutputDir":
+			return "--output"
+		case "Epoch":
+			return "SOURCE_DATE_EPOCH"
+		case "EncryptRoot":
+			return "--encrypt-root"
+		case "Cmdline":
+			return "--cmdline"
+		case "UsrSlotBytes":
+			return "--usr-size"
+		case "ESPBytes":
+			return "--esp-size"
+		case "RootFSMaxBytes":
+			return "--rootfs-max-bytes"
+		case "KernelVersion":
+			return "--kernel-version"
+		case "HealthChecks":
+			return "--health-check"
+		case "BootDeadline":
+			return "--boot-deadline"
+		case "InitPath":
+			return "--init"
+		case "AgentPath":
+			return "--agent"
+		}
+		return ""
+	})
 }
 
-// rootfsSBOM describes an image made from a root filesystem that ingot
-// did not build, dated with the same SOURCE_DATE_EPOCH as the image (the
-// build's default date when it is unset).
-func rootfsSBOM(rootfs, version string, epoch int64) ([]byte, error) {
-	if epoch == image.EpochFromContent {
-		epoch = build.DefaultEpoch
+// flagError is a library's field error told with the flag that sets the
+// field.
+type flagError struct {
+	flag string
+	err  *image.FieldError
+}
+
+func (e *flagError) Error() string { return e.err.Describe(e.flag) }
+func (e *flagError) Unwrap() error { return e.err }
+
+// flagErrors replaces each *image.FieldError in err (joined ones too)
+// whose field has a flag by one that names the flag.
+func flagErrors(err error, flag func(field string) string) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, flagErrors(e, flag))
+		}
+		return errors.Join(errs...)
 	}
-	return sbom.ForRootFS(rootfs, version, sbom.Options{Name: "ingot " + version, Created: time.Unix(epoch, 0), Tool: "ingot-" + Version})
+	var fe *image.FieldError
+	if errors.As(err, &fe) && flag(fe.Field) != "" {
+		return &flagError{flag: flag(fe.Field), err: fe}
+	}
+	return err
 }
 
 // parseSize reads "512M", "2G", "1048576" (bytes); "" is 0.
