@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/format/gpt"
-	"github.com/ingot-linux/ingot/internal/sys"
+	"github.com/ingot-linux/ingot/internal/kernel"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -61,7 +61,7 @@ func New(cfg Config) *Agent {
 		cfg.Keep = 2
 	}
 	if cfg.Mounter == nil {
-		cfg.Mounter = sys.Linux{}
+		cfg.Mounter = kernel.Linux{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -107,7 +107,7 @@ type disk struct {
 
 func (a *Agent) openDisk(info *layout.BootInfo, write bool) (*disk, error) {
 	name := filepath.Base(info.Disk)
-	size, sectorSize, err := sys.DiskSize(a.path("/sys"), name)
+	size, sectorSize, err := kernel.DiskSize(a.path("/sys"), name)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (a *Agent) withESP(d *disk, fn func(dir string) error) error {
 	if len(esps) != 1 {
 		return fmt.Errorf("want one ESP on %s, found %d", d.path, len(esps))
 	}
-	part, err := sys.PartitionName(a.path("/sys"), d.name, esps[0].Index)
+	part, err := kernel.PartitionName(a.path("/sys"), d.name, esps[0].Index)
 	if err != nil {
 		return err
 	}

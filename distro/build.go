@@ -6,19 +6,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ingot-linux/ingot/build"
-	"github.com/ingot-linux/ingot/build/sbom"
+	"github.com/ingot-linux/ingot/builder"
+	"github.com/ingot-linux/ingot/builder/sbom"
 	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // BuildOptions say what to build and what to make of it.
 type BuildOptions struct {
-	Build build.Options
+	Build builder.Options
 	// RootFS, if set, is a new directory that receives the runtime
 	// outputs of the targets and their runtime dependencies.
 	RootFS string
 	// SBOMPath, if set, receives the SPDX 2.3 JSON SBOM of the targets,
-	// dated Build.Epoch (build.DefaultEpoch if 0).
+	// dated Build.Epoch (builder.DefaultEpoch if 0).
 	SBOMPath string
 	// Tool names the SBOM's creator, e.g. "ingot-1.2.0".
 	Tool string
@@ -27,7 +27,7 @@ type BuildOptions struct {
 // BuildResult is the build's result with the root filesystem and SBOM
 // written, if asked.
 type BuildResult struct {
-	*build.Result
+	*builder.Result
 	RootFS string `json:"rootfs,omitempty"`
 	SBOM   string `json:"sbom,omitempty"`
 }
@@ -37,7 +37,7 @@ type BuildResult struct {
 // its result (what built, what failed) with the error; nil only when
 // nothing ran.
 func Build(ctx context.Context, targets []string, o BuildOptions) (*BuildResult, error) {
-	res, err := build.Build(ctx, targets, o.Build)
+	res, err := builder.Build(ctx, targets, o.Build)
 	if res == nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func Build(ctx context.Context, targets []string, o BuildOptions) (*BuildResult,
 		if err != nil {
 			return out, err
 		}
-		if err := build.Assemble(o.Build.Store, res.Keys(), shipped, o.RootFS); err != nil {
+		if err := builder.Assemble(o.Build.Store, res.Keys(), shipped, o.RootFS); err != nil {
 			return out, err
 		}
 		out.RootFS = o.RootFS
@@ -61,7 +61,7 @@ func Build(ctx context.Context, targets []string, o BuildOptions) (*BuildResult,
 	if o.SBOMPath != "" {
 		epoch := o.Build.Epoch
 		if epoch == 0 {
-			epoch = build.DefaultEpoch
+			epoch = builder.DefaultEpoch
 		}
 		data, err := distributionSBOM(o.Build.Distribution, targets, res.Keys(),
 			sbom.Options{Name: "ingot " + strings.Join(targets, " "), Created: time.Unix(epoch, 0), Tool: o.Tool})

@@ -5,8 +5,8 @@
 // and SBOM.
 //
 //	res, err := distro.Image(ctx, distro.ImageOptions{
-//		Image:    image.Options{Version: "1.0.0", OutputDir: "out", Epoch: image.EpochFromContent, …},
-//		Build:    build.Options{Distribution: d, Recipes: recipes.FS(), Store: store},
+//		Image:    diskimage.Options{Version: "1.0.0", OutputDir: "out", Epoch: diskimage.EpochFromContent, …},
+//		Build:    builder.Options{Distribution: d, Recipes: recipes.FS(), Store: store},
 //		Packages: []string{"base"},
 //		Tool:     "ingot-1.0",
 //	})
@@ -20,12 +20,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ingot-linux/ingot/build"
-	"github.com/ingot-linux/ingot/build/sbom"
-	"github.com/ingot-linux/ingot/image"
-	"github.com/ingot-linux/ingot/image/binaries"
+	"github.com/ingot-linux/ingot/builder"
+	"github.com/ingot-linux/ingot/builder/sbom"
+	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/diskimage/binaries"
 	"github.com/ingot-linux/ingot/internal/fileutil"
-	"github.com/ingot-linux/ingot/spec"
+	"github.com/ingot-linux/ingot/cookbook"
 )
 
 // ImageOptions say what to image.
@@ -33,9 +33,9 @@ type ImageOptions struct {
 	// Image is the image to make. With RootFS empty, the root filesystem
 	// is Packages built and assembled; unless SBOM or MakeSBOM is set,
 	// the SBOM describes what went in.
-	Image image.Options
+	Image diskimage.Options
 	// Build builds Packages (not used with Image.RootFS).
-	Build build.Options
+	Build builder.Options
 	// Packages are the packages and sets the image holds when it is made
 	// from the store.
 	Packages []string
@@ -48,7 +48,7 @@ type ImageOptions struct {
 // a temporary directory in the output directory, removed at the end. On
 // error nothing is left in the output directory, not even the
 // directories made for it.
-func Image(ctx context.Context, o ImageOptions) (res *image.Result, err error) {
+func Image(ctx context.Context, o ImageOptions) (res *diskimage.Result, err error) {
 	img := o.Image
 	bins, err := binaries.Find(ctx, binaries.Options{Init: img.InitPath, Agent: img.AgentPath, Progress: img.Progress})
 	if err != nil {
@@ -63,7 +63,7 @@ func Image(ctx context.Context, o ImageOptions) (res *image.Result, err error) {
 				return sbom.ForRootFS(rootfs, img.Version, sbom.Options{Name: name, Created: created, Tool: o.Tool})
 			}
 		}
-		return image.Build(ctx, img)
+		return diskimage.Build(ctx, img)
 	}
 	undo, err := fileutil.MkdirAllUndo(img.OutputDir, 0o755)
 	if err != nil {
@@ -87,14 +87,14 @@ func Image(ctx context.Context, o ImageOptions) (res *image.Result, err error) {
 			return distributionSBOM(o.Build.Distribution, o.Packages, keys, sbom.Options{Name: name, Created: created, Tool: o.Tool})
 		}
 	}
-	return image.Build(ctx, img)
+	return diskimage.Build(ctx, img)
 }
 
 // assemble builds packages and assembles their runtime outputs into a new
 // directory inside outDir, returned (also on error, for the caller to
 // remove) with the store keys of what was built.
-func assemble(ctx context.Context, o build.Options, packages []string, outDir string) (string, map[string]string, error) {
-	res, err := build.Build(ctx, packages, o)
+func assemble(ctx context.Context, o builder.Options, packages []string, outDir string) (string, map[string]string, error) {
+	res, err := builder.Build(ctx, packages, o)
 	if err != nil {
 		return "", nil, fmt.Errorf("build %s: %w", strings.Join(packages, " "), err)
 	}
@@ -106,7 +106,7 @@ func assemble(ctx context.Context, o build.Options, packages []string, outDir st
 	if err != nil {
 		return "", nil, fmt.Errorf("output directory %s is not writable: %w", outDir, err)
 	}
-	if err := build.Assemble(o.Store, res.Keys(), shipped, dir); err != nil {
+	if err := builder.Assemble(o.Store, res.Keys(), shipped, dir); err != nil {
 		return dir, nil, err
 	}
 	return dir, res.Keys(), nil
@@ -114,7 +114,7 @@ func assemble(ctx context.Context, o build.Options, packages []string, outDir st
 
 // distributionSBOM is the SPDX 2.3 JSON document of targets and what they
 // are built from.
-func distributionSBOM(d *spec.Distribution, targets []string, keys map[string]string, o sbom.Options) ([]byte, error) {
+func distributionSBOM(d *cookbook.Distribution, targets []string, keys map[string]string, o sbom.Options) ([]byte, error) {
 	pkgs, err := sbom.FromDistribution(d, targets, keys)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ingot-linux/ingot/distro"
-	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 )
 
@@ -26,7 +26,7 @@ func TestImageRootFSSBOMDate(t *testing.T) {
 		want  time.Time
 	}{
 		{"SOURCE_DATE_EPOCH", 1_500_000_000, time.Unix(1_500_000_000, 0)},
-		{"from content", image.EpochFromContent, newest},
+		{"from content", diskimage.EpochFromContent, newest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,7 +39,7 @@ func TestImageRootFSSBOMDate(t *testing.T) {
 				}
 				return p
 			}
-			res, err := distro.Image(context.Background(), distro.ImageOptions{Tool: "ingot-test", Image: image.Options{
+			res, err := distro.Image(context.Background(), distro.ImageOptions{Tool: "ingot-test", Image: diskimage.Options{
 				RootFS: rootfs, Version: "1.0.0", OutputDir: filepath.Join(dir, "out"), Epoch: tc.epoch,
 				InitPath: bin("ingot-init", 1), AgentPath: bin("ingot", 2)}})
 			if err != nil {
@@ -62,7 +62,7 @@ func TestImageRootFSSBOMDate(t *testing.T) {
 	}
 }
 
-// rootFS writes the smallest root filesystem image.Build accepts, every
+// rootFS writes the smallest root filesystem diskimage.Build accepts, every
 // timestamp at most newest, with the host's systemd-boot.
 func rootFS(t *testing.T, root string, newest time.Time) string {
 	efi := "/usr/lib/systemd/boot/efi/"
@@ -117,7 +117,7 @@ func readFile(t *testing.T, p string) []byte {
 	return b
 }
 
-// staticELF is the smallest x86-64 executable image.Build takes for
+// staticELF is the smallest x86-64 executable diskimage.Build takes for
 // ingot-init and ingot.
 func staticELF(tag byte) []byte {
 	b := make([]byte, 64+56+1)

@@ -19,13 +19,13 @@ var layers = [][]string{
 	{"cmd/ingot", "cmd/ingot-init", "cmd/ingot-agent"},
 	{"internal/cli"},
 	{"distro"},
-	{"image", "build", "vm", "recipes", "build/sandbox/sandboxtest", "internal/agentcli"},
-	{"agent", "initrd", "oci", "image/rootfs", "image/kmod", "image/binaries", "build/fetch", "build/sandbox", "build/store",
-		"build/toolchain", "build/sbom", "artifact/artifacttest"},
-	{"artifact", "spec"},
+	{"diskimage", "builder", "vm", "recipes", "builder/sandbox/sandboxtest", "internal/agentcli"},
+	{"agent", "boot", "oci", "diskimage/rootfs", "diskimage/kmod", "diskimage/binaries", "builder/fetch", "builder/sandbox", "builder/store",
+		"builder/toolchain", "builder/sbom", "artifact/artifacttest"},
+	{"artifact", "cookbook"},
 	{"trust"},
 	{"layout"},
-	{"internal/sys"},
+	{"internal/kernel"},
 	{"tpm", "internal/dm"},
 	{"format/*", "internal/fileutil", "internal/decompress", "ingottest"},
 }
@@ -33,15 +33,15 @@ var layers = [][]string{
 // never are imports a package may not have even indirectly (go list
 // -deps), whatever the layers say.
 var never = map[string][]string{
-	"initrd":   {"build", "build/*", "image", "image/*", "agent", "internal/cli"},
-	"agent":    {"initrd", "image", "image/*", "build", "build/*", "internal/cli"},
+	"boot":     {"builder", "builder/*", "diskimage", "diskimage/*", "agent", "internal/cli"},
+	"agent":    {"boot", "diskimage", "diskimage/*", "builder", "builder/*", "internal/cli"},
 	"layout":   {"trust", "artifact", "internal/*"},
 	"format/*": {"*"}, // the standard library only: checked below
 
 	// The device's binary: only what a device runs (agentcli's
 	// TestDeviceBinary also keeps cobra out and the size in budget).
-	"cmd/ingot-agent":   {"initrd", "image", "image/*", "build", "build/*", "vm", "internal/cli"},
-	"internal/agentcli": {"initrd", "image", "image/*", "build", "build/*", "vm", "internal/cli"},
+	"cmd/ingot-agent":   {"boot", "diskimage", "diskimage/*", "builder", "builder/*", "vm", "internal/cli"},
+	"internal/agentcli": {"boot", "diskimage", "diskimage/*", "builder", "builder/*", "vm", "internal/cli"},
 }
 
 // formatModules are the modules outside the standard library a format
@@ -54,7 +54,7 @@ var formatModules = map[string][]string{
 // trustUsers are the only packages that import trust: who signs (image,
 // the CLI's keys verb), who verifies (initrd, agent, artifact), and test
 // helpers.
-var trustUsers = []string{"image", "initrd", "agent", "artifact", "internal/cli", "artifact/artifacttest"}
+var trustUsers = []string{"diskimage", "boot", "agent", "artifact", "internal/cli", "artifact/artifacttest"}
 
 func match(pattern, pkg string) bool {
 	if pattern == "*" {

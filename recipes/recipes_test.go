@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ingot-linux/ingot/build"
+	"github.com/ingot-linux/ingot/builder"
 	"github.com/ingot-linux/ingot/recipes"
 )
 
@@ -12,7 +12,7 @@ import (
 // (no unknown dependency, no cycle), and every upstream source is pinned
 // and has a mirror this machine can use.
 func TestDistribution(t *testing.T) {
-	d, err := build.LoadDistribution(recipes.FS(), "recipes")
+	d, err := builder.LoadDistribution(recipes.FS(), "recipes")
 	if err != nil {
 		t.Fatal(err)
 	}

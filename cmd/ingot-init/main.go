@@ -11,18 +11,18 @@ import (
 	"os"
 	"time"
 
-	"github.com/ingot-linux/ingot/initrd"
-	"github.com/ingot-linux/ingot/internal/sys"
+	"github.com/ingot-linux/ingot/boot"
+	"github.com/ingot-linux/ingot/internal/kernel"
 )
 
 func main() {
 	console := openConsole()
 	defer recovery(console)
-	cfg := initrd.Config{Sys: sys.Linux{}, Root: "/", Console: console}
+	cfg := boot.Config{Sys: kernel.Linux{}, Root: "/", Console: console}
 	if f, ok := console.(*os.File); ok && f != os.Stdout {
 		cfg.Input = f // a recovery key can be typed on the console
 	}
-	s, err := initrd.Run(context.Background(), cfg)
+	s, err := boot.Run(context.Background(), cfg)
 	fail(console, s, err)
 }
 
@@ -43,7 +43,7 @@ func recovery(console io.Writer) {
 
 // fail reports err, offers a rescue shell when asked for, and reboots; PID 1
 // never exits.
-func fail(console io.Writer, s *initrd.State, err error) {
+func fail(console io.Writer, s *boot.State, err error) {
 	fmt.Fprintf(console, "\ningot-init: FAILED: %v\n", err)
 	delay := 10 * time.Second
 	panicWait := false
@@ -51,7 +51,7 @@ func fail(console io.Writer, s *initrd.State, err error) {
 		delay = s.Params.RebootDelay
 		panicWait = s.Params.Panic < 0
 		if s.Params.Debug == "shell" {
-			if shErr := initrd.RescueShell(s); shErr != nil {
+			if shErr := boot.RescueShell(s); shErr != nil {
 				fmt.Fprintf(console, "ingot-init: no rescue shell: %v\n", shErr)
 			}
 		}
@@ -63,7 +63,7 @@ func fail(console io.Writer, s *initrd.State, err error) {
 	fmt.Fprintf(console, "ingot-init: rebooting in %v\n", delay)
 	time.Sleep(delay)
 	for {
-		if err := (sys.Linux{}).Reboot(); err != nil {
+		if err := (kernel.Linux{}).Reboot(); err != nil {
 			fmt.Fprintf(console, "ingot-init: reboot: %v\n", err)
 		}
 		time.Sleep(time.Second)

@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/ingot-linux/ingot/build/sandbox"
+	"github.com/ingot-linux/ingot/builder/sandbox"
 	"github.com/ingot-linux/ingot/internal/cli"
 )
 

@@ -110,8 +110,8 @@ const maxDeviceBytes = 8 << 20
 // what only a workstation runs (builder, imager, VM driver, the cobra
 // command line).
 var deviceMustNotLink = []string{
-	"github.com/ingot-linux/ingot/build",
-	"github.com/ingot-linux/ingot/image",
+	"github.com/ingot-linux/ingot/builder",
+	"github.com/ingot-linux/ingot/diskimage",
 	"github.com/ingot-linux/ingot/vm",
 	"github.com/ingot-linux/ingot/internal/cli",
 	"github.com/spf13/cobra",

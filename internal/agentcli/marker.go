@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/ingot-linux/ingot/agent"
-	"github.com/ingot-linux/ingot/internal/sys"
+	"github.com/ingot-linux/ingot/internal/kernel"
 	"github.com/ingot-linux/ingot/tpm"
 )
 
@@ -55,7 +55,7 @@ func newMeasurePhase(e *env) *verb {
 	v := newVerb(e, "measure-phase", "measure-phase WORD", "Measure a boot phase into PCR 11 (run by systemd on the device)")
 	v.hidden, v.minArgs, v.maxArgs = true, 1, 1
 	v.run = func(_ context.Context, args []string) error {
-		banks, err := sys.Linux{}.MeasurePCR(tpm.PCRKernelBoot, []byte(args[0]))
+		banks, err := kernel.Linux{}.MeasurePCR(tpm.PCRKernelBoot, []byte(args[0]))
 		if err != nil {
 			return fmt.Errorf("measure %s into PCR 11: %w", args[0], err)
 		}

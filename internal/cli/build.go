@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/ingot-linux/ingot/build"
+	"github.com/ingot-linux/ingot/builder"
 	"github.com/ingot-linux/ingot/distro"
 	"github.com/ingot-linux/ingot/recipes"
 )
@@ -71,15 +71,15 @@ SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 
 // buildOptions loads the distribution (built in, or from recipesDir) and
 // opens the store (default: the user's cache directory).
-func buildOptions(g *globals, jobs int, storeDir, recipesDir string) (build.Options, error) {
-	o := build.Options{Jobs: jobs, Logger: g.logger()}
+func buildOptions(g *globals, jobs int, storeDir, recipesDir string) (builder.Options, error) {
+	o := builder.Options{Jobs: jobs, Logger: g.logger()}
 	var err error
 	label := "recipes"
 	o.Recipes = recipes.FS()
 	if recipesDir != "" {
 		o.Recipes, label = os.DirFS(recipesDir), recipesDir
 	}
-	if o.Distribution, err = build.LoadDistribution(o.Recipes, label); err != nil {
+	if o.Distribution, err = builder.LoadDistribution(o.Recipes, label); err != nil {
 		return o, err
 	}
 	if storeDir == "" {
@@ -105,7 +105,7 @@ func defaultStore() (string, error) {
 // sourceDateEpoch reads SOURCE_DATE_EPOCH, the one place ingot does:
 // unset or empty is (0, false); otherwise it must be whole seconds since
 // 1970, not negative. Every verb passes the value down: build (0 there
-// means build.DefaultEpoch), image and the SBOMs, so they cannot disagree.
+// means builder.DefaultEpoch), image and the SBOMs, so they cannot disagree.
 func sourceDateEpoch() (epoch int64, set bool, err error) {
 	s := os.Getenv("SOURCE_DATE_EPOCH")
 	if s == "" {
@@ -143,7 +143,7 @@ type buildProgress struct {
 	tty   bool
 	start time.Time
 	mu    sync.Mutex
-	st    build.Status
+	st    builder.Status
 	any   bool
 }
 
@@ -156,7 +156,7 @@ func newBuildProgress(w io.Writer) *buildProgress {
 	return p
 }
 
-func (p *buildProgress) update(s build.Status) {
+func (p *buildProgress) update(s builder.Status) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.st, p.any = s, true

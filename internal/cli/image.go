@@ -10,14 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ingot-linux/ingot/distro"
-	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
 	var (
-		o            image.Options
+		o            diskimage.Options
 		usrSize, esp string
 		maxContent   string
 		keyDir       string
@@ -59,7 +59,7 @@ bytes.`,
 			if err != nil {
 				return err
 			}
-			o.Epoch = image.EpochFromContent
+			o.Epoch = diskimage.EpochFromContent
 			if set {
 				o.Epoch = epoch
 			}
@@ -114,7 +114,7 @@ bytes.`,
 	f.StringVar(&maxContent, "rootfs-max-bytes", "", "bound on the root filesystem's content, sparse files expanded, e.g. 20G (default: 100 times what it stores, at least 1G)")
 	f.StringVar(&esp, "esp-size", "", "size of the ESP, e.g. 512M (default: room for four UKIs, at least 256M)")
 	f.StringArrayVar(&o.HealthChecks, "health-check", nil, "a systemd unit of the image that must succeed before a boot counts as good (repeatable)")
-	f.DurationVar(&o.BootDeadline, "boot-deadline", image.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
+	f.DurationVar(&o.BootDeadline, "boot-deadline", diskimage.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
 	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
 	f.StringVar(&o.EncryptRoot, "encrypt-root", layout.EncryptNone, "root partition made on first boot: tpm (LUKS2 sealed to the TPM under the --keys PCR key), if-tpm (tpm when the machine has one) or none")
 	f.BoolVar(&o.NoRecoveryKey, "no-recovery-key", false, "with --encrypt-root: no recovery key (shown once on the console at first boot)")
@@ -123,7 +123,7 @@ bytes.`,
 	return cmd
 }
 
-// imageFlagErrors names the flags in the image's *image.FieldErrors.
+// imageFlagErrors names the flags in the image's *diskimage.FieldErrors.
 func imageFlagErrors(err error) error {
 	return flagErrors(err, func(field string) string {
 		switch field {
@@ -164,13 +164,13 @@ func imageFlagErrors(err error) error {
 // field.
 type flagError struct {
 	flag string
-	err  *image.FieldError
+	err  *diskimage.FieldError
 }
 
 func (e *flagError) Error() string { return e.err.Describe(e.flag) }
 func (e *flagError) Unwrap() error { return e.err }
 
-// flagErrors replaces each *image.FieldError in err (joined ones too)
+// flagErrors replaces each *diskimage.FieldError in err (joined ones too)
 // whose field has a flag by one that names the flag.
 func flagErrors(err error, flag func(field string) string) error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -180,7 +180,7 @@ func flagErrors(err error, flag func(field string) string) error {
 		}
 		return errors.Join(errs...)
 	}
-	var fe *image.FieldError
+	var fe *diskimage.FieldError
 	if errors.As(err, &fe) && flag(fe.Field) != "" {
 		return &flagError{flag: flag(fe.Field), err: fe}
 	}

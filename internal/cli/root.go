@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ingot-linux/ingot/image"
-	"github.com/ingot-linux/ingot/image/rootfs"
+	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/diskimage/rootfs"
 )
 
 // Version is the ingot tool's version, set at link time.
@@ -87,7 +87,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // Exit codes: 1 for failures, 2 for bad input, 130 for interrupts.
 func exitCode(err error) int {
-	var in *image.InputError
+	var in *diskimage.InputError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return 130

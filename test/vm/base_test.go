@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 )
 
@@ -50,18 +50,18 @@ func baseRootfs(t testing.TB) string {
 }
 
 // baseVersion images the base as version (autologin, for the harness).
-func baseVersion(t testing.TB, version string) *image.Result {
+func baseVersion(t testing.TB, version string) *diskimage.Result {
 	t.Helper()
 	return baseVersionWith(t, version, nil)
 }
 
 // baseVersionWith images the base as version, with options changed by
 // mod (nil for none).
-func baseVersionWith(t testing.TB, version string, mod func(*image.Options)) *image.Result {
+func baseVersionWith(t testing.TB, version string, mod func(*diskimage.Options)) *diskimage.Result {
 	t.Helper()
 	rootfs := baseRootfs(t)
 	bin := binaries(t)
-	o := image.Options{
+	o := diskimage.Options{
 		RootFS: rootfs, Version: version, OutputDir: filepath.Join(base.dir, t.Name(), "v"+version), Epoch: epoch,
 		InitPath: filepath.Join(bin, "ingot-init"), AgentPath: filepath.Join(bin, "ingot-agent"),
 		Autologin: true,
@@ -69,7 +69,7 @@ func baseVersionWith(t testing.TB, version string, mod func(*image.Options)) *im
 	if mod != nil {
 		mod(&o)
 	}
-	res, err := image.Build(context.Background(), o)
+	res, err := diskimage.Build(context.Background(), o)
 	if err != nil {
 		t.Fatalf("image the base as %s: %v", version, err)
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/format/uki"
-	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/oci"
@@ -339,7 +339,7 @@ func BenchmarkTrustBoot(b *testing.B) {
 		b.Fatal(err)
 	}
 	// The version of debianImage's build, so that only signing differs.
-	signed := buildVersionWith(b, "1.0.0", func(o *image.Options) {
+	signed := buildVersionWith(b, "1.0.0", func(o *diskimage.Options) {
 		o.Keys, o.KeyDir, o.OutputDir = keys, keyDir, filepath.Join(dir, "signed")
 	})
 
@@ -458,7 +458,7 @@ func trustBootOnce(b *testing.B, name string, cfg vm.Config) (time.Duration, str
 // ESP, and systemd-boot's bytes.
 func espBinaries(b *testing.B, disk string) (string, []byte, []byte) {
 	b.Helper()
-	d, f, err := image.InspectFile(disk)
+	d, f, err := diskimage.InspectFile(disk)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -478,7 +478,7 @@ func espBinaries(b *testing.B, disk string) (string, []byte, []byte) {
 }
 
 // veritySigPartition returns slot A's usr-verity-sig partition.
-func veritySigPartition(b *testing.B, d *image.Disk) gpt.Partition {
+func veritySigPartition(b *testing.B, d *diskimage.Disk) gpt.Partition {
 	b.Helper()
 	for _, p := range d.Table.Partitions {
 		if p.Index == layout.UsrVeritySigIndex && p.Type == layout.TypeUsrVeritySig {
@@ -493,7 +493,7 @@ func veritySigPartition(b *testing.B, d *image.Disk) gpt.Partition {
 // to the first NUL: the JSON that trust.SignRootHash made.
 func veritySigContent(b *testing.B, disk string) []byte {
 	b.Helper()
-	d, f, err := image.InspectFile(disk)
+	d, f, err := diskimage.InspectFile(disk)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func veritySigContent(b *testing.B, disk string) []byte {
 // sigPartitionBytes is the size of slot A's usr-verity-sig partition.
 func sigPartitionBytes(b *testing.B, disk string) int64 {
 	b.Helper()
-	d, f, err := image.InspectFile(disk)
+	d, f, err := diskimage.InspectFile(disk)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -571,7 +571,7 @@ func authenticodeBytes(b *testing.B, img []byte) uint32 {
 // "force". It returns the systemd-stub version.
 func forceEnrollment(b *testing.B, disk string) int {
 	b.Helper()
-	d, f, err := image.InspectFile(disk)
+	d, f, err := diskimage.InspectFile(disk)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ingot-linux/ingot/format/gpt"
-	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
@@ -341,7 +341,7 @@ func checkSealedRoot(ctx context.Context, t *testing.T, m *vm.Machine) {
 // ESP.
 func ukiOf(t *testing.T, disk string) (string, []byte) {
 	t.Helper()
-	d, f, err := image.InspectFile(disk)
+	d, f, err := diskimage.InspectFile(disk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +359,7 @@ func ukiOf(t *testing.T, disk string) (string, []byte) {
 // usrHashOfUKI returns the usrhash the only UKI of a disk image pins.
 func usrHashOfUKI(t *testing.T, disk string) string {
 	t.Helper()
-	d, f, err := image.InspectFile(disk)
+	d, f, err := diskimage.InspectFile(disk)
 	if err != nil {
 		t.Fatal(err)
 	}

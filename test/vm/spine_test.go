@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/vm"
@@ -41,7 +41,7 @@ var (
 		bin      string
 		rootfs   string
 		disk     string
-		result   *image.Result
+		result   *diskimage.Result
 		buildDur time.Duration
 	}
 )
@@ -78,7 +78,7 @@ func binaries(t testing.TB) string {
 }
 
 // debianImage builds the binaries and the image of the Debian fixture once.
-func debianImage(t testing.TB) (*image.Result, string) {
+func debianImage(t testing.TB) (*diskimage.Result, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("VM tests boot real machines; not in -short")
@@ -102,8 +102,8 @@ func debianImage(t testing.TB) (*image.Result, string) {
 	return shared.result, shared.bin
 }
 
-func buildImage(out string) (*image.Result, error) {
-	return image.Build(context.Background(), image.Options{
+func buildImage(out string) (*diskimage.Result, error) {
+	return diskimage.Build(context.Background(), diskimage.Options{
 		RootFS: shared.rootfs, Version: "1.0.0", OutputDir: out, Epoch: epoch,
 		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot-agent"),
 		Autologin: true,
@@ -117,7 +117,7 @@ func TestDebianImageValidators(t *testing.T) {
 	res, _ := debianImage(t)
 	t.Logf("image built in %v: %d MiB /usr in a %d MiB slot, UKI %d MiB", shared.buildDur.Round(time.Second),
 		res.UsrBytes>>20, res.UsrSlotBytes>>20, res.UKIBytes>>20)
-	d, f, err := image.InspectFile(res.DiskPath)
+	d, f, err := diskimage.InspectFile(res.DiskPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestInitFailureReboots(t *testing.T) {
 	if out, err := exec.Command("cp", "--sparse=always", res.DiskPath, broken).CombinedOutput(); err != nil {
 		t.Fatalf("copy image: %v\n%s", err, out)
 	}
-	d, f, err := image.InspectFile(broken)
+	d, f, err := diskimage.InspectFile(broken)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/ingot-linux/ingot/format/uki"
-	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
@@ -45,7 +45,7 @@ func TestTrustSecureBootMeasuredBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := buildVersionWith(t, "1.0.0-signed", func(o *image.Options) { o.Keys, o.KeyDir = keys, keyDir })
+	res := buildVersionWith(t, "1.0.0-signed", func(o *diskimage.Options) { o.Keys, o.KeyDir = keys, keyDir })
 	ukiBytes, stubVersion := enrollOnFirstBoot(t, res.DiskPath)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
@@ -124,14 +124,14 @@ func TestTrustSecureBootMeasuredBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// .pcrsig signs the initrd's phase only (image.DefaultPCRPhases): the
+	// .pcrsig signs the initrd's phase only (diskimage.DefaultPCRPhases): the
 	// value the booted system holds is not among its policies, so what
 	// the PCR key seals cannot be unsealed after leave-initrd.
 	pols := signedPolicies(t, ukiBytes)
 	if slices.Contains(pols, hex.EncodeToString(pol)) {
 		t.Errorf("the UKI's .pcrsig signs the policy %x of the booted system's PCR 11; only the initrd's phase should be", pol)
 	}
-	initrdValue, err := trust.PredictPCR11UKI(bytes.NewReader(ukiBytes), trust.PCROptions{Phases: image.DefaultPCRPhases})
+	initrdValue, err := trust.PredictPCR11UKI(bytes.NewReader(ukiBytes), trust.PCROptions{Phases: diskimage.DefaultPCRPhases})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestTrustSecureBootMeasuredBoot(t *testing.T) {
 // test writes "force", which enrolls at once in a virtual machine.
 func enrollOnFirstBoot(t *testing.T, path string) ([]byte, int) {
 	t.Helper()
-	d, f, err := image.InspectFile(path)
+	d, f, err := diskimage.InspectFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/ingot-linux/ingot/agent"
-	"github.com/ingot-linux/ingot/image"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/oci"
@@ -35,22 +35,22 @@ func waitForAddress(ctx context.Context, t *testing.T, m *vm.Machine) string {
 }
 
 // buildVersion builds the Debian fixture as another version.
-func buildVersion(t testing.TB, version string, cmdline ...string) *image.Result {
+func buildVersion(t testing.TB, version string, cmdline ...string) *diskimage.Result {
 	t.Helper()
-	return buildVersionWith(t, version, func(o *image.Options) { o.Cmdline = cmdline })
+	return buildVersionWith(t, version, func(o *diskimage.Options) { o.Cmdline = cmdline })
 }
 
 // buildVersionWith builds the Debian fixture as another version, with
 // options changed by mod.
-func buildVersionWith(t testing.TB, version string, mod func(*image.Options)) *image.Result {
+func buildVersionWith(t testing.TB, version string, mod func(*diskimage.Options)) *diskimage.Result {
 	t.Helper()
-	o := image.Options{
+	o := diskimage.Options{
 		RootFS: shared.rootfs, Version: version, OutputDir: filepath.Join(shared.dir, "v"+version), Epoch: epoch,
 		InitPath: filepath.Join(shared.bin, "ingot-init"), AgentPath: filepath.Join(shared.bin, "ingot-agent"),
 		Autologin: true,
 	}
 	mod(&o)
-	res, err := image.Build(context.Background(), o)
+	res, err := diskimage.Build(context.Background(), o)
 	if err != nil {
 		t.Fatalf("build %s: %v", version, err)
 	}
@@ -139,7 +139,7 @@ func TestUpdateRollbackReset(t *testing.T) {
 	// v5's boot hangs: a health check of its own never finishes, so the
 	// boot deadline reboots it.
 	hangRootfs := baseRootfsWith(t, map[string]string{"usr/lib/systemd/system/ingot-test-hang.service": "[Unit]\nDescription=a health check that never ends\n\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'while :; do sleep 3600; done'\nTimeoutStartSec=infinity\n"})
-	v5 := baseVersionWith(t, "5.0.0", func(o *image.Options) {
+	v5 := baseVersionWith(t, "5.0.0", func(o *diskimage.Options) {
 		o.RootFS, o.HealthChecks, o.BootDeadline = hangRootfs, []string{"ingot-test-hang.service"}, 50*time.Second
 	})
 	payload := payloadDisk(t, v1.UpdateDir, v3.UpdateDir, v4.UpdateDir, v5.UpdateDir)

@@ -1,0 +1,189 @@
+package diskimage_test
+
+import (
+	"archive/tar"
+	"encoding/binary"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/trust"
+)
+
+var printGolden = flag.Bool("golden-print", false, "print the digests TestGoldenDigests computes")
+
+// staticELF is the smallest x86-64 executable readStatic accepts: an ELF
+// header and one PT_LOAD program header, no interpreter. The golden
+// image takes it for ingot-init and ingot, so its bytes do not change
+// with every change to the code those binaries are built from.
+func staticELF(tag byte) []byte {
+	b := make([]byte, 64+56+1)
+	copy(b, "\x7fELF")
+	b[4], b[5], b[6] = 2, 1, 1 // 64-bit, little endian, version 1
+	le := binary.LittleEndian
+	le.PutUint16(b[16:], 2)    // ET_EXEC
+	le.PutUint16(b[18:], 0x3e) // EM_X86_64
+	le.PutUint32(b[20:], 1)
+	le.PutUint64(b[24:], 0x400000) // entry
+	le.PutUint64(b[32:], 64)       // program headers right after the header
+	le.PutUint16(b[52:], 64)
+	le.PutUint16(b[54:], 56)
+	le.PutUint16(b[56:], 1)
+	le.PutUint16(b[58:], 64)
+	ph := b[64:]
+	le.PutUint32(ph[0:], 1) // PT_LOAD
+	le.PutUint32(ph[4:], 5) // R+X
+	le.PutUint64(ph[16:], 0x400000)
+	le.PutUint64(ph[24:], 0x400000)
+	le.PutUint64(ph[32:], uint64(len(b)))
+	le.PutUint64(ph[40:], uint64(len(b)))
+	le.PutUint64(ph[48:], 0x1000)
+	b[len(b)-1] = tag
+	return b
+}
+
+// goldenHostEFI are the sha256s of the host's systemd-boot binaries the
+// golden digests were made with (Debian 12's systemd-boot-efi 252): the
+// image carries them, so other ones give other bytes.
+var goldenHostEFI = map[string]string{
+	"systemd-bootx64.efi": "10288fece5e90ce3ba3e7160f49695b022d648f7ef41774678db8c77774db167",
+	"linuxx64.efi.stub":   "c62ae56ffaf49d1a61de4434f4f531dd1d4ed3b5aee46c934c56e3f809b22cc4",
+}
+
+// goldenCase is one set of options the golden digests pin.
+type goldenCase struct {
+	name string
+	mod  func(t *testing.T, o *diskimage.Options)
+	unit string // a unit file added to the fixture
+	// digests are the sha256s of everything Build writes for the
+	// fixture with SOURCE_DATE_EPOCH=epoch. They pin the bytes across
+	// refactorings: a change here is a change of the on-disk output and
+	// needs a reason in the commit message.
+	digests map[string]string
+}
+
+var goldenCases = []goldenCase{
+	{name: "plain", digests: map[string]string{
+		"ingot_1.0.0.raw":                  "8ac3ec3229486c4d896fe20967ff3d31f250b70f89a1b4cbab735c34ab8a2b74",
+		"ingot_1.0.0.update/ingot.efi":     "88f6dbfbce1231a96ff8d216c4840bde551a85fa25e2d73daa4c6eed0a587e3c",
+		"ingot_1.0.0.update/manifest.json": "1e087b66a9a45b7025099fa972396f7be6867fe8a75da66d7730e65dcc816a6b",
+		"ingot_1.0.0.update/usr.erofs":     "ea895a41ccd69bc796726886557a466ea01eb908342951ea7f66d7f12434cbdf",
+		"ingot_1.0.0.update/usr.verity":    "8018ed071079dd551751e9718c531fa4e3bd53cff3201193111e60fd38f5fd25",
+	}},
+	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
+		keys, err := trust.LoadKeys("../trust/testdata/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Keys, o.KeyDir = keys, "../trust/testdata/keys"
+		o.EncryptRoot, o.NoRecoveryKey = layout.EncryptTPM, true
+		o.Cmdline = []string{"quiet", "ingot.device_timeout=30", `foo="a b"`}
+		o.HealthChecks = []string{"fixture-check.service"}
+		o.Autologin = true
+		o.BootDeadline = 5 * time.Minute
+		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
+	}, unit: "fixture-check.service", digests: map[string]string{
+		"ingot_1.0.0.raw":                   "646dec74ec51f730d17e45fec0750213e201a4aa484ef48ee71dfd3ba7ab25f8",
+		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
+		"ingot_1.0.0.update/ingot.efi":      "576b6c4213916fe31220e4d0cea42d6d9729c9b44d9d83537960a1a3f6da8367",
+		"ingot_1.0.0.update/manifest.json":  "c5e8fe3fcac94348a5ae69dbc61b88dfeb90c9aedf7239e215193a0f17f58146",
+		"ingot_1.0.0.update/usr.erofs":      "244cf3b68f9e25bdba5ad61c7b6673b948f6cab15f2481a759edbda90c6f81e8",
+		"ingot_1.0.0.update/usr.verity":     "ff8fc54a4692a102d529d072d32e39e2ddeb30acd9f3c558ed53cec0c2e2005f",
+		"ingot_1.0.0.update/usr.verity-sig": "038a6f281fe9b9c48aea5f5ff49a509a96f11336e7cb2f75bcb9173424098e5e",
+	}},
+}
+
+// TestGoldenDigests builds the fixture with fixed stand-ins for the two
+// binaries and compares the sha256 of the disk, each file of the update
+// artifact and the SBOM with the golden digests.
+func TestGoldenDigests(t *testing.T) {
+	for _, tc := range goldenCases {
+		t.Run(tc.name, func(t *testing.T) { testGolden(t, tc) })
+	}
+}
+
+func testGolden(t *testing.T, tc goldenCase) {
+	for name, want := range goldenHostEFI {
+		got := ingottest.FileSHA256(t, "/usr/lib/systemd/boot/efi/"+name)
+		if want != "" && got != want && !*printGolden {
+			t.Skipf("the host's %s (sha256 %s) is not the one the golden digests were made with (%s)", name, got, want)
+		}
+		if *printGolden {
+			t.Logf("host %s %s", name, got)
+		}
+	}
+	dir := t.TempDir()
+	tarball := filepath.Join(dir, "rootfs.tar")
+	entries := fixture(t)
+	if tc.unit != "" {
+		entries = append(entries, tarEntry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "usr/lib/systemd/system/" + tc.unit, Mode: 0o644},
+			data: []byte("[Service]\nType=oneshot\nExecStart=/usr/bin/true\n")})
+	}
+	writeTar(t, tarball, entries)
+	initPath, agentPath := filepath.Join(dir, "ingot-init"), filepath.Join(dir, "ingot")
+	if err := os.WriteFile(initPath, staticELF(1), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(agentPath, staticELF(2), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	res, err := build(t, tarball, out, func(o *diskimage.Options) {
+		o.InitPath, o.AgentPath = initPath, agentPath
+		if tc.mod != nil {
+			tc.mod(t, o)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	err = filepath.Walk(out, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(out, p)
+		got[rel] = ingottest.FileSHA256(t, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *printGolden {
+		var lines []string
+		for k, v := range got {
+			lines = append(lines, "\t"+`"`+k+`": "`+v+`",`)
+		}
+		sort.Strings(lines)
+		t.Logf("usrhash %s\n%s", res.UsrHash, strings.Join(lines, "\n"))
+		return
+	}
+	for _, name := range sortedKeys(tc.digests, got) {
+		if want, have := tc.digests[name], got[name]; want != have {
+			t.Errorf("%s changed (-want +got):\n-%s\n+%s", name, want, have)
+		}
+	}
+}
+
+// sortedKeys returns the keys of a and b, sorted, each once.
+func sortedKeys(a, b map[string]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []map[string]string{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

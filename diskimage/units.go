@@ -1,0 +1,116 @@
+package diskimage
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/ingot-linux/ingot/diskimage/rootfs"
+)
+
+// unitFS holds the systemd units and drop-ins ingot adds to every image,
+// as files: units/ in the source tree. They are text/template templates;
+// the only values they read are unitValues'.
+//
+//go:embed units
+var unitFS embed.FS
+
+// systemDir is where the image's systemd units live in the tree.
+const systemDir = "usr/lib/systemd/system/"
+
+// unitValues are the per-image values the unit templates read.
+type unitValues struct {
+	// BootDeadlineSeconds bounds a boot to boot-complete.target
+	// (50-ingot-deadline.conf).
+	BootDeadlineSeconds int
+	// HealthChecks are the units boot-complete.target requires,
+	// ingot-health.service first, separated by spaces
+	// (60-ingot-health.conf).
+	HealthChecks string
+}
+
+// unitFile is one file under systemDir made from a template in units/.
+type unitFile struct{ path, template string }
+
+// unitLink is one symlink under systemDir: an enablement or a mask.
+type unitLink struct{ path, target string }
+
+// unitSet is everything ingot adds under systemDir.
+type unitSet struct {
+	files  []unitFile
+	links  []unitLink
+	values unitValues
+}
+
+// ingotUnits lists ingot's units for an image whose boot must reach
+// boot-complete.target within deadline and pass healthChecks (validated
+// unit names; ingot-health.service is added), with autologin on the
+// serial and container consoles if asked.
+func ingotUnits(deadline time.Duration, healthChecks []string, autologin bool) unitSet {
+	all := append([]string{"ingot-health.service"}, healthChecks...)
+	s := unitSet{values: unitValues{BootDeadlineSeconds: int(deadline.Seconds()), HealthChecks: strings.Join(all, " ")}}
+	// The boot marker tells the agent a boot got as far as
+	// boot-complete.target: the boot is good.
+	s.file("ingot-boot-marker.service", "ingot-boot-marker.service")
+	s.link("multi-user.target.wants/ingot-boot-marker.service", "../ingot-boot-marker.service")
+	// A boot that hangs before boot-complete.target is a failed boot:
+	// reboot, so boot counting moves on (and falls back after three).
+	s.file("boot-complete.target.d/50-ingot-deadline.conf", "50-ingot-deadline.conf")
+	// boot-complete.target requires ingot's own health check and the
+	// image's; a check that fails reboots the machine, a failed try.
+	s.file("ingot-health.service", "ingot-health.service")
+	for _, u := range all {
+		s.file(u+".d/50-ingot-health.conf", "50-ingot-health.conf")
+	}
+	s.file("boot-complete.target.d/60-ingot-health.conf", "60-ingot-health.conf")
+	// The booted system's half of the boot phases in PCR 11 (see
+	// docs/trust.md): "sysinit" after sysinit.target and "ready" before
+	// user sessions, "final" and "shutdown" on the way down, as
+	// systemd-pcrphase's units measure them. ingot measures them itself
+	// (ingot measure-phase, through /dev/tpmrm0 like ingot-init) and
+	// masks systemd's units, so the sequence does not depend on whether
+	// the image's systemd was built with TPM2 support or has its TPM2
+	// libraries installed (Debian 12's does not), and nothing is measured
+	// twice.
+	s.link("systemd-pcrphase.service", "/dev/null")
+	s.link("systemd-pcrphase-sysinit.service", "/dev/null")
+	s.file("ingot-pcrphase-sysinit.service", "ingot-pcrphase-sysinit.service")
+	s.file("ingot-pcrphase.service", "ingot-pcrphase.service")
+	s.link("sysinit.target.wants/ingot-pcrphase-sysinit.service", "../ingot-pcrphase-sysinit.service")
+	s.link("sysinit.target.wants/ingot-pcrphase.service", "../ingot-pcrphase.service")
+	// The update channel: off until the owner enables the timer and
+	// writes /etc/ingot/update.conf (CHANNEL=oci://…,
+	// WINDOW=HH:MM-HH:MM).
+	s.file("ingot-update.service", "ingot-update.service")
+	s.file("ingot-update.timer", "ingot-update.timer")
+	if autologin {
+		s.file("serial-getty@.service.d/50-ingot-autologin.conf", "50-ingot-autologin.conf")
+		s.file("console-getty.service.d/50-ingot-autologin.conf", "50-ingot-autologin.conf")
+	}
+	return s
+}
+
+func (s *unitSet) file(path, template string) { s.files = append(s.files, unitFile{path, template}) }
+func (s *unitSet) link(path, target string)   { s.links = append(s.links, unitLink{path, target}) }
+
+// put renders the set's files and writes them and its links into t.
+func (s unitSet) put(t *rootfs.Tree, epoch int64) error {
+	tmpl, err := template.New("units").Option("missingkey=error").ParseFS(unitFS, "units/*")
+	if err != nil {
+		return fmt.Errorf("parse unit templates: %w", err)
+	}
+	for _, f := range s.files {
+		var b bytes.Buffer
+		if err := tmpl.ExecuteTemplate(&b, f.template, s.values); err != nil {
+			return fmt.Errorf("render unit %s: %w", f.path, err)
+		}
+		t.PutFile(systemDir+f.path, b.Bytes(), 0o644, epoch)
+	}
+	for _, l := range s.links {
+		t.PutSymlink(systemDir+l.path, l.target, epoch)
+	}
+	return nil
+}
