@@ -25,8 +25,8 @@ import (
 	"github.com/ingot-linux/ingot/builder/sandbox"
 	"github.com/ingot-linux/ingot/builder/store"
 	"github.com/ingot-linux/ingot/builder/toolchain"
-	"github.com/ingot-linux/ingot/recipes"
 	"github.com/ingot-linux/ingot/cookbook"
+	"github.com/ingot-linux/ingot/recipes"
 )
 
 // tarball makes a .tar.gz with one top-level directory.

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ingot-linux/ingot/artifact"
-	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/diskimage/rootfs"
+	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/tpm"

@@ -24,8 +24,8 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/ingot-linux/ingot/artifact"
-	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/tpm"

@@ -22,10 +22,10 @@ import (
 
 	"github.com/ingot-linux/ingot/builder"
 	"github.com/ingot-linux/ingot/builder/sbom"
+	"github.com/ingot-linux/ingot/cookbook"
 	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/diskimage/binaries"
 	"github.com/ingot-linux/ingot/internal/fileutil"
-	"github.com/ingot-linux/ingot/cookbook"
 )
 
 // ImageOptions say what to image.

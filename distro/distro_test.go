@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ingot-linux/ingot/distro"
 	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/distro"
 	"github.com/ingot-linux/ingot/ingottest"
 )
 

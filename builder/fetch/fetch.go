@@ -26,8 +26,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/cookbook"
+	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // Fetcher fetches sources into Dir, named by their sha256.

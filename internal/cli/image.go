@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ingot-linux/ingot/distro"
 	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/distro"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )

@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/format/uki"
-	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/oci"

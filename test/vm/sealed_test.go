@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"

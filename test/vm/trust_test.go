@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/format/uki"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/tpm"
 	"github.com/ingot-linux/ingot/trust"
