@@ -12,12 +12,13 @@ package agentcli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"runtime/debug"
+	"time"
+
+	"github.com/ingot-linux/ingot/internal/clio"
 )
 
 // Name is the program's name on the device and in every message.
@@ -34,7 +35,7 @@ type Verb struct {
 // Verbs lists the device verbs in the order help shows them.
 func Verbs() []Verb {
 	var vs []Verb
-	for _, v := range verbs(&env{stdout: io.Discard, stderr: io.Discard}) {
+	for _, v := range verbs(&env{clio.Output{Stdout: io.Discard, Stderr: io.Discard}}) {
 		vs = append(vs, Verb{Name: v.name, Short: v.short, Hidden: v.hidden})
 	}
 	return vs
@@ -58,7 +59,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // Execute runs one device verb: args is the verb's name and its flags and
 // arguments, optionally preceded by the global flags --json and -v.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	e := &env{stdout: stdout, stderr: stderr}
+	e := &env{clio.Output{Stdout: stdout, Stderr: stderr}}
 	table := verbs(e)
 	name, rest, err := splitVerb(e, args)
 	switch {
@@ -80,29 +81,12 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // env is what every verb shares: the global flags and where output goes.
 type env struct {
-	json    bool
-	verbose bool
-	stdout  io.Writer
-	stderr  io.Writer
+	clio.Output
 }
 
-func (e *env) logger() *slog.Logger {
-	if !e.verbose {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// render prints a result: JSON with --json, otherwise the text form.
-func (e *env) render(v any, text func(w io.Writer)) error {
-	if e.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	text(e.stdout)
-	return nil
-}
+// progressInterval is how often a progress line is redrawn (a serial
+// console is slow).
+const progressInterval = time.Second
 
 // version is the module version this program was built from ("dev" for
 // a build outside a module version).

@@ -11,11 +11,11 @@ import (
 func newStatus(e *env) *verb {
 	v := newVerb(e, "status", "status", "Show the booted version, both slots and the boot entries (on the device)")
 	v.run = func(context.Context, []string) error {
-		st, err := agent.New(agent.Config{Logger: e.logger()}).Status()
+		st, err := agent.New(agent.Config{Logger: e.Logger()}).Status()
 		if err != nil {
 			return err
 		}
-		return e.render(st, func(w io.Writer) { printStatus(w, st) })
+		return e.Render(st, func(w io.Writer) { printStatus(w, st) })
 	}
 	return v
 }
@@ -56,11 +56,11 @@ func newRollback(e *env) *verb {
 	v := newVerb(e, "rollback", "rollback", "Make the previous version the next boot (on the device)")
 	v.flags.BoolVar(&reboot, "reboot", false, "reboot when done")
 	v.run = func(context.Context, []string) error {
-		to, err := agent.New(agent.Config{Logger: e.logger()}).Rollback()
+		to, err := agent.New(agent.Config{Logger: e.Logger()}).Rollback()
 		if err != nil {
 			return err
 		}
-		err = e.render(map[string]string{"next": to}, func(w io.Writer) { fmt.Fprintf(w, "next boot: %s\n", to) })
+		err = e.Render(map[string]string{"next": to}, func(w io.Writer) { fmt.Fprintf(w, "next boot: %s\n", to) })
 		return rebootIf(reboot, err)
 	}
 	return v
@@ -71,10 +71,10 @@ func newReset(e *env) *verb {
 	v := newVerb(e, "reset", "reset", "Factory reset: the next boot starts with a fresh root partition (on the device)")
 	v.flags.BoolVar(&reboot, "reboot", false, "reboot when done")
 	v.run = func(context.Context, []string) error {
-		if err := agent.New(agent.Config{Logger: e.logger()}).Reset(); err != nil {
+		if err := agent.New(agent.Config{Logger: e.Logger()}).Reset(); err != nil {
 			return err
 		}
-		err := e.render(map[string]bool{"reset": true}, func(w io.Writer) {
+		err := e.Render(map[string]bool{"reset": true}, func(w io.Writer) {
 			fmt.Fprintln(w, "the root partition is dropped; the next boot makes a fresh one")
 		})
 		return rebootIf(reboot, err)

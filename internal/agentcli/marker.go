@@ -20,20 +20,20 @@ func newBootMarker(e *env) *verb {
 	v := newVerb(e, "boot-marker", "boot-marker", "Print the boot-complete marker on the console (run by systemd on the device)")
 	v.hidden = true
 	v.run = func(context.Context, []string) error {
-		a := agent.New(agent.Config{Logger: e.logger()})
+		a := agent.New(agent.Config{Logger: e.Logger()})
 		running, err := a.Running()
 		if err != nil {
 			return err
 		}
-		announce(e.stdout, fmt.Sprintf("ingot: boot complete version=%s slot=%s usrhash=%s\n", running.Version, running.Slot, running.UsrHash))
+		announce(e.Stdout, fmt.Sprintf("ingot: boot complete version=%s slot=%s usrhash=%s\n", running.Version, running.Slot, running.UsrHash))
 		// Reaching boot-complete.target is what makes a boot good.
 		if blessed, err := a.Bless(); err != nil {
 			return fmt.Errorf("bless boot entry: %w", err)
 		} else if blessed != "" {
-			fmt.Fprintf(e.stdout, "ingot: blessed %s\n", blessed)
+			fmt.Fprintf(e.Stdout, "ingot: blessed %s\n", blessed)
 		}
 		if st, err := a.Status(); err == nil && st.RolledBack != nil {
-			announce(e.stdout, fmt.Sprintf("ingot: rolled back from %s: %s\n", st.RolledBack.From, st.RolledBack.Reason))
+			announce(e.Stdout, fmt.Sprintf("ingot: rolled back from %s: %s\n", st.RolledBack.From, st.RolledBack.Reason))
 		}
 		return nil
 	}
@@ -59,7 +59,7 @@ func newMeasurePhase(e *env) *verb {
 		if err != nil {
 			return fmt.Errorf("measure %s into PCR 11: %w", args[0], err)
 		}
-		fmt.Fprintf(e.stdout, "ingot: measured %s into PCR 11 (%s)\n", args[0], strings.Join(banks, ", "))
+		fmt.Fprintf(e.Stdout, "ingot: measured %s into PCR 11 (%s)\n", args[0], strings.Join(banks, ", "))
 		return nil
 	}
 	return v
@@ -71,10 +71,10 @@ func newHealth(e *env) *verb {
 	v := newVerb(e, "health", "health", "Check that the running system is the one its boot entry describes (run by systemd on the device)")
 	v.hidden = true
 	v.run = func(context.Context, []string) error {
-		if err := agent.New(agent.Config{Logger: e.logger()}).Health(); err != nil {
+		if err := agent.New(agent.Config{Logger: e.Logger()}).Health(); err != nil {
 			return err
 		}
-		fmt.Fprintln(e.stdout, "ingot: healthy")
+		fmt.Fprintln(e.Stdout, "ingot: healthy")
 		return nil
 	}
 	return v

@@ -68,7 +68,7 @@ func update(ctx context.Context, e *env, f *updateFlags, source string) error {
 			source = conf.Channel
 		}
 		if !conf.InWindow(time.Now()) {
-			return e.render(map[string]any{"skipped": "outside the update window " + conf.Window}, func(w io.Writer) {
+			return e.Render(map[string]any{"skipped": "outside the update window " + conf.Window}, func(w io.Writer) {
 				fmt.Fprintf(w, "outside the update window %s: nothing to do\n", conf.Window)
 			})
 		}
@@ -76,8 +76,8 @@ func update(ctx context.Context, e *env, f *updateFlags, source string) error {
 	if source == "" {
 		return fmt.Errorf("no update source: give SOURCE, or --channel with CHANNEL= in %s", f.confPath)
 	}
-	a := agent.New(agent.Config{Logger: e.logger(), Progress: func(step string) {
-		fmt.Fprintf(e.stderr, "ingot: update: %s\n", step)
+	a := agent.New(agent.Config{Logger: e.Logger(), Progress: func(step string) {
+		fmt.Fprintf(e.Stderr, "ingot: update: %s\n", step)
 	}})
 	avail, err := checkSource(ctx, a, source)
 	if err != nil {
@@ -87,7 +87,7 @@ func update(ctx context.Context, e *env, f *updateFlags, source string) error {
 		return fmt.Errorf("update to %s: %w", avail.Version, agent.ErrSameVersion)
 	}
 	if f.check || !avail.Available {
-		return e.render(avail, avail.print)
+		return e.Render(avail, avail.print)
 	}
 	return install(ctx, e, a, source, f)
 }
@@ -107,7 +107,7 @@ func install(ctx context.Context, e *env, a *agent.Agent, source string, f *upda
 	if err != nil {
 		return err
 	}
-	err = e.render(res, func(w io.Writer) {
+	err = e.Render(res, func(w io.Writer) {
 		fmt.Fprintf(w, "installed %s into slot %s (was %q); next boot starts it: %s\n", res.Version, res.Slot, res.FromVersion, res.NextBoot)
 	})
 	return rebootIf(f.reboot, err)

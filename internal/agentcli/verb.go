@@ -41,9 +41,9 @@ func verbs(e *env) []*verb {
 func newVerb(e *env, name, usage, short string) *verb {
 	fs := flag.NewFlagSet(Name+" "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.BoolVar(&e.json, "json", false, "print results as JSON")
-	fs.BoolVar(&e.verbose, "verbose", false, "log details to stderr")
-	fs.BoolVar(&e.verbose, "v", false, "log details to stderr")
+	fs.BoolVar(&e.JSON, "json", false, "print results as JSON")
+	fs.BoolVar(&e.Verbose, "verbose", false, "log details to stderr")
+	fs.BoolVar(&e.Verbose, "v", false, "log details to stderr")
 	return &verb{name: name, usage: usage, short: short, flags: fs, e: e}
 }
 
@@ -52,7 +52,7 @@ func newVerb(e *env, name, usage, short string) *verb {
 func (v *verb) execute(ctx context.Context, args []string) error {
 	pos, err := parseInterspersed(v.flags, args)
 	if errors.Is(err, flag.ErrHelp) {
-		v.printHelp(v.e.stdout)
+		v.printHelp(v.e.Stdout)
 		return nil
 	}
 	if err != nil {
@@ -99,15 +99,15 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func splitVerb(e *env, args []string) (string, []string, error) {
 	fs := flag.NewFlagSet(Name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.BoolVar(&e.json, "json", false, "")
-	fs.BoolVar(&e.verbose, "verbose", false, "")
-	fs.BoolVar(&e.verbose, "v", false, "")
+	fs.BoolVar(&e.JSON, "json", false, "")
+	fs.BoolVar(&e.Verbose, "verbose", false, "")
+	fs.BoolVar(&e.Verbose, "v", false, "")
 	showVersion := fs.Bool("version", false, "")
 	if err := fs.Parse(args); err != nil {
 		return "", nil, err
 	}
 	if *showVersion {
-		fmt.Fprintf(e.stdout, "%s version %s\n", Name, version())
+		fmt.Fprintf(e.Stdout, "%s version %s\n", Name, version())
 		return "", nil, nil
 	}
 	rest := fs.Args()

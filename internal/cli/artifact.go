@@ -5,7 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/ingot-linux/ingot/internal/clio"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
@@ -31,13 +32,13 @@ config (~/.docker/config.json), if any.`,
 		Example: "  ingot push out/ingot_1.0.0.update oci://localhost:5000/ingot/update:1.0.0",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bar := newProgressBar(g, "push")
+			bar := g.NewProgress("push", progressInterval)
 			info, err := oci.Push(cmd.Context(), args[0], args[1], registryOptions(g, insecure, bar)...)
-			bar.finish()
+			bar.Finish()
 			if err != nil {
 				return err
 			}
-			return g.render(info, func(w io.Writer) {
+			return g.Render(info, func(w io.Writer) {
 				fmt.Fprintf(w, "pushed   %s\ndigest   %s\n", info.Ref, info.Digest)
 				fmt.Fprintf(w, "version  %s\nusrhash  %s\n", info.Manifest.Version, info.Manifest.UsrHash)
 			})
@@ -70,7 +71,7 @@ until they are complete.`,
 		Example: "  ingot pull oci://localhost:5000/ingot/update:1.0.0 /var/tmp/update",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bar := newProgressBar(g, "pull")
+			bar := g.NewProgress("pull", progressInterval)
 			opts := append(registryOptions(g, insecure, bar), oci.WithArch(arch))
 			if cacheDir == "" {
 				cacheDir = defaultCacheDir()
@@ -79,11 +80,11 @@ until they are complete.`,
 				opts = append(opts, oci.WithCacheDir(cacheDir))
 			}
 			info, err := oci.Pull(cmd.Context(), args[0], args[1], opts...)
-			bar.finish()
+			bar.Finish()
 			if err != nil {
 				return err
 			}
-			return g.render(info, func(w io.Writer) {
+			return g.Render(info, func(w io.Writer) {
 				fmt.Fprintf(w, "pulled   %s\ninto     %s\ndigest   %s\n", info.Ref, args[1], info.Digest)
 				fmt.Fprintf(w, "version  %s\nusrhash  %s\n", info.Manifest.Version, info.Manifest.UsrHash)
 			})
@@ -137,7 +138,7 @@ large is downloaded, and "verified" is false.`,
 				}
 				res = inspectResult{Ref: info.Ref, Digest: info.Digest, Manifest: info.Manifest, Layers: info.Layers}
 			}
-			return g.render(&res, func(w io.Writer) { printInspect(w, &res) })
+			return g.Render(&res, func(w io.Writer) { printInspect(w, &res) })
 		},
 	}
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a registry that is not on a loopback or private address")
@@ -153,7 +154,7 @@ func printInspect(w io.Writer, r *inspectResult) {
 	}
 	fmt.Fprintf(w, "artifact  %s %s (%s)\nusrhash   %s\n", m.Name, m.Version, m.Architecture, m.UsrHash)
 	for _, f := range m.Files {
-		fmt.Fprintf(w, "file      %-11s %-7s %10s  sha256:%s\n", f.Name, f.Role, humanBytes(f.Size), f.SHA256)
+		fmt.Fprintf(w, "file      %-11s %-7s %10s  sha256:%s\n", f.Name, f.Role, clio.HumanBytes(f.Size), f.SHA256)
 	}
 	if r.Verified {
 		fmt.Fprintln(w, "verified  sizes, sha256, usrhash in the UKI, dm-verity root hash")
@@ -161,14 +162,14 @@ func printInspect(w io.Writer, r *inspectResult) {
 }
 
 // registryOptions turns the shared flags into oci options.
-func registryOptions(g *globals, insecure bool, bar *progressBar) []oci.Option {
+func registryOptions(g *globals, insecure bool, bar *clio.Progress) []oci.Option {
 	opts := []oci.Option{
 		oci.WithInsecure(insecure),
 		oci.WithKeychain(authn.DefaultKeychain),
-		oci.WithLogger(g.logger()),
+		oci.WithLogger(g.Logger()),
 	}
 	if bar != nil {
-		opts = append(opts, oci.WithProgress(bar.update))
+		opts = append(opts, oci.WithProgress(bar.Update))
 	}
 	return opts
 }
@@ -181,59 +182,4 @@ func defaultCacheDir() string {
 		return ""
 	}
 	return filepath.Join(dir, "ingot", "oci")
-}
-
-// progressBar prints a one-line progress report to stderr, redrawn with \r
-// at most ten times a second.
-type progressBar struct {
-	w       io.Writer
-	verb    string
-	start   time.Time
-	last    time.Time
-	printed bool
-}
-
-// newProgressBar returns a bar, or nil with --json (which keeps stderr
-// quiet, as ingot image does).
-func newProgressBar(g *globals, verb string) *progressBar {
-	if g.json {
-		return nil
-	}
-	return &progressBar{w: g.stderr, verb: verb, start: time.Now()}
-}
-
-func (b *progressBar) update(done, total int64) {
-	now := time.Now()
-	if done < total && now.Sub(b.last) < time.Second {
-		return
-	}
-	b.last = now
-	pct := 100
-	if total > 0 {
-		pct = int(done * 100 / total)
-	}
-	rate := float64(done) / max(now.Sub(b.start).Seconds(), 0.001)
-	fmt.Fprintf(b.w, "\r%s %10s / %-10s %3d%%  %s/s   ", b.verb, humanBytes(done), humanBytes(total), pct, humanBytes(int64(rate)))
-	b.printed = true
-}
-
-// finish ends the progress line.
-func (b *progressBar) finish() {
-	if b != nil && b.printed {
-		fmt.Fprintln(b.w)
-	}
-}
-
-// humanBytes formats n as "512 B", "1.5 KiB", "12.0 MiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }

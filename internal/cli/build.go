@@ -45,7 +45,7 @@ SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 				return err
 			}
 			o.KeepGoing = keepGoing
-			pr := newBuildProgress(g.stderr)
+			pr := newBuildProgress(g.Stderr)
 			o.Progress = pr.update
 			stop := pr.run(cmd.Context())
 			out, err := distro.Build(cmd.Context(), args, distro.BuildOptions{Build: o, RootFS: rootfs, SBOMPath: sbomFile, Tool: "ingot-" + Version})
@@ -53,7 +53,7 @@ SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 			if out == nil {
 				return err
 			}
-			if rerr := g.render(out, func(w io.Writer) { printBuildResult(w, out) }); rerr != nil {
+			if rerr := g.Render(out, func(w io.Writer) { printBuildResult(w, out) }); rerr != nil {
 				return rerr
 			}
 			return err
@@ -72,7 +72,7 @@ SOURCE_DATE_EPOCH, when set, is the timestamp of every output file.`,
 // buildOptions loads the distribution (built in, or from recipesDir) and
 // opens the store (default: the user's cache directory).
 func buildOptions(g *globals, jobs int, storeDir, recipesDir string) (builder.Options, error) {
-	o := builder.Options{Jobs: jobs, Logger: g.logger()}
+	o := builder.Options{Jobs: jobs, Logger: g.Logger()}
 	var err error
 	label := "recipes"
 	o.Recipes = recipes.FS()

@@ -23,7 +23,7 @@ func newDeviceCmds(g *globals) []*cobra.Command {
 			Hidden:             v.Hidden,
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return agentcli.Execute(cmd.Context(), forwardArgs(g, v.Name, args), g.stdout, g.stderr)
+				return agentcli.Execute(cmd.Context(), forwardArgs(g, v.Name, args), g.Stdout, g.Stderr)
 			},
 		})
 	}
@@ -34,10 +34,10 @@ func newDeviceCmds(g *globals) []*cobra.Command {
 // of it.
 func forwardArgs(g *globals, verb string, args []string) []string {
 	var fwd []string
-	if g.json {
+	if g.JSON {
 		fwd = append(fwd, "--json")
 	}
-	if g.verbose {
+	if g.Verbose {
 		fwd = append(fwd, "--verbose")
 	}
 	return append(append(fwd, verb), args...)

@@ -69,11 +69,11 @@ bytes.`,
 				}
 				o.KeyDir = keyDir
 			}
-			o.Logger = g.logger()
+			o.Logger = g.Logger()
 			start := time.Now()
 			o.Progress = func(stage string) {
-				if !g.json {
-					fmt.Fprintf(g.stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), stage)
+				if !g.JSON {
+					fmt.Fprintf(g.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), stage)
 				}
 			}
 			do := distro.ImageOptions{Image: o, Packages: packages, Tool: "ingot-" + Version}
@@ -81,7 +81,7 @@ bytes.`,
 				if do.Build, err = buildOptions(g, jobs, storeDir, recipesDir); err != nil {
 					return err
 				}
-				pr := newBuildProgress(g.stderr)
+				pr := newBuildProgress(g.Stderr)
 				do.Build.Progress = pr.update
 				defer pr.run(cmd.Context())()
 			}
@@ -89,7 +89,7 @@ bytes.`,
 			if err != nil {
 				return imageFlagErrors(err)
 			}
-			return g.render(res, func(w io.Writer) {
+			return g.Render(res, func(w io.Writer) {
 				fmt.Fprintf(w, "disk     %s (%d MiB)\n", res.DiskPath, res.DiskBytes>>20)
 				fmt.Fprintf(w, "version  %s\nkernel   %s\nusrhash  %s\n", res.Version, res.KernelVersion, res.UsrHash)
 				fmt.Fprintf(w, "/usr     %d MiB in a %d MiB slot\n", res.UsrBytes>>20, res.UsrSlotBytes>>20)

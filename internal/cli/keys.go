@@ -85,12 +85,12 @@ Keep the .key files secret and backed up: they cannot be made again.`,
 			if err != nil {
 				return err
 			}
-			g.logger().Debug("made key set", "path", dir)
+			g.Logger().Debug("made key set", "path", dir)
 			res, err := describeKeys(dir, k)
 			if err != nil {
 				return err
 			}
-			return g.render(res, func(w io.Writer) {
+			return g.Render(res, func(w io.Writer) {
 				fmt.Fprintf(w, "made keys in %s\n", dir)
 				printKeys(w, res)
 				fmt.Fprintf(w, "keep the .key files secret and backed up\n")
@@ -121,7 +121,7 @@ material is never printed.`,
 			if err != nil {
 				return err
 			}
-			return g.render(res, func(w io.Writer) { printKeys(w, res) })
+			return g.Render(res, func(w io.Writer) { printKeys(w, res) })
 		},
 	}
 }

@@ -4,11 +4,12 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"time"
+
+	"github.com/ingot-linux/ingot/internal/clio"
 
 	"github.com/spf13/cobra"
 
@@ -21,30 +22,12 @@ var Version = "dev"
 
 // globals are the flags every verb shares.
 type globals struct {
-	json    bool
-	verbose bool
-	stdin   io.Reader
-	stdout  io.Writer
-	stderr  io.Writer
+	clio.Output
+	stdin io.Reader
 }
 
-func (g *globals) logger() *slog.Logger {
-	if !g.verbose {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// render prints a result: JSON with --json, otherwise the text form.
-func (g *globals) render(v any, text func(w io.Writer)) error {
-	if g.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	text(g.stdout)
-	return nil
-}
+// progressInterval is how often a progress line is redrawn.
+const progressInterval = 100 * time.Millisecond
 
 // newRoot builds the command tree.
 func newRoot(g *globals) *cobra.Command {
@@ -61,11 +44,11 @@ and boots it.
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	root.PersistentFlags().BoolVar(&g.json, "json", false, "print results as JSON")
-	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log details to stderr")
+	root.PersistentFlags().BoolVar(&g.JSON, "json", false, "print results as JSON")
+	root.PersistentFlags().BoolVarP(&g.Verbose, "verbose", "v", false, "log details to stderr")
 	root.SetIn(g.stdin)
-	root.SetOut(g.stdout)
-	root.SetErr(g.stderr)
+	root.SetOut(g.Stdout)
+	root.SetErr(g.Stderr)
 	root.AddCommand(newImageCmd(g), newVMCmd(g),
 		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g), newBuildCmd(g))
 	root.AddCommand(newDeviceCmds(g)...)
@@ -74,7 +57,7 @@ and boots it.
 
 // Run executes the ingot command line and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	g := &globals{Output: clio.Output{Stdout: stdout, Stderr: stderr}, stdin: stdin}
 	root := newRoot(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

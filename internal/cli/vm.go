@@ -43,8 +43,8 @@ fresh on every run otherwise.`,
 			c.Image = img
 			c.Interactive = true
 			c.Stdin = g.stdin
-			c.Output = g.stdout
-			c.Logger = g.logger()
+			c.Output = g.Stdout
+			c.Logger = g.Logger()
 			m, err := vm.Start(cmd.Context(), c)
 			if err != nil {
 				return err
