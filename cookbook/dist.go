@@ -75,20 +75,22 @@ func (d *Distribution) Set(name string) ([]string, bool) {
 // dependencies and, transitively, their runtime dependencies; sorted.
 func (d *Distribution) BuildInputs(name string) []string {
 	seen := map[string]bool{}
-	var visit func(n string)
-	visit = func(n string) {
-		if seen[n] {
-			return
-		}
-		seen[n] = true
-		for _, dep := range d.recipes[n].Deps {
-			visit(dep)
-		}
-	}
 	for _, b := range d.recipes[name].BuildDeps {
-		visit(b)
+		d.withRuntimeDeps(b, seen)
 	}
 	return sortedKeys(seen)
+}
+
+// withRuntimeDeps adds n and, transitively, its runtime dependencies to
+// seen.
+func (d *Distribution) withRuntimeDeps(n string, seen map[string]bool) {
+	if seen[n] {
+		return
+	}
+	seen[n] = true
+	for _, dep := range d.recipes[n].Deps {
+		d.withRuntimeDeps(dep, seen)
+	}
 }
 
 // Resolve expands targets (package or set names) into every package that
@@ -144,16 +146,7 @@ func (d *Distribution) Resolve(targets []string) ([]string, error) {
 // the named packages and, transitively, their runtime dependencies; sorted.
 func (d *Distribution) Shipped(targets []string) ([]string, error) {
 	seen := map[string]bool{}
-	var visit func(n string)
-	visit = func(n string) {
-		if seen[n] {
-			return
-		}
-		seen[n] = true
-		for _, dep := range d.recipes[n].Deps {
-			visit(dep)
-		}
-	}
+	visit := func(n string) { d.withRuntimeDeps(n, seen) }
 	if err := d.eachTarget(targets, visit); err != nil {
 		return nil, err
 	}

@@ -385,18 +385,7 @@ func PCRKeyName(pub crypto.PublicKey) (tpm2.TPM2BName, error) {
 // PCRKeyName(pub) and an empty policyRef, the token's
 // "tpm2-policy-hash".
 func PolicyDigest(pub crypto.PublicKey) ([]byte, error) {
-	name, err := PCRKeyName(pub)
-	if err != nil {
-		return nil, err
-	}
-	calc, err := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
-	if err != nil {
-		return nil, err
-	}
-	if err := (tpm2.PolicyAuthorize{KeySign: name}).Update(calc); err != nil {
-		return nil, fmt.Errorf("compute PolicyAuthorize digest: %w", err)
-	}
-	return calc.Hash().Digest, nil
+	return BoundPolicyDigest(pub, nil, nil)
 }
 
 // BoundPolicyDigest returns the authPolicy of a secret sealed to the PCR
