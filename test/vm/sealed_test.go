@@ -171,7 +171,7 @@ func TestTrustSealedRoot(t *testing.T) {
 		t.Fatalf("SecureBoot = %s after enrollment", got)
 	}
 	checkSealedRoot(ctx, t, m)
-	if got := run(ctx, t, m, "head -c 16777216 "+rootPartition(ctx, t, m)+" | tr -c '[:print:]' '\\n' | grep -o '\"tpm2-pcrs\":\\[[0-9,]*\\]' | head -n 1"); got != `"tpm2-pcrs":[7]` {
+	if got := run(ctx, t, m, "head -c 65536 "+rootPartition(ctx, t, m)+" | tr -c '[:print:]' '\\n' | grep -o '\"tpm2-pcrs\":\\[[0-9,]*\\]' | head -n 1"); got != `"tpm2-pcrs":[7]` {
 		t.Errorf("the root's TPM token binds %q, want PCR 7", got)
 	}
 	run(ctx, t, m, "echo sealed-data > /root/proof && sync")
