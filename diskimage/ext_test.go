@@ -12,6 +12,7 @@ import (
 
 	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ext"
+	"github.com/ingot-linux/ingot/ext/extfs"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/trust"
 )
@@ -83,7 +84,7 @@ func TestExtensionSigned(t *testing.T) {
 	if _, err := im.Verify([]*x509.Certificate{other.Verity.Cert}); !errors.Is(err, trust.ErrUntrusted) {
 		t.Errorf("Verify with another key: %v, want ErrUntrusted", err)
 	}
-	rel, err := im.ReadRelease(ext.Sysext, "debug")
+	rel, err := extfs.ReadRelease(im, ext.Sysext, "debug")
 	if err != nil || rel.Fits("ingot", "1.0.0") != nil || !errors.Is(rel.Fits("ingot", "2.0.0"), ext.ErrWrongOS) {
 		t.Errorf("release %+v, %v: want one for ingot 1.0.0 only", rel, err)
 	}
@@ -138,7 +139,7 @@ func TestExtensionConfext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel, err := openExt(t, res.Path).ReadRelease(ext.Confext, "site")
+	rel, err := extfs.ReadRelease(openExt(t, res.Path), ext.Confext, "site")
 	if err != nil || rel.ID != ext.AnyID || rel.Fits("other", "9") != nil {
 		t.Errorf("confext release %+v, %v: want ID=_any", rel, err)
 	}

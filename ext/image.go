@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/containerd/go-dmverity/pkg/verity"
-
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
@@ -108,6 +106,8 @@ func copyAt(w io.WriterAt, off int64, r io.Reader, n int64) error {
 type Image struct {
 	r          io.ReaderAt
 	data, hash gpt.Partition
+	// Name is the root partition's label: the extension's name.
+	Name string
 	// RootHash is the root hash the partition UUIDs (and the signature,
 	// if any) name; Verify checks the signature over it.
 	RootHash []byte
@@ -115,7 +115,7 @@ type Image struct {
 	Sig []byte
 	// Superblock is the verity superblock at the start of the hash
 	// partition.
-	Superblock *verity.Superblock
+	Superblock *Superblock
 }
 
 // Open reads the extension image r of sizeBytes: a GPT with exactly one
@@ -155,7 +155,10 @@ func Open(r io.ReaderAt, sizeBytes int64) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	im.data, im.hash = *data, *hash
+	im.data, im.hash, im.Name = *data, *hash, data.Name
+	if err := CheckName(im.Name); err != nil {
+		return nil, bad("root partition label: %v", err)
+	}
 	im.RootHash = append(append([]byte{}, data.UUID[:]...), hash.UUID[:]...)
 	if sig != nil {
 		if im.Sig, err = readSig(r, *sig); err != nil {
@@ -169,7 +172,7 @@ func Open(r io.ReaderAt, sizeBytes int64) (*Image, error) {
 			return nil, bad("signature is for root hash %x, the partitions are %x", signed, im.RootHash)
 		}
 	}
-	if im.Superblock, err = verity.ReadSuperblock(im.HashReader(), 0); err != nil {
+	if im.Superblock, err = readSuperblock(im.HashReader()); err != nil {
 		return nil, bad("verity superblock: %v", err)
 	}
 	if b := int64(im.Superblock.DataBlocks) * int64(im.Superblock.DataBlockSize); b <= 0 || b > im.data.Size(sectorSize) {

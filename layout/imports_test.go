@@ -21,7 +21,7 @@ var layers = [][]string{
 	{"distro"},
 	{"diskimage", "builder", "vm", "recipes", "builder/sandbox/sandboxtest", "internal/agentcli"},
 	{"agent", "boot", "oci", "diskimage/rootfs", "diskimage/kmod", "diskimage/binaries", "builder/fetch", "builder/sandbox", "builder/store",
-		"builder/toolchain", "builder/sbom", "artifact/artifacttest"},
+		"builder/toolchain", "builder/sbom", "artifact/artifacttest", "ext/extfs"},
 	{"artifact", "cookbook", "ext"},
 	{"trust"},
 	{"layout"},
