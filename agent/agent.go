@@ -34,6 +34,8 @@ type Config struct {
 	Keep int
 	// Mounter mounts the ESP; nil means the real mount(2).
 	Mounter Mounter
+	// ExtSys activates extensions; nil means the running system's.
+	ExtSys ExtSys
 	// Logger receives details; nil discards them.
 	Logger *slog.Logger
 	// Progress, if set, is told each step of an update as it happens (the

@@ -15,7 +15,8 @@ import (
 
 const blockSize = 4096
 
-// usrImage is /usr as EROFS with its dm-verity hash tree.
+// usrImage is /usr (or an extension's tree) as EROFS with its dm-verity
+// hash tree.
 type usrImage struct {
 	DataPath, HashPath string
 	DataBytes          int64
@@ -27,13 +28,20 @@ type usrImage struct {
 // Salt and verity UUID are derived from the EROFS content, so equal inputs
 // give equal bytes.
 func buildUsr(t *rootfs.Tree, dir string, epoch int64) (*usrImage, error) {
-	u := &usrImage{DataPath: filepath.Join(dir, "usr.erofs"), HashPath: filepath.Join(dir, "usr.verity")}
+	return buildVerityFS(t, "usr", dir, "usr", epoch)
+}
+
+// buildVerityFS writes subtree of t as EROFS into dir (as
+// name.erofs and name.verity) and computes its verity tree, salt and
+// verity UUID derived from the EROFS content.
+func buildVerityFS(t *rootfs.Tree, subtree, dir, name string, epoch int64) (*usrImage, error) {
+	u := &usrImage{DataPath: filepath.Join(dir, name+".erofs"), HashPath: filepath.Join(dir, name+".verity")}
 	f, err := os.Create(u.DataPath)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", u.DataPath, err)
 	}
 	defer f.Close()
-	if err := t.WriteEROFS(f, "usr", epoch, dir); err != nil {
+	if err := t.WriteEROFS(f, subtree, epoch, dir); err != nil {
 		return nil, err
 	}
 	size, err := f.Seek(0, io.SeekEnd)

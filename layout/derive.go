@@ -74,3 +74,12 @@ func ESPVolumeID(rootHash []byte) uint32 {
 	sum := sha256.Sum256(append(append([]byte{}, rootHash...), "esp-volume-id"...))
 	return binary.LittleEndian.Uint32(sum[:4])
 }
+
+// GUIDs of an extension image (ext), derived from its verity root hash
+// (the root and root-verity partitions' PARTUUIDs are UsrPartUUIDs').
+const (
+	// PurposeExtDisk is an extension image's disk GUID.
+	PurposeExtDisk Purpose = "\x00ingot:ext-disk"
+	// PurposeExtSig is its root-verity-sig partition's PARTUUID.
+	PurposeExtSig Purpose = "\x00ingot:ext-sig"
+)

@@ -21,8 +21,8 @@ var layers = [][]string{
 	{"distro"},
 	{"diskimage", "builder", "vm", "recipes", "builder/sandbox/sandboxtest", "internal/agentcli"},
 	{"agent", "boot", "oci", "diskimage/rootfs", "diskimage/kmod", "diskimage/binaries", "builder/fetch", "builder/sandbox", "builder/store",
-		"builder/toolchain", "builder/sbom", "artifact/artifacttest"},
-	{"artifact", "cookbook"},
+		"builder/toolchain", "builder/sbom", "artifact/artifacttest", "ext/extfs"},
+	{"artifact", "cookbook", "ext"},
 	{"trust"},
 	{"layout"},
 	{"internal/kernel"},
@@ -52,9 +52,9 @@ var formatModules = map[string][]string{
 }
 
 // trustUsers are the only packages that import trust: who signs (image,
-// the CLI's keys verb), who verifies (initrd, agent, artifact), and test
+// the CLI's keys verb), who verifies (initrd, agent, artifact, ext), and test
 // helpers.
-var trustUsers = []string{"diskimage", "boot", "agent", "artifact", "internal/cli", "artifact/artifacttest"}
+var trustUsers = []string{"diskimage", "boot", "agent", "artifact", "ext", "internal/cli", "artifact/artifacttest"}
 
 func match(pattern, pkg string) bool {
 	if pattern == "*" {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/builder"
+	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/distro"
 	"github.com/ingot-linux/ingot/recipes"
 )
@@ -106,6 +107,16 @@ func defaultStore() (string, error) {
 // unset or empty is (0, false); otherwise it must be whole seconds since
 // 1970, not negative. Every verb passes the value down: build (0 there
 // means builder.DefaultEpoch), image and the SBOMs, so they cannot disagree.
+// imageEpoch is the Epoch of an image or extension: SOURCE_DATE_EPOCH if
+// set, else diskimage.EpochFromContent.
+func imageEpoch() (int64, error) {
+	epoch, set, err := sourceDateEpoch()
+	if err != nil || !set {
+		return diskimage.EpochFromContent, err
+	}
+	return epoch, nil
+}
+
 func sourceDateEpoch() (epoch int64, set bool, err error) {
 	s := os.Getenv("SOURCE_DATE_EPOCH")
 	if s == "" {

@@ -55,13 +55,8 @@ bytes.`,
 				return fmt.Errorf("--rootfs-max-bytes: %w", err)
 			}
 			o.Cmdline = cmdline
-			epoch, set, err := sourceDateEpoch()
-			if err != nil {
+			if o.Epoch, err = imageEpoch(); err != nil {
 				return err
-			}
-			o.Epoch = diskimage.EpochFromContent
-			if set {
-				o.Epoch = epoch
 			}
 			if keyDir != "" {
 				if o.Keys, err = trust.LoadKeys(keyDir); err != nil {

@@ -50,7 +50,7 @@ and boots it.
 	root.SetOut(g.Stdout)
 	root.SetErr(g.Stderr)
 	root.AddCommand(newImageCmd(g), newVMCmd(g),
-		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g), newBuildCmd(g))
+		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g), newBuildCmd(g), newExtCmd(g))
 	root.AddCommand(newDeviceCmds(g)...)
 	return root
 }
