@@ -25,7 +25,7 @@ files:
     encoding: base64
 units:
   - name: hello.service
-    content: "[Service]\nExecStart=/bin/true\n"
+    content: "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n"
     enabled: true
     dropins: [{name: 10-env.conf, content: "[Service]\n"}]
 network:
