@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ingot-linux/ingot/internal/agentcli"
 	"github.com/ingot-linux/ingot/machineconfig"
 )
 
@@ -23,7 +24,14 @@ applies it before systemd starts, from the image's defaults (ingot image
 --config), the ESP's ingot/config.yaml, the ingot.config credential and a
 NoCloud seed, in that order. See docs/config.md.`,
 	}
-	cmd.AddCommand(newConfigSchemaCmd(g), newConfigValidateCmd(g))
+	cmd.AddCommand(newConfigSchemaCmd(g), newConfigValidateCmd(g), &cobra.Command{
+		Use:                "show",
+		Short:              "Show the machine configuration in force, secrets redacted (on the device)",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return agentcli.Execute(cmd.Context(), forwardArgs(g, "config", append([]string{"show"}, args...)), g.Stdout, g.Stderr)
+		},
+	})
 	return cmd
 }
 
