@@ -31,6 +31,9 @@ type Status struct {
 	// RolledBack is set when a newer entry ran out of tries and this older
 	// version booted instead.
 	RolledBack *Rollback `json:"rolledBack,omitempty"`
+	// Config is what ingot-init did with the machine configuration in
+	// this boot; its error field says why nothing was applied.
+	Config *layout.ConfigStatus `json:"config,omitempty"`
 }
 
 // Rollback describes an automatic fallback.
@@ -79,6 +82,9 @@ func (a *Agent) Status() (*Status, error) {
 		return nil, err
 	}
 	st.nextBoot()
+	if st.Config, err = a.Config(); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 

@@ -104,6 +104,7 @@ func Plan() []Step {
 		{"mount root", mountRoot},
 		{"populate root", populateRoot},
 		{"mount /etc overlay", mountEtc},
+		{"apply machine configuration", applyConfig},
 		{"set machine-id", machineID},
 		{"record boot", recordBoot},
 		{"measure leave-initrd", measureLeave},

@@ -39,6 +39,13 @@ type Options struct {
 	// check that fails reboots the machine, one that hangs runs into the
 	// boot deadline: either way a failed try.
 	HealthChecks []string
+	// MachineConfig is the machine configuration the image carries as
+	// its defaults (/usr/lib/ingot/config.yaml, mode 0600), applied by
+	// ingot-init before the ESP's, the credential's and a NoCloud seed's;
+	// it must validate (machineconfig.Parse). MachineConfigName names it
+	// in errors.
+	MachineConfig     []byte
+	MachineConfigName string
 	// Autologin gives a root shell on the serial console (development and
 	// tests only).
 	Autologin bool

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/machineconfig"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -28,6 +29,7 @@ type Plan struct {
 	cmdline        layout.Cmdline
 	units          unitSet
 	healthChecks   []string
+	machineConfig  []byte
 	sizes          diskSizes
 	rootFSMaxBytes int64
 	signer         signer
@@ -50,6 +52,7 @@ func NewPlan(o Options) (*Plan, error) {
 		initPath: o.InitPath, agentPath: o.AgentPath, kernelVersion: o.KernelVersion,
 		cmdline:        bootCmdline(o.EncryptRoot, !o.NoRecoveryKey, o.Cmdline),
 		healthChecks:   slices.Clone(o.HealthChecks),
+		machineConfig:  slices.Clone(o.MachineConfig),
 		sizes:          diskSizes{usrSlotBytes: o.UsrSlotBytes, espBytes: o.ESPBytes},
 		rootFSMaxBytes: o.RootFSMaxBytes,
 		signer:         signer{keys: o.Keys, keyDir: o.KeyDir, phases: slices.Clone(o.PCRPhases)},
@@ -120,6 +123,11 @@ func check(o *Options) error {
 	}{{"UsrSlotBytes", o.UsrSlotBytes}, {"ESPBytes", o.ESPBytes}, {"RootFSMaxBytes", o.RootFSMaxBytes}} {
 		if f.v < 0 {
 			bad(f.name, f.v, "a size must not be negative", nil)
+		}
+	}
+	if o.MachineConfig != nil {
+		if _, err := machineconfig.Parse(o.MachineConfigName, o.MachineConfig); err != nil {
+			bad("MachineConfig", o.MachineConfigName, "invalid machine configuration", err)
 		}
 	}
 	if o.SBOM != nil && o.MakeSBOM != nil {

@@ -3,6 +3,7 @@ package diskimage_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +71,17 @@ func TestFieldErrorDescribe(t *testing.T) {
 	}
 	if got, want := e.Describe("--encrypt-root"), "--encrypt-root tpm: needs keys: cause"; got != want {
 		t.Errorf("Describe = %q, want %q", got, want)
+	}
+}
+
+func TestPlanMachineConfig(t *testing.T) {
+	o := diskimage.Options{RootFS: "r", Version: "1.0.0", OutputDir: "o", MachineConfigName: "defaults.yaml", MachineConfig: []byte("version: 1\nhostnme: x\n")}
+	_, err := diskimage.NewPlan(o)
+	if err == nil || !strings.Contains(err.Error(), `defaults.yaml:2:1: the document: unknown key "hostnme"`) {
+		t.Errorf("err %v", err)
+	}
+	o.MachineConfig = []byte("version: 1\nhostname: x\n")
+	if _, err := diskimage.NewPlan(o); err != nil {
+		t.Error(err)
 	}
 }

@@ -22,7 +22,7 @@ var layers = [][]string{
 	{"diskimage", "builder", "vm", "recipes", "builder/sandbox/sandboxtest", "internal/agentcli"},
 	{"agent", "boot", "oci", "diskimage/rootfs", "diskimage/kmod", "diskimage/binaries", "builder/fetch", "builder/sandbox", "builder/store",
 		"builder/toolchain", "builder/sbom", "artifact/artifacttest", "ext/extfs"},
-	{"artifact", "cookbook", "ext"},
+	{"artifact", "cookbook", "ext", "machineconfig"},
 	{"trust"},
 	{"layout"},
 	{"internal/kernel"},

@@ -31,6 +31,7 @@ func printStatus(w io.Writer, st *agent.Status) {
 	if st.RolledBack != nil {
 		fmt.Fprintf(w, "rolled back from %s: %s\n", st.RolledBack.From, st.RolledBack.Reason)
 	}
+	printConfigStatus(w, st.Config)
 	for _, e := range st.Entries {
 		mark := " "
 		if e.Booted {

@@ -17,6 +17,9 @@ import (
 func newDeviceCmds(g *globals) []*cobra.Command {
 	var cmds []*cobra.Command
 	for _, v := range agentcli.Verbs() {
+		if v.Name == "config" {
+			continue // under ingot config, with the workstation's verbs
+		}
 		cmds = append(cmds, &cobra.Command{
 			Use:                v.Name,
 			Short:              v.Short,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
@@ -21,6 +22,7 @@ func newImageCmd(g *globals) *cobra.Command {
 		usrSize, esp string
 		maxContent   string
 		keyDir       string
+		configFile   string
 		cmdline      []string
 		storeDir     string
 		recipesDir   string
@@ -55,6 +57,12 @@ bytes.`,
 				return fmt.Errorf("--rootfs-max-bytes: %w", err)
 			}
 			o.Cmdline = cmdline
+			if configFile != "" {
+				if o.MachineConfig, err = os.ReadFile(configFile); err != nil {
+					return fmt.Errorf("--config: %w", err)
+				}
+				o.MachineConfigName = configFile
+			}
 			if o.Epoch, err = imageEpoch(); err != nil {
 				return err
 			}
@@ -110,6 +118,7 @@ bytes.`,
 	f.StringVar(&esp, "esp-size", "", "size of the ESP, e.g. 512M (default: room for four UKIs, at least 256M)")
 	f.StringArrayVar(&o.HealthChecks, "health-check", nil, "a systemd unit of the image that must succeed before a boot counts as good (repeatable)")
 	f.DurationVar(&o.BootDeadline, "boot-deadline", diskimage.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
+	f.StringVar(&configFile, "config", "", "machine configuration the image carries as its defaults (see ingot config)")
 	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
 	f.StringVar(&o.EncryptRoot, "encrypt-root", layout.EncryptNone, "root partition made on first boot: tpm (LUKS2 sealed to the TPM under the --keys PCR key), if-tpm (tpm when the machine has one) or none")
 	f.BoolVar(&o.NoRecoveryKey, "no-recovery-key", false, "with --encrypt-root: no recovery key (shown once on the console at first boot)")
@@ -142,6 +151,8 @@ func imageFlagErrors(err error) error {
 			return "--rootfs-max-bytes"
 		case "KernelVersion":
 			return "--kernel-version"
+		case "MachineConfig":
+			return "--config"
 		case "HealthChecks":
 			return "--health-check"
 		case "BootDeadline":

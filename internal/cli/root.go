@@ -50,7 +50,7 @@ and boots it.
 	root.SetOut(g.Stdout)
 	root.SetErr(g.Stderr)
 	root.AddCommand(newImageCmd(g), newVMCmd(g),
-		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g), newBuildCmd(g), newExtCmd(g))
+		newPushCmd(g), newPullCmd(g), newInspectCmd(g), newKeysCmd(g), newBuildCmd(g), newExtCmd(g), newConfigCmd(g))
 	root.AddCommand(newDeviceCmds(g)...)
 	return root
 }
@@ -74,7 +74,7 @@ func exitCode(err error) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return 130
-	case errors.As(err, &in), errors.Is(err, errUsage), errors.Is(err, rootfs.ErrLimit), errors.Is(err, rootfs.ErrTooLarge):
+	case errors.As(err, &in), errors.Is(err, errUsage), errors.Is(err, errInvalidConfig), errors.Is(err, rootfs.ErrLimit), errors.Is(err, rootfs.ErrTooLarge):
 		return 2
 	}
 	return 1

@@ -1,0 +1,254 @@
+package boot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/ingot-linux/ingot/format/fat"
+	"github.com/ingot-linux/ingot/format/gpt"
+	"github.com/ingot-linux/ingot/internal/fileutil"
+	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/machineconfig"
+)
+
+// configSource is one machine configuration source as read.
+type configSource struct {
+	name string // "image", "esp", "credential", "nocloud"
+	data []byte
+}
+
+// applyConfig reads the machine configuration's sources in their fixed
+// order, and when any changed since the last boot, merges them and
+// applies the result into /etc (the overlay) and /var. A source that
+// cannot be read or does not validate is one console line naming it and
+// the reason; then nothing is applied and the boot goes on with what the
+// machine had. It never fails the boot.
+func applyConfig(_ context.Context, s *State) error {
+	st := configStep(s)
+	if st.Error != "" {
+		s.logf("config: %s; nothing applied", st.Error)
+	} else if len(st.Changed) > 0 {
+		s.logf("config: applied %d changes from %s", len(st.Changed), sourceNames(st.Sources))
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		p := s.path(layout.ConfigStatusPath)
+		if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
+			err = os.WriteFile(p, append(b, '\n'), 0o600)
+		}
+	}
+	if err != nil {
+		s.logf("config: record status: %v", err)
+	}
+	return nil
+}
+
+func sourceNames(srcs []layout.ConfigSource) string {
+	var names []string
+	for _, src := range srcs {
+		names = append(names, src.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// configStep does the work of applyConfig and says how it went.
+func configStep(s *State) *layout.ConfigStatus {
+	st := &layout.ConfigStatus{}
+	srcs, err := readConfigSources(s)
+	for _, src := range srcs {
+		sum := sha256.Sum256(src.data)
+		st.Sources = append(st.Sources, layout.ConfigSource{Name: src.name, SHA256: hex.EncodeToString(sum[:])})
+	}
+	if err != nil {
+		st.Error = err.Error()
+		return st
+	}
+	var cfgs []*machineconfig.Config
+	for _, src := range srcs {
+		c, ignored, err := machineconfig.ParseAny(src.name, src.data)
+		st.Ignored = append(st.Ignored, ignored...)
+		if err != nil {
+			st.Error = strings.ReplaceAll(err.Error(), "\n", "; ")
+			return st
+		}
+		cfgs = append(cfgs, c)
+	}
+	merged := machineconfig.Merge(cfgs...)
+	st.Merged = merged.Redacted()
+	statePath := s.path(sysroot + "/" + layout.ConfigStatePath)
+	if old, err := os.ReadFile(statePath); err == nil && sameSources(old, st.Sources) {
+		return st // unchanged: nothing is rendered, nothing rewritten
+	}
+	root := s.path(sysroot)
+	entries, err := machineconfig.Render(root, merged)
+	if err == nil {
+		st.Changed, err = machineconfig.Apply(root, entries)
+	}
+	if err != nil {
+		st.Error = fmt.Sprintf("apply %s: %s", sourceNames(st.Sources), strings.ReplaceAll(err.Error(), "\n", "; "))
+		return st
+	}
+	if err := writeConfigState(statePath, st.Sources); err != nil {
+		st.Error = fmt.Sprintf("record applied sources: %v", err)
+	}
+	return st
+}
+
+func sameSources(old []byte, srcs []layout.ConfigSource) bool {
+	var prev []layout.ConfigSource
+	return json.Unmarshal(old, &prev) == nil && slices.Equal(prev, srcs)
+}
+
+func writeConfigState(p string, srcs []layout.ConfigSource) error {
+	if srcs == nil {
+		srcs = []layout.ConfigSource{}
+	}
+	b, err := json.MarshalIndent(srcs, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return fileutil.WriteAtomic(p, append(b, '\n'), 0o600)
+}
+
+// readConfigSources reads the sources in order: the image's defaults,
+// the ESP's file, the SMBIOS credential, the NoCloud seed. Absent ones
+// are skipped; one that is there and cannot be read is an error naming it.
+func readConfigSources(s *State) ([]configSource, error) {
+	readers := []struct {
+		name string
+		read func(*State) ([]byte, error)
+	}{
+		{"image", readImageConfig},
+		{"esp", readESPConfig},
+		{"credential", readCredentialConfig},
+		{"nocloud", readNoCloudConfig},
+	}
+	var srcs []configSource
+	for _, r := range readers {
+		data, err := r.read(s)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return srcs, fmt.Errorf("%s: %w", r.name, err)
+		case len(data) > machineconfig.MaxBytes:
+			return srcs, fmt.Errorf("%s: larger than %d bytes", r.name, machineconfig.MaxBytes)
+		}
+		srcs = append(srcs, configSource{r.name, data})
+	}
+	return srcs, nil
+}
+
+func readImageConfig(s *State) ([]byte, error) {
+	return os.ReadFile(s.path(sysroot + "/usr/" + layout.ConfigDefaultsPath))
+}
+
+// readESPConfig reads ingot/config.yaml from the boot disk's ESP with the
+// FAT reader: nothing is mounted.
+func readESPConfig(s *State) ([]byte, error) {
+	disk, err := s.openDisk()
+	if err != nil {
+		return nil, err
+	}
+	defer disk.f.Close()
+	t, err := gpt.Read(disk.f, disk.size, disk.sectorSize)
+	if err != nil {
+		return nil, fmt.Errorf("read partition table of %s: %w", s.Disk, err)
+	}
+	p, ok := t.Find(func(p gpt.Partition) bool { return p.Type == layout.TypeESP })
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	return readFATFile(io.NewSectionReader(disk.f, p.Offset(t.SectorSize), p.Size(t.SectorSize)), layout.ConfigESPPath)
+}
+
+func readFATFile(r io.ReaderAt, name string) ([]byte, error) {
+	fsys, err := fat.Open(r)
+	if err != nil {
+		return nil, fmt.Errorf("read FAT volume: %w", err)
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, machineconfig.MaxBytes+1))
+}
+
+// readCredentialConfig finds the ingot.config credential in the SMBIOS
+// type 11 strings the hypervisor passed.
+func readCredentialConfig(s *State) ([]byte, error) {
+	entries, _ := filepath.Glob(s.path("/sys/firmware/dmi/entries/11-*/raw"))
+	for _, e := range entries {
+		raw, err := os.ReadFile(e)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := machineconfig.CredentialFromSMBIOS(raw, layout.ConfigCredential); ok {
+			return v, nil
+		}
+	}
+	return nil, fs.ErrNotExist
+}
+
+// readNoCloudConfig reads user-data from a FAT32 volume labelled CIDATA
+// on a disk or partition other than the boot disk's.
+func readNoCloudConfig(s *State) ([]byte, error) {
+	names, err := os.ReadDir(s.path("/sys/class/block"))
+	if err != nil {
+		return nil, fs.ErrNotExist
+	}
+	boot := strings.TrimPrefix(s.Disk, "/dev/")
+	for _, n := range names {
+		name := n.Name()
+		if boot != "" && strings.HasPrefix(name, boot) || strings.HasPrefix(name, "dm-") || strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
+			continue
+		}
+		data, err := readSeed(s.path("/dev/" + name))
+		if !errors.Is(err, fs.ErrNotExist) {
+			return data, err
+		}
+	}
+	return nil, fs.ErrNotExist
+}
+
+// readSeed reads user-data from dev if it is a NoCloud seed.
+func readSeed(dev string) ([]byte, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return nil, fs.ErrNotExist
+	}
+	defer f.Close()
+	var bs [512]byte
+	if _, err := f.ReadAt(bs[:], 0); err != nil || !isSeed(bs[:]) {
+		return nil, fs.ErrNotExist
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readFATFile(io.NewSectionReader(f, 0, size), "user-data")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s is labelled %s but has no user-data", dev, layout.ConfigNoCloudLabel)
+	}
+	return data, err
+}
+
+// isSeed reports whether a FAT32 boot sector carries the NoCloud label.
+func isSeed(bs []byte) bool {
+	return string(bs[0x52:0x57]) == "FAT32" &&
+		strings.EqualFold(strings.TrimRight(string(bs[0x47:0x52]), " "), layout.ConfigNoCloudLabel)
+}

@@ -1,0 +1,121 @@
+package boot
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ingot-linux/ingot/layout"
+)
+
+// configRoot is an initrd root with a booted system in /sysroot: factory
+// accounts in its /etc, and the image's configuration in its /usr.
+func configRoot(t *testing.T, imageConfig string) string {
+	t.Helper()
+	root := t.TempDir()
+	writeRooted(t, root, sysroot+"/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
+	writeRooted(t, root, sysroot+"/etc/group", "root:x:0:\n")
+	writeRooted(t, root, sysroot+"/etc/shadow", "root:*:::::::\n")
+	writeRooted(t, root, sysroot+"/usr/"+layout.ConfigDefaultsPath, imageConfig)
+	return root
+}
+
+func writeRooted(t *testing.T, root, name, content string) {
+	t.Helper()
+	p := filepath.Join(root, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// smbios11 is a raw SMBIOS type 11 structure holding strs.
+func smbios11(strs ...string) string {
+	var b bytes.Buffer
+	b.Write([]byte{11, 5, 0, 0, byte(len(strs))})
+	for _, s := range strs {
+		b.WriteString(s + "\x00")
+	}
+	b.WriteByte(0)
+	return b.String()
+}
+
+func runConfig(t *testing.T, root string) (*layout.ConfigStatus, string) {
+	t.Helper()
+	var console bytes.Buffer
+	s := &State{Config: Config{Root: root, Console: &console}}
+	if err := applyConfig(context.Background(), s); err != nil {
+		t.Fatalf("applyConfig failed the boot: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, layout.ConfigStatusPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st layout.ConfigStatus
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &st, console.String()
+}
+
+func readRooted(t *testing.T, root, name string) string {
+	t.Helper()
+	b, _ := os.ReadFile(filepath.Join(root, sysroot, name))
+	return string(b)
+}
+
+func TestApplyConfig(t *testing.T) {
+	root := configRoot(t, "version: 1\nhostname: factory\nfiles: [{path: /etc/motd, content: hi}]\n")
+	cred := base64.StdEncoding.EncodeToString([]byte("version: 1\nhostname: vm-7\nusers: [{name: ops, password_hash: \"$6$x$topsecret\"}]\n"))
+	writeRooted(t, root, "/sys/firmware/dmi/entries/11-0/raw", smbios11("other", "io.systemd.credential.binary:ingot.config="+cred))
+
+	st, console := runConfig(t, root)
+	if st.Error != "" || len(st.Sources) != 2 || st.Sources[1].Name != "credential" || len(st.Changed) == 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if !strings.Contains(console, "config: applied") || strings.Contains(console+st.Merged, "topsecret") {
+		t.Errorf("console %q, merged %q", console, st.Merged)
+	}
+	if got := readRooted(t, root, "etc/hostname"); got != "vm-7\n" {
+		t.Errorf("hostname %q", got)
+	}
+	if got := readRooted(t, root, "etc/motd"); got != "hi" {
+		t.Errorf("motd %q", got)
+	}
+
+	// Unchanged sources: nothing rendered, nothing rewritten.
+	fi, _ := os.Stat(filepath.Join(root, sysroot, "etc/hostname"))
+	st, console = runConfig(t, root)
+	if st.Error != "" || len(st.Changed) != 0 || console != "" {
+		t.Errorf("second boot: status %+v, console %q", st, console)
+	}
+	if fi2, _ := os.Stat(filepath.Join(root, sysroot, "etc/hostname")); !fi2.ModTime().Equal(fi.ModTime()) {
+		t.Error("second boot rewrote /etc/hostname")
+	}
+
+	// A changed source that does not validate: one line, nothing applied.
+	bad := base64.StdEncoding.EncodeToString([]byte("version: 1\nhostname: vm-8\nhostnme: typo\n"))
+	writeRooted(t, root, "/sys/firmware/dmi/entries/11-0/raw", smbios11("io.systemd.credential.binary:ingot.config="+bad))
+	st, console = runConfig(t, root)
+	if !strings.HasPrefix(st.Error, "credential:3:1: the document: unknown key \"hostnme\"") || strings.Count(console, "\n") != 1 {
+		t.Errorf("bad source: status %+v, console %q", st, console)
+	}
+	if got := readRooted(t, root, "etc/hostname"); got != "vm-7\n" {
+		t.Errorf("a bad source changed the hostname to %q", got)
+	}
+}
+
+func TestApplyConfigNoSources(t *testing.T) {
+	root := t.TempDir()
+	st, console := runConfig(t, root)
+	if st.Error != "" || len(st.Sources) != 0 || console != "" {
+		t.Errorf("status %+v, console %q", st, console)
+	}
+}
