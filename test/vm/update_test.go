@@ -251,7 +251,9 @@ func TestUpdateRollbackReset(t *testing.T) {
 	if strings.Contains(since, "Kernel panic") {
 		t.Error("v5 panicked instead of hanging")
 	}
-	if !strings.Contains(since, "ingot-test-hang") {
+	// systemd names the job by its unit or its description, depending on
+	// the version and the console's width.
+	if !strings.Contains(since, "ingot-test-hang") && !strings.Contains(since, "a health check that never ends") {
 		t.Error("v5 never started its hanging health check")
 	}
 	// Booting v2 passed ingot's own health check.
