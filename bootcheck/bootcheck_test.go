@@ -38,7 +38,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, tab := writeDisk(t, v1)
+			p, tab := writeDisk(t, v1, "timeout 0\n")
 			f, err := os.OpenFile(p, os.O_RDWR, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -99,7 +99,7 @@ func ukiOffset(t *testing.T, f *os.File, tab *gpt.Table, v *version) int64 {
 
 func TestUpdatableRefuses(t *testing.T) {
 	v1 := buildVersion(t, "1.0.0")
-	p, tab := writeDisk(t, v1)
+	p, tab := writeDisk(t, v1, "timeout 0\n")
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,8 @@ func layoutTable(t testing.TB, v *version) *gpt.Table {
 	return tab
 }
 
-// espVolume makes the ESP holding the UKIs of vs, in order.
+// espVolume makes the ESP holding the UKIs of vs, in order, and
+// loader.conf unless it is empty.
 func espVolume(t testing.TB, loaderConf string, vs ...*version) []byte {
 	t.Helper()
 	w, err := fat.NewWriter(fat.Options{SizeBytes: espBytes, Label: "ESP", VolumeID: 1, Time: time.Unix(1700000000, 0).UTC()})
@@ -105,7 +106,9 @@ func espVolume(t testing.TB, loaderConf string, vs ...*version) []byte {
 		}
 	}
 	add(layout.BootLoaderPath, []byte("systemd-boot"))
-	add(layout.LoaderConfPath, []byte(loaderConf))
+	if loaderConf != "" {
+		add(layout.LoaderConfPath, []byte(loaderConf))
+	}
 	for _, v := range vs {
 		add(layout.UKIDir+"/"+layout.UKIName(v.name, 3), v.uki)
 	}
@@ -118,7 +121,7 @@ func espVolume(t testing.TB, loaderConf string, vs ...*version) []byte {
 }
 
 // writeDisk writes the installed disk of v to a sparse file.
-func writeDisk(t testing.TB, v *version) (string, *gpt.Table) {
+func writeDisk(t testing.TB, v *version, loaderConf string) (string, *gpt.Table) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "disk.raw")
 	f, err := os.Create(p)
@@ -137,7 +140,7 @@ func writeDisk(t testing.TB, v *version) (string, *gpt.Table) {
 	for _, w := range []struct {
 		p    gpt.Partition
 		data []byte
-	}{{ps[0], espVolume(t, "timeout 0\n", v)}, {ps[1], v.usr}, {ps[2], v.verity}} {
+	}{{ps[0], espVolume(t, loaderConf, v)}, {ps[1], v.usr}, {ps[2], v.verity}} {
 		if _, err := f.WriteAt(w.data, w.p.Offset(512)); err != nil {
 			t.Fatal(err)
 		}
