@@ -13,6 +13,7 @@ import (
 	"github.com/ingot-linux/ingot/crashstate"
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/format/logwrites"
+	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -69,7 +70,7 @@ func simulateUpdate(t *testing.T, p string, tab *gpt.Table, v1, v2 *version, ste
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var logf memDisk
+	var logf ingottest.MemFile
 	lw, err := logwrites.NewWriter(&logf, 512)
 	if err != nil {
 		t.Fatal(err)
@@ -121,12 +122,9 @@ func simulateUpdate(t *testing.T, p string, tab *gpt.Table, v1, v2 *version, ste
 	if err != nil {
 		t.Fatal(err)
 	}
-	var es []logwrites.Entry
-	for e, err := range l.Entries() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, e)
+	es, err := l.ReadAll()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return l, es
 }

@@ -3,7 +3,6 @@ package bootcheck_test
 import (
 	"bytes"
 	"encoding/hex"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/ingot-linux/ingot/format/fat"
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/format/uki"
+	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -27,10 +27,10 @@ var diskGUID = gpt.MustParseGUID("5a1e0000-0000-4000-8000-000000000001")
 
 // version is one built version: its /usr, verity tree and UKI.
 type version struct {
-	name         string
-	usr, verity  []byte
-	rootHash     []byte
-	uki, uniqUKI []byte
+	name        string
+	usr, verity []byte
+	rootHash    []byte
+	uki         []byte
 }
 
 func buildVersion(t testing.TB, name string) *version {
@@ -112,12 +112,11 @@ func espVolume(t testing.TB, loaderConf string, vs ...*version) []byte {
 	for _, v := range vs {
 		add(layout.UKIDir+"/"+layout.UKIName(v.name, 3), v.uki)
 	}
-	var out memDisk
+	var out ingottest.MemFile
 	if err := w.Write(&out); err != nil {
 		t.Fatal(err)
 	}
-	out.grow(espBytes)
-	return out.b
+	return append(out.B, make([]byte, espBytes-len(out.B))...)
 }
 
 // writeDisk writes the installed disk of v to a sparse file.
@@ -147,23 +146,3 @@ func writeDisk(t testing.TB, v *version, loaderConf string) (string, *gpt.Table)
 	}
 	return p, tab
 }
-
-// memDisk is a growing in-memory io.WriterAt and io.ReaderAt.
-type memDisk struct{ b []byte }
-
-func (m *memDisk) grow(n int64) {
-	if n > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, n-int64(len(m.b)))...)
-	}
-}
-
-func (m *memDisk) WriteAt(p []byte, off int64) (int, error) {
-	m.grow(off + int64(len(p)))
-	return copy(m.b[off:], p), nil
-}
-
-func (m *memDisk) ReadAt(p []byte, off int64) (int, error) {
-	return bytes.NewReader(m.b).ReadAt(p, off)
-}
-
-var _ io.ReaderAt = (*memDisk)(nil)

@@ -1,6 +1,7 @@
 package bootcheck
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 	"path"
@@ -68,7 +69,7 @@ func compareEntries(a, b Entry) int {
 		return r
 	}
 	if a.SortKey != "" {
-		if r := cmpStr(a.SortKey, b.SortKey); r != 0 {
+		if r := cmp.Compare(a.SortKey, b.SortKey); r != 0 {
 			return r
 		}
 		if r := -strverscmp(a.Version, b.Version); r != 0 {
@@ -81,10 +82,10 @@ func compareEntries(a, b Entry) int {
 	if a.TriesLeft < 0 || b.TriesLeft < 0 {
 		return 0
 	}
-	if r := -cmpInt(a.TriesLeft, b.TriesLeft); r != 0 {
+	if r := -cmp.Compare(a.TriesLeft, b.TriesLeft); r != 0 {
 		return r
 	}
-	return cmpInt(a.TriesDone, b.TriesDone)
+	return cmp.Compare(a.TriesDone, b.TriesDone)
 }
 
 func sortEntries(es []Entry) {

@@ -1,5 +1,7 @@
 package bootcheck
 
+import "cmp"
+
 // strverscmp compares versions as systemd-boot sorts entries
 // (strverscmp_improved in systemd's src/fundamental/string-util-fundamental.c):
 // '~' sorts before anything, '-' separates release, '^' and '.' sort after,
@@ -7,7 +9,7 @@ package bootcheck
 // -1, 0 or 1.
 func strverscmp(a, b string) int {
 	if a == "" || b == "" {
-		return cmpInt(len(a), len(b))
+		return cmp.Compare(len(a), len(b))
 	}
 	for {
 		a, b = dropInvalid(a), dropInvalid(b)
@@ -15,7 +17,7 @@ func strverscmp(a, b string) int {
 			return r
 		}
 		if a == "" || b == "" {
-			return cmpStr(a, b)
+			return cmp.Compare(a, b)
 		}
 		for _, p := range []struct {
 			c    byte
@@ -59,17 +61,17 @@ func segment(a, b string) (int, string, string) {
 			return r, a, b
 		}
 		da, db := trimZeros(a[:na]), trimZeros(b[:nb])
-		if r := cmpInt(len(da), len(db)); r != 0 {
+		if r := cmp.Compare(len(da), len(db)); r != 0 {
 			return r, a, b
 		}
-		return cmpStr(da, db), a[na:], b[nb:]
+		return cmp.Compare(da, db), a[na:], b[nb:]
 	}
 	na, nb := span(a, isAlpha), span(b, isAlpha)
 	m := min(na, nb)
-	if r := cmpStr(a[:m], b[:m]); r != 0 {
+	if r := cmp.Compare(a[:m], b[:m]); r != 0 {
 		return r, a, b
 	}
-	return cmpInt(na, nb), a[na:], b[nb:]
+	return cmp.Compare(na, nb), a[na:], b[nb:]
 }
 
 func dropInvalid(s string) string {
@@ -104,28 +106,8 @@ func first(s string) byte {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func cmpBool(a, b bool) int {
-	return cmpInt(btoi(a), btoi(b))
+	return cmp.Compare(btoi(a), btoi(b))
 }
 
 func btoi(b bool) int {

@@ -9,20 +9,8 @@ import (
 
 	"github.com/ingot-linux/ingot/crashstate"
 	"github.com/ingot-linux/ingot/format/logwrites"
+	"github.com/ingot-linux/ingot/ingottest"
 )
-
-type memFile struct{ b []byte }
-
-func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
-	if end := off + int64(len(p)); end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
-	}
-	return copy(m.b[off:], p), nil
-}
-
-func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
-	return bytes.NewReader(m.b).ReadAt(p, off)
-}
 
 type op struct {
 	off, n int64
@@ -31,7 +19,7 @@ type op struct {
 
 func logOf(t *testing.T, ops []op) (*logwrites.Log, []logwrites.Entry) {
 	t.Helper()
-	f := &memFile{}
+	f := &ingottest.MemFile{}
 	w, err := logwrites.NewWriter(f, 512)
 	if err != nil {
 		t.Fatal(err)
@@ -56,12 +44,9 @@ func logOf(t *testing.T, ops []op) (*logwrites.Log, []logwrites.Entry) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var es []logwrites.Entry
-	for e, err := range l.Entries() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, e)
+	es, err := l.ReadAll()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return l, es
 }

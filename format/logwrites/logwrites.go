@@ -180,6 +180,18 @@ func (l *Log) Entries(opts ...Option) iter.Seq2[Entry, error] {
 	}
 }
 
+// ReadAll returns all entries Entries yields, or the first error.
+func (l *Log) ReadAll(opts ...Option) ([]Entry, error) {
+	var out []Entry
+	for e, err := range l.Entries(opts...) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 // readEntry decodes the entry whose header is at byte pos and returns the
 // position of the next one.
 func (l *Log) readEntry(i int, pos int64) (Entry, int64, error) {

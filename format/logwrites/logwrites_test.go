@@ -6,26 +6,14 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"github.com/ingot-linux/ingot/ingottest"
 )
 
-// memFile is an in-memory io.ReaderAt and io.WriterAt that grows.
-type memFile struct{ b []byte }
-
-func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
-	if end := off + int64(len(p)); end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
-	}
-	return copy(m.b[off:], p), nil
-}
-
-func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
-	return bytes.NewReader(m.b).ReadAt(p, off)
-}
-
 // sampleLog writes: a 2-sector write, a flush, a discard, a mark, a FUA write.
-func sampleLog(t testing.TB, closeIt bool) *memFile {
+func sampleLog(t testing.TB, closeIt bool) *ingottest.MemFile {
 	t.Helper()
-	f := &memFile{}
+	f := &ingottest.MemFile{}
 	w, err := NewWriter(f, 512)
 	if err != nil {
 		t.Fatal(err)
@@ -50,12 +38,9 @@ func sampleLog(t testing.TB, closeIt bool) *memFile {
 
 func collect(t *testing.T, l *Log, opts ...Option) []Entry {
 	t.Helper()
-	var out []Entry
-	for e, err := range l.Entries(opts...) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
+	out, err := l.ReadAll(opts...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -117,14 +102,14 @@ func TestUncounted(t *testing.T) {
 		t.Errorf("%d entries with WithUncounted, want 5", n)
 	}
 	// A torn tail (half the last entry's data) ends the sequence quietly.
-	f.b = f.b[:len(f.b)-256]
+	f.B = f.B[:len(f.B)-256]
 	if n := len(collect(t, l, WithUncounted())); n != 4 {
 		t.Errorf("%d entries of a torn log, want 4", n)
 	}
 }
 
 func TestOpenErrors(t *testing.T) {
-	good := sampleLog(t, true).b
+	good := sampleLog(t, true).B
 	tests := []struct {
 		name   string
 		mutate func(b []byte) []byte
@@ -146,7 +131,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestEntryErrors(t *testing.T) {
-	good := sampleLog(t, true).b
+	good := sampleLog(t, true).B
 	tests := []struct {
 		name   string
 		mutate func(b []byte) []byte
@@ -174,10 +159,10 @@ func TestEntryErrors(t *testing.T) {
 }
 
 func TestWriterRejects(t *testing.T) {
-	if _, err := NewWriter(&memFile{}, 100); err == nil {
+	if _, err := NewWriter(&ingottest.MemFile{}, 100); err == nil {
 		t.Error("sector size 100 accepted")
 	}
-	w, err := NewWriter(&memFile{}, 512)
+	w, err := NewWriter(&ingottest.MemFile{}, 512)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +177,8 @@ func TestWriterRejects(t *testing.T) {
 // FuzzEntries: whatever the bytes, Open and Entries end without panic, and
 // every entry's data lies within the log.
 func FuzzEntries(f *testing.F) {
-	f.Add(sampleLog(f, true).b)
-	f.Add(sampleLog(f, false).b)
+	f.Add(sampleLog(f, true).B)
+	f.Add(sampleLog(f, false).B)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := Open(bytes.NewReader(b))
 		if err != nil {
