@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzRead -fuzztime 30s ./format/gpt
 	$(GO) test -run XXX -fuzz FuzzOpen -fuzztime 30s ./format/uki
 	$(GO) test -run XXX -fuzz FuzzOpen -fuzztime 30s ./format/fat
+	$(GO) test -run XXX -fuzz FuzzEntries -fuzztime 30s ./format/logwrites
 	$(GO) test -run XXX -fuzz FuzzParseCmdline -fuzztime 30s ./initrd
 	$(GO) test -run XXX -fuzz '^FuzzReadHeader$$' -fuzztime 30s -fuzzminimizetime 3s ./format/luks2
 	$(GO) test -run XXX -fuzz '^FuzzParseToken$$' -fuzztime 30s ./seal

@@ -190,7 +190,7 @@ func FuzzEntries(f *testing.F) {
 				if err != nil {
 					break
 				}
-				if e.DataOffset+e.DataBytes > int64(len(b)) {
+				if e.DataBytes > 0 && e.DataOffset+e.DataBytes > int64(len(b)) {
 					t.Fatalf("entry %d data %d+%d beyond the log (%d bytes)", e.Index, e.DataOffset, e.DataBytes, len(b))
 				}
 				n++
