@@ -171,7 +171,7 @@ func (c *Checker) boot(d *disk, esp *espState, res *Result) {
 	for range len(entries) + 1 {
 		i := selectDefault(entries, c.opts.LoaderEntryDefault, esp.confDefault)
 		if i < 0 {
-			res.Err = stepErr("select boot entry", errors.New("no UKI in "+layout.UKIDir))
+			res.Err = stepErr("select boot entry", noEntry(esp.skipped))
 			return
 		}
 		e := entries[i]
@@ -196,4 +196,13 @@ func (c *Checker) boot(d *disk, esp *espState, res *Result) {
 		sortEntries(entries)
 	}
 	res.Err = fmt.Errorf("%w: every entry failed", ErrBootLoop)
+}
+
+// noEntry says why systemd-boot has nothing to start, on one line.
+func noEntry(skipped []error) error {
+	msg := "no bootable UKI in " + layout.UKIDir
+	for _, err := range skipped {
+		msg += "; " + err.Error()
+	}
+	return errors.New(msg)
 }

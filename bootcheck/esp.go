@@ -53,6 +53,9 @@ type espState struct {
 	part        gpt.Partition
 	confDefault string
 	entries     []Entry // sorted
+	// skipped are *.efi files systemd-boot leaves out of its menu, with
+	// the reason.
+	skipped []error
 }
 
 // readESP opens the ESP the firmware boots from: the EFI System Partition
@@ -85,23 +88,22 @@ func (c *Checker) openESP(d *disk, p gpt.Partition) (*espState, error) {
 		return nil, err
 	}
 	esp := &espState{fs: fsys, part: p, confDefault: def}
-	if esp.entries, err = listEntries(fsys); err != nil {
+	if esp.entries, esp.skipped, err = listEntries(fsys); err != nil {
 		return nil, err
 	}
 	return esp, nil
 }
 
 // listEntries reads the type #2 entries systemd-boot shows: files named
-// *.efi in EFI/Linux whose .osrel it can read.
-func listEntries(fsys fs.FS) ([]Entry, error) {
+// *.efi in EFI/Linux whose .osrel it can read; the others are skipped.
+func listEntries(fsys fs.FS) (out []Entry, skipped []error, err error) {
 	des, err := fs.ReadDir(fsys, layout.UKIDir)
 	if isNotExist(err) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", layout.UKIDir, err)
+		return nil, nil, fmt.Errorf("list %s: %w", layout.UKIDir, err)
 	}
-	var out []Entry
 	for _, de := range des {
 		e, ok := parseEntryName(de.Name())
 		if !ok || de.IsDir() {
@@ -109,14 +111,16 @@ func listEntries(fsys fs.FS) ([]Entry, error) {
 		}
 		osr, err := readOSRelease(fsys, path.Join(layout.UKIDir, de.Name()))
 		if err != nil {
-			continue // systemd-boot skips a UKI without a readable .osrel
+			// systemd-boot skips a UKI without a readable .osrel.
+			skipped = append(skipped, fmt.Errorf("%s skipped: %w", de.Name(), err))
+			continue
 		}
 		e.SortKey = first2(osr["IMAGE_ID"], osr["ID"])
 		e.Version = first2(osr["IMAGE_VERSION"], first2(osr["VERSION"], first2(osr["VERSION_ID"], osr["BUILD_ID"])))
 		out = append(out, e)
 	}
 	sortEntries(out)
-	return out, nil
+	return out, skipped, nil
 }
 
 func first2(a, b string) string {
@@ -132,6 +136,9 @@ func readOSRelease(fsys fs.FS, name string) (map[string]string, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		return nil, errors.New("the file is empty")
+	}
 	ra, ok := f.(io.ReaderAt)
 	if !ok {
 		return nil, errors.New("file is not an io.ReaderAt")

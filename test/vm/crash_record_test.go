@@ -85,11 +85,16 @@ func muslImage(t *testing.T, bin, out, version string) (*image.Result, error) {
 
 func recordCrashSession(t *testing.T) error {
 	bin := binaries(t)
-	dir, err := os.MkdirTemp("", "ingot-crash-*")
-	if err != nil {
+	dir := os.Getenv("INGOT_CRASH_KEEP") // a directory to keep the recording in, for a closer look
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "ingot-crash-*"); err != nil {
+			return err
+		}
+		crashRec.dir = dir // removed by TestMain
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	crashRec.dir = dir
 	crashRec.usrHash = map[string]string{}
 	var vs []*image.Result
 	for _, v := range []string{"1.0.0", "2.0.0", "3.0.0"} {
@@ -152,7 +157,7 @@ func driveSession(ctx context.Context, t *testing.T, m *vm.Machine, v2Dir string
 	mark("update-dir:end")
 	m.Send("systemctl reboot\n")
 	expectMarker(t, booted(ctx, t, m), "2.0.0", "b")
-	run(ctx, t, m, "dev=$(ls /sys/class/net | grep -v '^lo$' | head -1) && ip link set $dev up && ip addr add 10.0.2.15/24 dev $dev")
+	run(ctx, t, m, "dev=$(ls /sys/class/net | grep -v '^lo$' | head -1) && ip link set $dev up && { ip addr add 10.0.2.15/24 dev $dev 2>/dev/null || ip addr show dev $dev | grep -q 'inet 10.0.2.15/'; }")
 	mark("update-oci:start")
 	step("ingot update from a registry", func() { runFor(ctx, t, m, "ingot update oci://10.0.2.100:5000/ingot:3.0.0", 15*time.Minute) })
 	mark("update-oci:end")
