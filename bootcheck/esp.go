@@ -184,11 +184,10 @@ func (c *Checker) checkUKI(fsys fs.FS, e Entry) *ukiInfo {
 		return &ukiInfo{err: fmt.Errorf("read %s: %w", e.File, err)}
 	}
 	if c.opts.DB != nil {
-		err = trust.VerifyPE(data, c.opts.DB)
-	} else {
-		err = uki.VerifyChecksum(bytes.NewReader(data), int64(len(data)))
-	}
-	if err != nil {
+		if err := trust.VerifyPE(data, c.opts.DB); err != nil {
+			return &ukiInfo{err: fmt.Errorf("%s is not whole and signed by the db: %w", e.File, err)}
+		}
+	} else if err := uki.VerifyChecksum(bytes.NewReader(data), int64(len(data))); err != nil {
 		return &ukiInfo{err: fmt.Errorf("%s is not whole: %w", e.File, err)}
 	}
 	img, err := uki.Open(bytes.NewReader(data))
