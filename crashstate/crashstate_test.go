@@ -110,6 +110,11 @@ func TestEnumerate(t *testing.T) {
 	}{
 		// Epoch of 3 writes: 7 proper subsets; epoch of 1: 1; final: 1.
 		{"exhaustive", []op{{0, 512, 1}, {512, 512, 2}, {1024, 512, 3}, {}, {0, 512, 4}, {}}, 0, 7 + 1 + 1},
+		// A write of two sectors: lost, torn; then the final state.
+		{"torn", []op{{0, 1024, 1}, {}}, 0, 1 + 1 + 1},
+		// Two writes, one of two sectors: 3 subsets, torn alone and with
+		// the other, final.
+		{"torn with another", []op{{0, 1024, 1}, {4096, 512, 2}, {}}, 0, 3 + 2 + 1},
 		// 20 writes in one epoch, bound 16.
 		{"sampled", manyWrites(20), 16, 16 + 1},
 		// No writes at all: only the final state.

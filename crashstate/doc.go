@@ -9,12 +9,15 @@
 // recorded range, every epoch before some barrier, plus a subset of the
 // next epoch. Enumerate yields, for each epoch of k writes:
 //
-//   - all 2^k subsets when 2^k is at most Options.MaxPerEpoch (default
-//     DefaultMaxPerEpoch = 256, so epochs of up to 8 writes exhaustively);
+//   - all 2^k subsets, and for each write of several sectors the states
+//     where it is torn (its first half of sectors only) with none and with
+//     all of the others, when that is at most Options.MaxPerEpoch (default
+//     DefaultMaxPerEpoch = 256, so epochs of up to 7 or 8 writes
+//     exhaustively);
 //   - otherwise at most MaxPerEpoch subsets: the state at the barrier
 //     (none of the epoch), every prefix in completion order, every
 //     all-but-one set, torn writes (a prefix of the epoch plus the first
-//     half of the next write's sectors), each of these thinned evenly to a
+//     half of the next multi-sector write), each of these thinned evenly to a
 //     quarter of the bound, then uniformly random subsets from a
 //     generator seeded with Options.Seed and the epoch's number, so a run
 //     is reproducible.

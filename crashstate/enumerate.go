@@ -138,7 +138,7 @@ func (en *enumerator) emit(s State, top []Write) bool {
 // epoch yields the states of one epoch, then makes it durable in o.
 func (en *enumerator) epoch(ws []Write, barrierAt int) bool {
 	if len(ws) > 0 {
-		for _, m := range subsets(len(ws), en.opts.MaxPerEpoch, en.opts.Seed, en.n) {
+		for _, m := range subsets(ws, en.opts.MaxPerEpoch, en.opts.Seed, en.n) {
 			if !en.emit(en.state(ws, m), m.writes(ws)) {
 				return false
 			}
@@ -207,22 +207,18 @@ func (m mask) key() string {
 	return string(b[:len(m.in)]) + strconv.Itoa(m.torn)
 }
 
-// subsets returns the subsets of an epoch of k writes to check, without
-// the full set (the next epoch's barrier state, or the final state).
-func subsets(k, bound int, seed uint64, epoch int) []mask {
-	if k < 31 && 1<<k <= bound {
-		out := make([]mask, 0, 1<<k-1)
-		for bits := 0; bits < 1<<k-1; bits++ {
-			m := mask{in: make([]bool, k), torn: -1, kind: KindExhaustive}
-			for i := range k {
-				m.in[i] = bits&(1<<i) != 0
-			}
-			if bits == 0 {
-				m.kind = KindBarrier
-			}
-			out = append(out, m)
+// subsets returns the subsets of an epoch's writes to check, without the
+// full set (the next epoch's barrier state, or the final state).
+func subsets(ws []Write, bound int, seed uint64, epoch int) []mask {
+	k := len(ws)
+	var torn []int // writes of more than one sector
+	for i, w := range ws {
+		if w.Len > 512 {
+			torn = append(torn, i)
 		}
-		return out
+	}
+	if k < 31 && 1<<k+2*len(torn) <= bound {
+		return exhaustive(k, torn)
 	}
 	s := sampler{k: k, bound: bound, seen: map[string]bool{}}
 	s.add(mask{in: make([]bool, k), torn: -1, kind: KindBarrier})
@@ -235,8 +231,8 @@ func subsets(k, bound int, seed uint64, epoch int) []mask {
 		m.in[i] = false
 		s.add(m)
 	}
-	for _, i := range spread(k, quarter) {
-		s.add(prefixMask(k, i, i, KindTorn))
+	for _, j := range spread(len(torn), quarter) {
+		s.add(prefixMask(k, torn[j], torn[j], KindTorn))
 	}
 	rng := rand.New(rand.NewPCG(seed, uint64(epoch)))
 	for tries := 0; len(s.out) < bound && tries < 4*bound; tries++ {
@@ -247,6 +243,33 @@ func subsets(k, bound int, seed uint64, epoch int) []mask {
 		s.add(m)
 	}
 	return s.out
+}
+
+// exhaustive returns every proper subset of k writes, and for each write of
+// several sectors the states where it is torn with none and with all of
+// the others.
+func exhaustive(k int, torn []int) []mask {
+	out := make([]mask, 0, 1<<k+2*len(torn))
+	for bits := 0; bits < 1<<k-1; bits++ {
+		m := mask{in: make([]bool, k), torn: -1, kind: KindExhaustive}
+		for i := range k {
+			m.in[i] = bits&(1<<i) != 0
+		}
+		if bits == 0 {
+			m.kind = KindBarrier
+		}
+		out = append(out, m)
+	}
+	for _, i := range torn {
+		none := mask{in: make([]bool, k), torn: i, kind: KindTorn}
+		others := prefixMask(k, k, i, KindTorn)
+		others.in[i] = false
+		out = append(out, none)
+		if k > 1 {
+			out = append(out, others)
+		}
+	}
+	return out
 }
 
 // prefixMask has the first n writes; torn ≥ 0 marks one torn write.

@@ -80,16 +80,25 @@ func checkCrashSegment(t *testing.T, seg crashSegment) {
 	start := time.Now()
 	c := bootcheck.New(bootcheck.Options{})
 	n, bad := 0, 0
+	reasons := map[string]int{} // reason → bad states
+	var order []string
 	for s, err := range crashstate.Enumerate(l, entries[from:to], o, crashstate.Options{Seed: 1}) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		n++
-		if msg := checkCrashState(c, s, seg.versions); msg != "" {
-			if bad++; bad <= 5 {
-				t.Errorf("%s: %v: %s", seg.name, s, msg)
-			}
+		msg := checkCrashState(c, s, seg.versions)
+		if msg == "" {
+			continue
 		}
+		bad++
+		if reasons[msg]++; reasons[msg] == 1 {
+			order = append(order, msg)
+			t.Errorf("%s: %v: %s", seg.name, s, msg)
+		}
+	}
+	for _, msg := range order {
+		t.Logf("%s: %d states: %s", seg.name, reasons[msg], msg)
 	}
 	t.Logf("%s: %d crash states checked in %v (log entries %d–%d; %d bad; UKI checks %d + %d memoised, verity checks %d + %d memoised)",
 		seg.name, n, time.Since(start).Round(10*time.Millisecond), from, to, bad,
