@@ -20,9 +20,9 @@ var layers = [][]string{
 	{"internal/cli"},
 	{"distro"},
 	{"diskimage", "builder", "vm", "recipes", "builder/sandbox/sandboxtest", "internal/agentcli"},
-	{"agent", "boot", "oci", "diskimage/rootfs", "diskimage/kmod", "diskimage/binaries", "builder/fetch", "builder/sandbox", "builder/store",
+	{"agent", "boot", "bootcheck", "oci", "diskimage/rootfs", "diskimage/kmod", "diskimage/binaries", "builder/fetch", "builder/sandbox", "builder/store",
 		"builder/toolchain", "builder/sbom", "artifact/artifacttest", "ext/extfs"},
-	{"artifact", "cookbook", "ext", "machineconfig"},
+	{"artifact", "cookbook", "ext", "machineconfig", "crashstate"},
 	{"trust"},
 	{"layout"},
 	{"internal/kernel"},
@@ -54,7 +54,7 @@ var formatModules = map[string][]string{
 // trustUsers are the only packages that import trust: who signs (image,
 // the CLI's keys verb), who verifies (initrd, agent, artifact, ext), and test
 // helpers.
-var trustUsers = []string{"diskimage", "boot", "agent", "artifact", "ext", "internal/cli", "artifact/artifacttest"}
+var trustUsers = []string{"diskimage", "boot", "bootcheck", "agent", "artifact", "ext", "internal/cli", "artifact/artifacttest"}
 
 func match(pattern, pkg string) bool {
 	if pattern == "*" {

@@ -54,6 +54,17 @@ type Config struct {
 	// rounded up to a multiple of 512; a size smaller than the image is an
 	// error, since disks are never shrunk.
 	DiskSizeBytes int64
+	// WriteLog, if set, records every write, flush and discard the guest
+	// makes to the boot disk in this file, in the dm-log-writes format
+	// (QEMU's blklogwrites driver; read it with format/logwrites). Start
+	// empties the file; with log-append off each QEMU process (Start,
+	// Restart) starts the log anew, while reboots of the guest keep
+	// appending. Replayed onto Image (read as zeros past its end, up to
+	// the disk size), the log gives the disk as the guest left it. The
+	// disk is attached with a write-back cache so the guest sends flushes,
+	// and they reach the log; the host files are not fsynced
+	// (cache.no-flush), so logging costs little.
+	WriteLog string
 	// ExtraDisks are more disks, attached as virtio-blk after the image
 	// and written directly. A name ending in ".qcow2" is opened as qcow2,
 	// anything else as raw.
@@ -403,7 +414,11 @@ func (c Config) Args() []string {
 
 	if c.Image != "" {
 		path, format := c.diskPath()
-		args = append(args, driveArgs(0, path, format, 0)...)
+		if c.WriteLog != "" {
+			args = append(args, loggedDriveArgs(path, format, c.WriteLog)...)
+		} else {
+			args = append(args, driveArgs(0, path, format, 0)...)
+		}
 	}
 	for i, d := range c.ExtraDisks {
 		format := "raw"
@@ -455,6 +470,18 @@ func driveArgs(n int, path, format string, bootIndex int) []string {
 		"-drive", "if=none,id=" + id + ",format=" + format +
 			",cache=unsafe,discard=unmap,file=" + escape(path),
 		"-device", dev,
+	}
+}
+
+// loggedDriveArgs attaches the boot disk through a blklogwrites node that
+// logs every write, flush and discard to logPath.
+func loggedDriveArgs(path, format, logPath string) []string {
+	return []string{
+		"-blockdev", "driver=file,node-name=disk0-file,cache.no-flush=on,filename=" + escape(path),
+		"-blockdev", "driver=" + format + ",node-name=disk0-format,discard=unmap,file=disk0-file",
+		"-blockdev", "driver=file,node-name=disk0-logfile,cache.no-flush=on,filename=" + escape(logPath),
+		"-blockdev", "driver=blklogwrites,node-name=disk0,discard=unmap,file=disk0-format,log=disk0-logfile,log-sector-size=512",
+		"-device", "virtio-blk-pci,drive=disk0,bootindex=0,write-cache=on",
 	}
 }
 

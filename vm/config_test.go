@@ -58,6 +58,17 @@ func TestArgs(t *testing.T) {
 			}, rng, nonic, console, qmpArgs),
 		},
 		{
+			name: "write log",
+			cfg:  Config{RunDir: "/run", Image: "/img/ingot.raw", WriteLog: "/logs/a,b.log"},
+			want: join(common("q35"), ovmf, []string{
+				"-blockdev", "driver=file,node-name=disk0-file,cache.no-flush=on,filename=/run/disk0.qcow2",
+				"-blockdev", "driver=qcow2,node-name=disk0-format,discard=unmap,file=disk0-file",
+				"-blockdev", "driver=file,node-name=disk0-logfile,cache.no-flush=on,filename=/logs/a,,b.log",
+				"-blockdev", "driver=blklogwrites,node-name=disk0,discard=unmap,file=disk0-format,log=disk0-logfile,log-sector-size=512",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=0,write-cache=on",
+			}, rng, nonic, console, qmpArgs),
+		},
+		{
 			name: "persist, extra disks, resources, extra args",
 			cfg: Config{
 				RunDir:     "/run",

@@ -91,6 +91,15 @@ func prepareDisk(ctx context.Context, c Config) error {
 	return nil
 }
 
+// prepareWriteLog empties the write log, which QEMU's file driver needs to
+// exist.
+func prepareWriteLog(c Config) error {
+	if c.WriteLog == "" {
+		return nil
+	}
+	return os.WriteFile(c.WriteLog, nil, 0o644)
+}
+
 // prepareVars puts the NVRAM file in place for the resolved config c.
 func prepareVars(c Config) error {
 	dst := c.varsPath()
@@ -195,7 +204,10 @@ func (c Config) resolve() (Config, error) {
 		}
 	}
 
-	for _, p := range []*string{&c.Image, &c.Firmware, &c.FirmwareVars, &c.PersistentVars, &c.RunDir, &c.LogFile, &c.TPMState} {
+	if c.WriteLog != "" && c.Image == "" {
+		return c, errors.New("a write log needs a boot disk (Image)")
+	}
+	for _, p := range []*string{&c.Image, &c.Firmware, &c.FirmwareVars, &c.PersistentVars, &c.RunDir, &c.LogFile, &c.TPMState, &c.WriteLog} {
 		if *p == "" {
 			continue
 		}

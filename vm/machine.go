@@ -86,6 +86,9 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	if err := prepareDisk(ctx, c); err != nil {
 		return fail(fmt.Errorf("vm disk: %w", err))
 	}
+	if err := prepareWriteLog(c); err != nil {
+		return fail(fmt.Errorf("vm write log: %w", err))
+	}
 	if err := prepareVars(c); err != nil {
 		return fail(fmt.Errorf("vm firmware: %w", err))
 	}

@@ -48,7 +48,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, d := range []string{shared.dir, bins.dir, base.dir} {
+	for _, d := range []string{shared.dir, bins.dir, base.dir, crashRec.dir} {
 		if d != "" {
 			os.RemoveAll(d)
 		}
