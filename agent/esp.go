@@ -146,16 +146,50 @@ func installUKI(espDir, name string, data []byte, written func()) error {
 		os.Remove(tmp)
 		return fmt.Errorf("rename UKI into place as %s: %w", name, err)
 	}
+	return syncRenamed(dir, name)
+}
+
+// syncRenamed makes a rename in dir durable with the file whole under its
+// new name. vfat writes a renamed file's new directory entry without its
+// size and first cluster and fills them in only when the inode is written
+// back, so fsyncing the directory alone can make an empty entry durable
+// (found by the crash-state enumeration, TestCrashFirstBoot): the file is
+// fsynced under its new name first, which writes the inode, then the
+// directory.
+func syncRenamed(dir, name string) error {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
 	return fileutil.SyncDir(dir)
 }
 
-// renameEntry changes an entry's file name (blessing, marking bad) durably.
+// renameEntry changes an entry's file name (blessing, marking bad)
+// durably. A rename(2) on vfat can leave, after a crash, the new name as
+// an empty file with the old one gone (see syncRenamed), so the entry is
+// copied under its new name first — written, renamed into place and
+// synced as an update installs a UKI — and the old name removed only
+// then: a crash leaves the old entry, or both, never neither.
 func renameEntry(espDir, from, to string) error {
+	if from == to {
+		return nil
+	}
 	dir := filepath.Join(espDir, layout.UKIDir)
-	if err := os.Rename(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
+	data, err := os.ReadFile(filepath.Join(dir, from))
+	if err != nil {
 		return err
 	}
-	return fileutil.SyncDir(dir)
+	if err := installUKI(espDir, to, data, nil); err != nil {
+		return err
+	}
+	return removeEntry(espDir, from)
 }
 
 func removeEntry(espDir, name string) error {

@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "8ac3ec3229486c4d896fe20967ff3d31f250b70f89a1b4cbab735c34ab8a2b74",
-		"ingot_1.0.0.update/ingot.efi":     "88f6dbfbce1231a96ff8d216c4840bde551a85fa25e2d73daa4c6eed0a587e3c",
-		"ingot_1.0.0.update/manifest.json": "1e087b66a9a45b7025099fa972396f7be6867fe8a75da66d7730e65dcc816a6b",
-		"ingot_1.0.0.update/usr.erofs":     "ea895a41ccd69bc796726886557a466ea01eb908342951ea7f66d7f12434cbdf",
-		"ingot_1.0.0.update/usr.verity":    "8018ed071079dd551751e9718c531fa4e3bd53cff3201193111e60fd38f5fd25",
+		"ingot_1.0.0.raw":                  "873dfedf2a58d81d4b8502f75b4dfee4d03ac1ab186ac3b80298b6fa408feb95",
+		"ingot_1.0.0.update/ingot.efi":     "818c6bf2943735ae5740fa61b195e940b485708893597f08da48998d978d8036",
+		"ingot_1.0.0.update/manifest.json": "0983b35661ddec6845fe25347d79bd80fd10541a44fc110c23f55c73b0be65aa",
+		"ingot_1.0.0.update/usr.erofs":     "23faa07a925d7e76da7b95452a271abebb56e06e5268229f4a3fcaa3a071c57f",
+		"ingot_1.0.0.update/usr.verity":    "98e3266f9ca80f225465222e263c56bdb7043924778dddfd2cd94b6e4d6ef7ba",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "646dec74ec51f730d17e45fec0750213e201a4aa484ef48ee71dfd3ba7ab25f8",
+		"ingot_1.0.0.raw":                   "15c242bb2ea4438ad2d391dd8fb06744d2d9c2451acac7dfa9be3f10baa0b974",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "576b6c4213916fe31220e4d0cea42d6d9729c9b44d9d83537960a1a3f6da8367",
-		"ingot_1.0.0.update/manifest.json":  "c5e8fe3fcac94348a5ae69dbc61b88dfeb90c9aedf7239e215193a0f17f58146",
-		"ingot_1.0.0.update/usr.erofs":      "244cf3b68f9e25bdba5ad61c7b6673b948f6cab15f2481a759edbda90c6f81e8",
-		"ingot_1.0.0.update/usr.verity":     "ff8fc54a4692a102d529d072d32e39e2ddeb30acd9f3c558ed53cec0c2e2005f",
-		"ingot_1.0.0.update/usr.verity-sig": "038a6f281fe9b9c48aea5f5ff49a509a96f11336e7cb2f75bcb9173424098e5e",
+		"ingot_1.0.0.update/ingot.efi":      "e939ba98605368311de2dd43a3ac4f28296f6bf8c04e3f9ed09f35709dcd551e",
+		"ingot_1.0.0.update/manifest.json":  "c231e1c6052d09c051d256655b254b7c33b717b0f4e2449a440ccc34f1044d60",
+		"ingot_1.0.0.update/usr.erofs":      "6090bebbe2ef81a82f5dc78a347f1052f5243f66dbdd6b33f67a98f3b6941193",
+		"ingot_1.0.0.update/usr.verity":     "f884a15d20c5f368091a03a2260d1fca5419d663c2749b769a7d81534e154040",
+		"ingot_1.0.0.update/usr.verity-sig": "51b6a3de355192608584c5e6ec00ccbda8a993dc21bb9319d4e8b292efa3d2d1",
 	}},
 }
 

@@ -81,6 +81,11 @@ func ingotUnits(deadline time.Duration, healthChecks []string, autologin bool) u
 	s.file("ingot-pcrphase.service", "ingot-pcrphase.service")
 	s.link("sysinit.target.wants/ingot-pcrphase-sysinit.service", "../ingot-pcrphase-sysinit.service")
 	s.link("sysinit.target.wants/ingot-pcrphase.service", "../ingot-pcrphase.service")
+	// Blessing is ingot's (ingot boot-marker → agent.Bless), which copies
+	// the entry under its new name before removing the old one:
+	// systemd-bless-boot renames in place, and on vfat a crash can leave
+	// the renamed entry empty with the old one gone (TestCrashFirstBoot).
+	s.link("systemd-bless-boot.service", "/dev/null")
 	// The update channel: off until the owner enables the timer and
 	// writes /etc/ingot/update.conf (CHANNEL=oci://…,
 	// WINDOW=HH:MM-HH:MM).
