@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // MaxRedirects bounds the HTTP redirects Download follows.
@@ -31,16 +33,12 @@ func Download(ctx context.Context, client *http.Client, base, dir string, progre
 	}
 	client = httpsOnly(client)
 	o := makeOptions(opts)
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".tmp-*")
+	stage, err := fileutil.NewStaging(dir)
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			os.RemoveAll(tmp)
-		}
-	}()
+	defer stage.Discard()
+	tmp := stage.Dir
 	// get fetches name into w: exactly size bytes, or with size < 0 at
 	// most MaxManifestBytes.
 	get := func(name string, size int64, w io.Writer, done func(int64)) error {
@@ -121,7 +119,7 @@ func Download(ctx context.Context, client *http.Client, base, dir string, progre
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, err
 	}
-	committed = true
+	stage.Keep()
 	a.Dir = dir
 	return a, nil
 }

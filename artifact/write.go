@@ -83,20 +83,12 @@ func write(dir string, in Inputs) (*Manifest, error) {
 		return nil, err
 	}
 	dir = filepath.Clean(dir)
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	stage, err := fileutil.NewStaging(dir)
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			os.RemoveAll(tmp)
-		}
-	}()
+	defer stage.Discard()
+	tmp := stage.Dir
 
 	m := &Manifest{
 		SchemaVersion: SchemaVersion,
@@ -150,7 +142,7 @@ func write(dir string, in Inputs) (*Manifest, error) {
 	if err := Commit(tmp, dir); err != nil {
 		return nil, err
 	}
-	committed = true
+	stage.Keep()
 	return m, nil
 }
 

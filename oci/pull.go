@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ingot-linux/ingot/artifact"
+	"github.com/ingot-linux/ingot/internal/fileutil"
 )
 
 // Inspect reads the manifest and config of the artifact at ref, checks that
@@ -62,16 +63,12 @@ func pull(ctx context.Context, ref, dir string, opts []Option) (*Info, error) {
 	if err := checkRoom(o, res.info.Manifest, dir); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".pull-*")
+	stage, err := fileutil.NewStaging(dir)
 	if err != nil {
 		return nil, err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			os.RemoveAll(tmp)
-		}
-	}()
+	defer stage.Discard()
+	tmp := stage.Dir
 	var total int64
 	for _, l := range res.info.Layers {
 		total += l.Size
@@ -105,7 +102,7 @@ func pull(ctx context.Context, ref, dir string, opts []Option) (*Info, error) {
 	if err := artifact.Commit(tmp, dir); err != nil {
 		return nil, err
 	}
-	committed = true
+	stage.Keep()
 	o.logger.Debug("pulled artifact", "ref", res.info.Ref, "digest", res.info.Digest, "path", dir)
 	return res.info, nil
 }

@@ -112,3 +112,37 @@ func CopyTo(out io.WriteCloser, src string) error {
 	}
 	return out.Close()
 }
+
+// Staging is a hidden temporary directory beside a destination, where a
+// result is assembled before it is renamed into place; Discard removes it
+// unless Keep said it was committed.
+type Staging struct {
+	// Dir is the staging directory.
+	Dir  string
+	kept bool
+}
+
+// NewStaging makes ".<base of dst>.tmp-*" next to dst, creating dst's
+// parent directory if needed.
+func NewStaging(dst string) (*Staging, error) {
+	dst = filepath.Clean(dst)
+	parent := filepath.Dir(dst)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return &Staging{Dir: dir}, nil
+}
+
+// Keep marks the staging directory as committed (renamed into place).
+func (s *Staging) Keep() { s.kept = true }
+
+// Discard removes the staging directory unless it was kept.
+func (s *Staging) Discard() {
+	if !s.kept {
+		os.RemoveAll(s.Dir)
+	}
+}

@@ -3,6 +3,7 @@ package fileutil
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -97,5 +98,29 @@ func TestCopyTo(t *testing.T) {
 	out2, _ := os.Create(filepath.Join(dir, "dst2"))
 	if err := CopyTo(out2, filepath.Join(dir, "missing")); err == nil {
 		t.Error("CopyTo of a missing file: no error")
+	}
+}
+
+func TestStaging(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "a", "out")
+	s, err := NewStaging(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(s.Dir) != filepath.Dir(dst) || !strings.HasPrefix(filepath.Base(s.Dir), ".out.tmp-") {
+		t.Fatalf("staging %s for %s", s.Dir, dst)
+	}
+	s.Discard()
+	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
+		t.Fatalf("discarded staging still there: %v", err)
+	}
+	k, err := NewStaging(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Keep()
+	k.Discard()
+	if _, err := os.Stat(k.Dir); err != nil {
+		t.Fatalf("kept staging removed: %v", err)
 	}
 }
