@@ -5,11 +5,9 @@ package vm_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -66,25 +64,7 @@ func crashRecording(t *testing.T) {
 	}
 }
 
-// muslImage images ingot's own base from the test store as version.
-func muslImage(t *testing.T, bin, out, version string) (*diskimage.Result, error) {
-	cmd := exec.Command(filepath.Join(bin, "ingot"), "image", "--store", testStore(t), "--version", version, "--output", out, "--autologin", "--json")
-	cmd.Env = withoutEnv(os.Environ(), "SOURCE_DATE_EPOCH")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("ingot image %s (musl base from %s): %w\n%s", version, testStore(t), err, stderr.Bytes())
-	}
-	var res diskimage.Result
-	if err := json.Unmarshal(stdout, &res); err != nil {
-		return nil, fmt.Errorf("ingot image --json: %w", err)
-	}
-	return &res, nil
-}
-
 func recordCrashSession(t *testing.T) error {
-	bin := binaries(t)
 	dir := os.Getenv("INGOT_CRASH_KEEP") // a directory to keep the recording in, for a closer look
 	if dir == "" {
 		var err error
@@ -98,10 +78,7 @@ func recordCrashSession(t *testing.T) error {
 	crashRec.usrHash = map[string]string{}
 	var vs []*diskimage.Result
 	for _, v := range []string{"1.0.0", "2.0.0", "3.0.0"} {
-		res, err := muslImage(t, bin, filepath.Join(dir, "v"+v), v)
-		if err != nil {
-			return err
-		}
+		res := baseVersionWith(t, v, func(o *diskimage.Options) { o.OutputDir = filepath.Join(dir, "v"+v) })
 		vs = append(vs, res)
 		crashRec.usrHash[v] = res.UsrHash
 	}
