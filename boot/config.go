@@ -21,6 +21,9 @@ import (
 	"github.com/ingot-linux/ingot/machineconfig"
 )
 
+// dmiTablePath is the kernel's copy of the SMBIOS table.
+const dmiTablePath = "/sys/firmware/dmi/tables/DMI"
+
 // configSource is one machine configuration source as read.
 type configSource struct {
 	name string // "image", "esp", "credential", "nocloud"
@@ -189,17 +192,14 @@ func readFATFile(r io.ReaderAt, name string) ([]byte, error) {
 }
 
 // readCredentialConfig finds the ingot.config credential in the SMBIOS
-// type 11 strings the hypervisor passed.
+// type 11 strings the hypervisor passed, in the whole SMBIOS table.
 func readCredentialConfig(s *State) ([]byte, error) {
-	entries, _ := filepath.Glob(s.path("/sys/firmware/dmi/entries/11-*/raw"))
-	for _, e := range entries {
-		raw, err := os.ReadFile(e)
-		if err != nil {
-			return nil, err
-		}
-		if v, ok := machineconfig.CredentialFromSMBIOS(raw, layout.ConfigCredential); ok {
-			return v, nil
-		}
+	table, err := os.ReadFile(s.path(dmiTablePath))
+	if err != nil {
+		return nil, fs.ErrNotExist // no SMBIOS: no credential
+	}
+	if v, ok := machineconfig.CredentialFromDMITable(table, layout.ConfigCredential); ok {
+		return v, nil
 	}
 	return nil, fs.ErrNotExist
 }

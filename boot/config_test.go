@@ -47,6 +47,12 @@ func smbios11(strs ...string) string {
 	return b.String()
 }
 
+// dmiTable is an SMBIOS table holding structs (raw structures) between a
+// type 0 structure and the end-of-table one, as /sys/firmware/dmi/tables/DMI.
+func dmiTable(structs ...string) string {
+	return "\x00\x04\x00\x00bios\x00\x00" + strings.Join(structs, "") + "\x7f\x04\xff\xff\x00\x00"
+}
+
 func runConfig(t *testing.T, root string) (*layout.ConfigStatus, string) {
 	t.Helper()
 	var console bytes.Buffer
@@ -74,7 +80,7 @@ func readRooted(t *testing.T, root, name string) string {
 func TestApplyConfig(t *testing.T) {
 	root := configRoot(t, "version: 1\nhostname: factory\nfiles: [{path: /etc/motd, content: hi}]\n")
 	cred := base64.StdEncoding.EncodeToString([]byte("version: 1\nhostname: vm-7\nusers: [{name: ops, password_hash: \"$6$x$topsecret\"}]\n"))
-	writeRooted(t, root, "/sys/firmware/dmi/entries/11-0/raw", smbios11("other", "io.systemd.credential.binary:ingot.config="+cred))
+	writeRooted(t, root, dmiTablePath, dmiTable(smbios11("other"), smbios11("io.systemd.credential.binary:ingot.config="+cred)))
 
 	st, console := runConfig(t, root)
 	if st.Error != "" || len(st.Sources) != 2 || st.Sources[1].Name != "credential" || len(st.Changed) == 0 {
@@ -102,7 +108,7 @@ func TestApplyConfig(t *testing.T) {
 
 	// A changed source that does not validate: one line, nothing applied.
 	bad := base64.StdEncoding.EncodeToString([]byte("version: 1\nhostname: vm-8\nhostnme: typo\n"))
-	writeRooted(t, root, "/sys/firmware/dmi/entries/11-0/raw", smbios11("io.systemd.credential.binary:ingot.config="+bad))
+	writeRooted(t, root, dmiTablePath, dmiTable(smbios11("io.systemd.credential.binary:ingot.config="+bad)))
 	st, console = runConfig(t, root)
 	if !strings.HasPrefix(st.Error, "credential:3:1: the document: unknown key \"hostnme\"") || strings.Count(console, "\n") != 1 {
 		t.Errorf("bad source: status %+v, console %q", st, console)
