@@ -19,6 +19,7 @@ import (
 	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/trust"
 	"github.com/ingot-linux/ingot/vm"
 )
 
@@ -29,7 +30,7 @@ type configMachine struct {
 	disk    string
 	size    int64
 	sshPort int
-	cred    []byte
+	creds   map[string][]byte // SMBIOS credentials
 	m       *vm.Machine
 	boot    int
 }
@@ -43,7 +44,7 @@ func (c *configMachine) start(ctx context.Context, extraDisks ...string) *vm.Mac
 	cfg := vm.Config{
 		Image: c.disk, Persist: true, DiskSizeBytes: c.size, ExtraDisks: extraDisks,
 		LogFile:           filepath.Join(os.TempDir(), "ingot-vm-"+t.Name()+"-"+strconv.Itoa(c.boot)+".log"),
-		SMBIOSCredentials: map[string][]byte{layout.ConfigCredential: c.cred},
+		SMBIOSCredentials: c.creds,
 		UserNet:           &vm.UserNet{HostForwards: []vm.Forward{{HostPort: c.sshPort, GuestPort: 22}}},
 	}
 	m, err := vm.Start(ctx, cfg)
@@ -99,7 +100,7 @@ func TestConfig(t *testing.T) {
 		o.MachineConfigName = "defaults.yaml"
 	})
 	c := &configMachine{t: t, disk: filepath.Join(dir, "disk.raw"), size: res.DiskBytes + 1<<30,
-		sshPort: freePort(t), cred: []byte("version: 1\nhostname: from-credential\n")}
+		sshPort: freePort(t), creds: map[string][]byte{layout.ConfigCredential: []byte("version: 1\nhostname: from-credential\n")}}
 	ingottest.Run(t, "cp", "--sparse=always", res.DiskPath, c.disk)
 	espWrite(t, c.disk, layout.ConfigESPPath, espConfig(pub, "one", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
@@ -193,6 +194,59 @@ func logSlowSteps(t *testing.T, m *vm.Machine) {
 	if slow == 0 {
 		t.Log("the configuration step took under 1 s in boots 2 and 3 (ingot-init names steps over 1 s)")
 	}
+}
+
+// TestConfigSigned boots the musl base made with --require-signed-config
+// once: the ESP's file and the credential, each signed with ingot config
+// sign by the image's verity key, are read with their signatures (ESP
+// ingot/config.yaml.sig, credential ingot.config.sig), verified against
+// /usr's config.crt, and applied. The refusals (unsigned, other key,
+// tampered) are TestApplyConfigSigned's.
+func TestConfigSigned(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keyDir := filepath.Join(dir, "keys")
+	keys, err := trust.InitKeys(keyDir, trust.KeyOptions{Name: "ingot test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := baseVersionWith(t, "1.0.0", func(o *diskimage.Options) {
+		o.Keys, o.KeyDir, o.RequireSignedConfig = keys, keyDir, true
+	})
+	signed := func(name, content string) (data, sig []byte) {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ingottest.Run(t, filepath.Join(binaries(t), "ingot"), "config", "sign", "--key", filepath.Join(keyDir, "verity.key"), p)
+		sig, err := os.ReadFile(p + layout.ConfigSigSuffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte(content), sig
+	}
+	espData, espSig := signed("esp.yaml", "version: 1\nhostname: signed-esp\nfiles: [{path: /etc/signed-note, content: esp}]\n")
+	credData, credSig := signed("cred.yaml", "version: 1\nhostname: signed-credential\n")
+	c := &configMachine{t: t, disk: filepath.Join(dir, "disk.raw"), size: res.DiskBytes + 1<<30, sshPort: freePort(t),
+		creds: map[string][]byte{layout.ConfigCredential: credData, layout.ConfigCredential + layout.ConfigSigSuffix: credSig}}
+	ingottest.Run(t, "cp", "--sparse=always", res.DiskPath, c.disk)
+	espWrite(t, c.disk, layout.ConfigESPPath, string(espData))
+	espWrite(t, c.disk, layout.ConfigESPPath+layout.ConfigSigSuffix, string(espSig))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	defer c.stop()
+
+	m := c.start(ctx)
+	booted(ctx, t, m)
+	if !strings.Contains(m.Log(), "config: applied") {
+		t.Error("no console line saying the signed configuration was applied")
+	}
+	expectGuest(ctx, t, m, map[string]string{
+		"cat /etc/hostname":    "signed-credential",
+		"cat /etc/signed-note": "esp",
+		"grep -c '" + layout.KeyConfigSigned + "=yes' /proc/cmdline": "1",
+		"test -s /usr/" + layout.ConfigCertPath + " && echo there":   "there",
+	})
 }
 
 // timeToMarker waits for the boot (marker, then the autologin shell)
