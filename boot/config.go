@@ -3,6 +3,7 @@ package boot
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,7 +20,11 @@ import (
 	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/machineconfig"
+	"github.com/ingot-linux/ingot/trust"
 )
+
+// dmiTablePath is the kernel's copy of the SMBIOS table.
+const dmiTablePath = "/sys/firmware/dmi/tables/DMI"
 
 // configSource is one machine configuration source as read.
 type configSource struct {
@@ -126,19 +131,25 @@ func writeConfigState(p string, srcs []layout.ConfigSource) error {
 // readConfigSources reads the sources in order: the image's defaults,
 // the ESP's file, the SMBIOS credential, the NoCloud seed. Absent ones
 // are skipped; one that is there and cannot be read is an error naming it.
+// When the image requires signed configuration, every source but the
+// image's own must carry a valid signature, or it is such an error.
 func readConfigSources(s *State) ([]configSource, error) {
 	readers := []struct {
 		name string
-		read func(*State) ([]byte, error)
+		read func(*State) (data, sig []byte, err error)
 	}{
 		{"image", readImageConfig},
 		{"esp", readESPConfig},
 		{"credential", readCredentialConfig},
 		{"nocloud", readNoCloudConfig},
 	}
+	roots, err := configRoots(s)
+	if err != nil {
+		return nil, err
+	}
 	var srcs []configSource
 	for _, r := range readers {
-		data, err := r.read(s)
+		data, sig, err := r.read(s)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
@@ -148,38 +159,84 @@ func readConfigSources(s *State) ([]configSource, error) {
 			return srcs, fmt.Errorf("%s: larger than %d bytes", r.name, machineconfig.MaxBytes)
 		}
 		srcs = append(srcs, configSource{r.name, data})
+		if roots != nil && r.name != "image" {
+			if err := verifyConfigSig(data, sig, roots); err != nil {
+				return srcs, fmt.Errorf("%s: %w", r.name, err)
+			}
+		}
 	}
 	return srcs, nil
 }
 
-func readImageConfig(s *State) ([]byte, error) {
-	return os.ReadFile(s.path(sysroot + "/usr/" + layout.ConfigDefaultsPath))
+// configRoots loads the certificate signed sources must chain to, when
+// the command line requires signed configuration; nil when it does not.
+// It comes from the verity-protected /usr, as the image's defaults do.
+func configRoots(s *State) ([]*x509.Certificate, error) {
+	if !s.Params.RequireSignedConfig {
+		return nil, nil
+	}
+	roots, err := trust.LoadCertificates(s.path(sysroot + "/usr/" + layout.ConfigCertPath))
+	if err != nil {
+		return nil, fmt.Errorf("%s=yes, and the configuration certificate: %w", layout.KeyConfigSigned, err)
+	}
+	return roots, nil
 }
 
-// readESPConfig reads ingot/config.yaml from the boot disk's ESP with the
-// FAT reader: nothing is mounted.
-func readESPConfig(s *State) ([]byte, error) {
+// verifyConfigSig checks a source's detached signature (nil: none).
+func verifyConfigSig(data, sig []byte, roots []*x509.Certificate) error {
+	if sig == nil {
+		return fmt.Errorf("not signed, and this image applies only signed configuration (%s=yes; ingot config sign)", layout.KeyConfigSigned)
+	}
+	if _, err := trust.VerifyDetached(data, sig, roots); err != nil {
+		return fmt.Errorf("signature: %w", err)
+	}
+	return nil
+}
+
+func readImageConfig(s *State) ([]byte, []byte, error) {
+	data, err := os.ReadFile(s.path(sysroot + "/usr/" + layout.ConfigDefaultsPath))
+	return data, nil, err // trusted as part of /usr
+}
+
+// readESPConfig reads ingot/config.yaml and its signature from the boot
+// disk's ESP with the FAT reader: nothing is mounted.
+func readESPConfig(s *State) ([]byte, []byte, error) {
 	disk, err := s.openDisk()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer disk.f.Close()
 	t, err := gpt.Read(disk.f, disk.size, disk.sectorSize)
 	if err != nil {
-		return nil, fmt.Errorf("read partition table of %s: %w", s.Disk, err)
+		return nil, nil, fmt.Errorf("read partition table of %s: %w", s.Disk, err)
 	}
 	p, ok := t.Find(func(p gpt.Partition) bool { return p.Type == layout.TypeESP })
 	if !ok {
-		return nil, fs.ErrNotExist
+		return nil, nil, fs.ErrNotExist
 	}
-	return readFATFile(io.NewSectionReader(disk.f, p.Offset(t.SectorSize), p.Size(t.SectorSize)), layout.ConfigESPPath)
+	return readFATPair(io.NewSectionReader(disk.f, p.Offset(t.SectorSize), p.Size(t.SectorSize)), layout.ConfigESPPath)
 }
 
-func readFATFile(r io.ReaderAt, name string) ([]byte, error) {
+// readFATPair reads name and, if there, its signature (name.sig) from a
+// FAT volume.
+func readFATPair(r io.ReaderAt, name string) (data, sig []byte, err error) {
 	fsys, err := fat.Open(r)
 	if err != nil {
-		return nil, fmt.Errorf("read FAT volume: %w", err)
+		return nil, nil, fmt.Errorf("read FAT volume: %w", err)
 	}
+	if data, err = readLimited(fsys, name); err != nil {
+		return nil, nil, err
+	}
+	sig, err = readLimited(fsys, name+layout.ConfigSigSuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return data, nil, nil
+	}
+	return data, sig, err
+}
+
+// readLimited reads a file of at most machineconfig.MaxBytes (one byte
+// more, so that a larger one is seen).
+func readLimited(fsys fs.FS, name string) ([]byte, error) {
 	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
@@ -188,28 +245,28 @@ func readFATFile(r io.ReaderAt, name string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, machineconfig.MaxBytes+1))
 }
 
-// readCredentialConfig finds the ingot.config credential in the SMBIOS
-// type 11 strings the hypervisor passed.
-func readCredentialConfig(s *State) ([]byte, error) {
-	entries, _ := filepath.Glob(s.path("/sys/firmware/dmi/entries/11-*/raw"))
-	for _, e := range entries {
-		raw, err := os.ReadFile(e)
-		if err != nil {
-			return nil, err
-		}
-		if v, ok := machineconfig.CredentialFromSMBIOS(raw, layout.ConfigCredential); ok {
-			return v, nil
-		}
+// readCredentialConfig finds the ingot.config credential and its
+// signature (ingot.config.sig) in the SMBIOS type 11 strings the
+// hypervisor passed, in the whole SMBIOS table.
+func readCredentialConfig(s *State) ([]byte, []byte, error) {
+	table, err := os.ReadFile(s.path(dmiTablePath))
+	if err != nil {
+		return nil, nil, fs.ErrNotExist // no SMBIOS: no credential
 	}
-	return nil, fs.ErrNotExist
+	data, ok := machineconfig.CredentialFromDMITable(table, layout.ConfigCredential)
+	if !ok {
+		return nil, nil, fs.ErrNotExist
+	}
+	sig, _ := machineconfig.CredentialFromDMITable(table, layout.ConfigCredential+layout.ConfigSigSuffix)
+	return data, sig, nil
 }
 
 // readNoCloudConfig reads user-data from a FAT32 volume labelled CIDATA
 // on a disk or partition other than the boot disk's.
-func readNoCloudConfig(s *State) ([]byte, error) {
+func readNoCloudConfig(s *State) ([]byte, []byte, error) {
 	names, err := os.ReadDir(s.path("/sys/class/block"))
 	if err != nil {
-		return nil, fs.ErrNotExist
+		return nil, nil, fs.ErrNotExist
 	}
 	boot := strings.TrimPrefix(s.Disk, "/dev/")
 	for _, n := range names {
@@ -217,34 +274,35 @@ func readNoCloudConfig(s *State) ([]byte, error) {
 		if boot != "" && strings.HasPrefix(name, boot) || strings.HasPrefix(name, "dm-") || strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
 			continue
 		}
-		data, err := readSeed(s.path("/dev/" + name))
+		data, sig, err := readSeed(s.path("/dev/" + name))
 		if !errors.Is(err, fs.ErrNotExist) {
-			return data, err
+			return data, sig, err
 		}
 	}
-	return nil, fs.ErrNotExist
+	return nil, nil, fs.ErrNotExist
 }
 
-// readSeed reads user-data from dev if it is a NoCloud seed.
-func readSeed(dev string) ([]byte, error) {
+// readSeed reads user-data and its signature from dev if it is a NoCloud
+// seed.
+func readSeed(dev string) ([]byte, []byte, error) {
 	f, err := os.Open(dev)
 	if err != nil {
-		return nil, fs.ErrNotExist
+		return nil, nil, fs.ErrNotExist
 	}
 	defer f.Close()
 	var bs [512]byte
 	if _, err := f.ReadAt(bs[:], 0); err != nil || !isSeed(bs[:]) {
-		return nil, fs.ErrNotExist
+		return nil, nil, fs.ErrNotExist
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	data, err := readFATFile(io.NewSectionReader(f, 0, size), "user-data")
+	data, sig, err := readFATPair(io.NewSectionReader(f, 0, size), "user-data")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s is labelled %s but has no user-data", dev, layout.ConfigNoCloudLabel)
+		return nil, nil, fmt.Errorf("%s is labelled %s but has no user-data", dev, layout.ConfigNoCloudLabel)
 	}
-	return data, err
+	return data, sig, err
 }
 
 // isSeed reports whether a FAT32 boot sector carries the NoCloud label.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ingot-linux/ingot/layout"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // configRoot is an initrd root with a booted system in /sysroot: factory
@@ -47,10 +48,22 @@ func smbios11(strs ...string) string {
 	return b.String()
 }
 
+// dmiTable is an SMBIOS table holding structs (raw structures) between a
+// type 0 structure and the end-of-table one, as /sys/firmware/dmi/tables/DMI.
+func dmiTable(structs ...string) string {
+	return "\x00\x04\x00\x00bios\x00\x00" + strings.Join(structs, "") + "\x7f\x04\xff\xff\x00\x00"
+}
+
 func runConfig(t *testing.T, root string) (*layout.ConfigStatus, string) {
 	t.Helper()
+	return runConfigWith(t, root, layout.DefaultBoot())
+}
+
+// runConfigWith runs the step with the command line's settings params.
+func runConfigWith(t *testing.T, root string, params layout.Boot) (*layout.ConfigStatus, string) {
+	t.Helper()
 	var console bytes.Buffer
-	s := &State{Config: Config{Root: root, Console: &console}}
+	s := &State{Config: Config{Root: root, Console: &console}, Params: params}
 	if err := applyConfig(context.Background(), s); err != nil {
 		t.Fatalf("applyConfig failed the boot: %v", err)
 	}
@@ -74,7 +87,7 @@ func readRooted(t *testing.T, root, name string) string {
 func TestApplyConfig(t *testing.T) {
 	root := configRoot(t, "version: 1\nhostname: factory\nfiles: [{path: /etc/motd, content: hi}]\n")
 	cred := base64.StdEncoding.EncodeToString([]byte("version: 1\nhostname: vm-7\nusers: [{name: ops, password_hash: \"$6$x$topsecret\"}]\n"))
-	writeRooted(t, root, "/sys/firmware/dmi/entries/11-0/raw", smbios11("other", "io.systemd.credential.binary:ingot.config="+cred))
+	writeRooted(t, root, dmiTablePath, dmiTable(smbios11("other"), smbios11("io.systemd.credential.binary:ingot.config="+cred)))
 
 	st, console := runConfig(t, root)
 	if st.Error != "" || len(st.Sources) != 2 || st.Sources[1].Name != "credential" || len(st.Changed) == 0 {
@@ -102,7 +115,7 @@ func TestApplyConfig(t *testing.T) {
 
 	// A changed source that does not validate: one line, nothing applied.
 	bad := base64.StdEncoding.EncodeToString([]byte("version: 1\nhostname: vm-8\nhostnme: typo\n"))
-	writeRooted(t, root, "/sys/firmware/dmi/entries/11-0/raw", smbios11("io.systemd.credential.binary:ingot.config="+bad))
+	writeRooted(t, root, dmiTablePath, dmiTable(smbios11("io.systemd.credential.binary:ingot.config="+bad)))
 	st, console = runConfig(t, root)
 	if !strings.HasPrefix(st.Error, "credential:3:1: the document: unknown key \"hostnme\"") || strings.Count(console, "\n") != 1 {
 		t.Errorf("bad source: status %+v, console %q", st, console)
@@ -118,4 +131,69 @@ func TestApplyConfigNoSources(t *testing.T) {
 	if st.Error != "" || len(st.Sources) != 0 || console != "" {
 		t.Errorf("status %+v, console %q", st, console)
 	}
+}
+
+func TestApplyConfigSigned(t *testing.T) {
+	keys := filepath.Join("..", "trust", "testdata", "keys")
+	verity := loadTestKey(t, keys, "verity")
+	cred := []byte("version: 1\nhostname: signed\n")
+	sign := func(k *trust.SigningKey, data []byte) []byte {
+		sig, err := trust.SignDetached(data, k.Signer, k.Cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	}
+	tests := []struct {
+		name      string
+		sig       []byte // nil: no ingot.config.sig
+		noCred    bool
+		noCert    bool
+		wantHost  string
+		wantError string
+	}{
+		{name: "good", sig: sign(verity, cred), wantHost: "signed\n"},
+		{name: "image defaults need no signature", noCred: true, wantHost: "factory\n"},
+		{name: "unsigned", wantError: "credential: not signed"},
+		{name: "other key", sig: sign(loadTestKey(t, keys, "db"), cred), wantError: "credential: signature: signer 1: signed by"},
+		{name: "tampered", sig: sign(verity, []byte("version: 1\nhostname: other\n")), wantError: "credential: signature: signer 1: signature does not verify"},
+		{name: "no certificate in the image", sig: sign(verity, cred), noCert: true, wantError: "ingot.config_signed=yes, and the configuration certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := configRoot(t, "version: 1\nhostname: factory\n")
+			if !tt.noCert {
+				crt, _ := os.ReadFile(filepath.Join(keys, "verity.crt"))
+				writeRooted(t, root, sysroot+"/usr/"+layout.ConfigCertPath, string(crt))
+			}
+			if !tt.noCred {
+				strs := []string{"io.systemd.credential.binary:ingot.config=" + base64.StdEncoding.EncodeToString(cred)}
+				if tt.sig != nil {
+					strs = append(strs, "io.systemd.credential.binary:ingot.config.sig="+base64.StdEncoding.EncodeToString(tt.sig))
+				}
+				writeRooted(t, root, dmiTablePath, dmiTable(smbios11(strs...)))
+			}
+			params := layout.DefaultBoot()
+			params.RequireSignedConfig = true
+			st, console := runConfigWith(t, root, params)
+			if !strings.HasPrefix(st.Error, tt.wantError) || (tt.wantError == "") != (st.Error == "") {
+				t.Errorf("error %q, want %q", st.Error, tt.wantError)
+			}
+			if tt.wantError != "" && (strings.Count(console, "\n") != 1 || !strings.Contains(console, "nothing applied")) {
+				t.Errorf("console %q, want one line saying nothing was applied", console)
+			}
+			if got := readRooted(t, root, "etc/hostname"); got != tt.wantHost {
+				t.Errorf("hostname %q, want %q", got, tt.wantHost)
+			}
+		})
+	}
+}
+
+func loadTestKey(t *testing.T, dir, role string) *trust.SigningKey {
+	t.Helper()
+	k, err := trust.LoadSigningKey(filepath.Join(dir, role+".key"), filepath.Join(dir, role+".crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -141,6 +141,9 @@ func (p *Plan) make(ctx context.Context, disk diskFile, work string) (*made, err
 	if p.machineConfig != nil {
 		t.PutFile("usr/"+layout.ConfigDefaultsPath, p.machineConfig, 0o600, epoch) // may hold secrets
 	}
+	if p.signedConfig {
+		t.PutFile("usr/"+layout.ConfigCertPath, pemCert(p.signer.keys.Verity.Cert.Raw), 0o644, epoch)
+	}
 	t.ClampMtimes(epoch)
 
 	p.report("write /usr (EROFS) and its dm-verity tree")

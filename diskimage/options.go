@@ -73,6 +73,12 @@ type Options struct {
 	// NoRecoveryKey leaves out the recovery key ingot-init otherwise adds
 	// to an encrypted root and shows once on the console.
 	NoRecoveryKey bool
+	// RequireSignedConfig makes ingot-init apply machine configuration
+	// from the ESP, an SMBIOS credential or a NoCloud seed only with a
+	// detached signature by the verity key (ingot config sign): its
+	// certificate goes to /usr/lib/ingot/keys/config.crt and
+	// ingot.config_signed=yes onto the signed command line. Needs Keys.
+	RequireSignedConfig bool
 	// KeyDir is where Keys came from; its .auth files go on the ESP.
 	KeyDir string
 	// Modules are the kernel modules the initrd loads; nil means

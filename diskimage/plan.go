@@ -30,6 +30,7 @@ type Plan struct {
 	units          unitSet
 	healthChecks   []string
 	machineConfig  []byte
+	signedConfig   bool // config.crt into /usr
 	sizes          diskSizes
 	rootFSMaxBytes int64
 	signer         signer
@@ -50,9 +51,10 @@ func NewPlan(o Options) (*Plan, error) {
 		rootFS: o.RootFS, version: o.Version, outputDir: o.OutputDir, tempDir: o.TempDir,
 		epoch:    o.Epoch,
 		initPath: o.InitPath, agentPath: o.AgentPath, kernelVersion: o.KernelVersion,
-		cmdline:        bootCmdline(o.EncryptRoot, !o.NoRecoveryKey, o.Cmdline),
+		cmdline:        bootCmdline(o),
 		healthChecks:   slices.Clone(o.HealthChecks),
 		machineConfig:  slices.Clone(o.MachineConfig),
+		signedConfig:   o.RequireSignedConfig,
 		sizes:          diskSizes{usrSlotBytes: o.UsrSlotBytes, espBytes: o.ESPBytes},
 		rootFSMaxBytes: o.RootFSMaxBytes,
 		signer:         signer{keys: o.Keys, keyDir: o.KeyDir, phases: slices.Clone(o.PCRPhases)},
@@ -110,7 +112,13 @@ func check(o *Options) error {
 	default:
 		bad("EncryptRoot", o.EncryptRoot, "unknown root encryption", layout.CheckEncrypt(o.EncryptRoot))
 	}
+	if o.RequireSignedConfig && o.Keys == nil {
+		bad("RequireSignedConfig", true, "signed configuration is checked against the image's verity certificate: the image must be signed", nil)
+	}
 	extra := layout.ParseCmdline(strings.Join(o.Cmdline, " "))
+	if len(extra.Values(layout.KeyConfigSigned)) > 0 {
+		bad("Cmdline", nil, "ingot.config_signed= is set by RequireSignedConfig (--require-signed-config): leave it out", nil)
+	}
 	if len(extra.Values(layout.KeyUsrHash)) > 0 {
 		bad("Cmdline", nil, "the kernel command line's usrhash= is the image's own: leave it out", nil)
 	}
@@ -139,14 +147,15 @@ func check(o *Options) error {
 // bootCmdline is the kernel command line after usrhash=: the platform's
 // settings, ingot-init's for the root partition and the caller's extra
 // parameters.
-func bootCmdline(encrypt string, recoveryKey bool, extra []string) layout.Cmdline {
+func bootCmdline(o Options) layout.Cmdline {
 	boot := layout.DefaultBoot()
-	if encrypt != layout.EncryptNone {
-		boot.Encrypt, boot.RecoveryKey = encrypt, recoveryKey
+	if o.EncryptRoot != layout.EncryptNone {
+		boot.Encrypt, boot.RecoveryKey = o.EncryptRoot, !o.NoRecoveryKey
 	}
+	boot.RequireSignedConfig = o.RequireSignedConfig
 	c := append(layout.Cmdline{}, platformCmdline...)
 	c = append(c, boot.Params()...)
-	return append(c, layout.ParseCmdline(strings.Join(extra, " "))...)
+	return append(c, layout.ParseCmdline(strings.Join(o.Cmdline, " "))...)
 }
 
 // signer is what signs an image: Options.Keys, the directory their .auth

@@ -85,3 +85,22 @@ func TestPlanMachineConfig(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestPlanRequireSignedConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		o    diskimage.Options
+		want string
+	}{
+		{"without keys", diskimage.Options{RequireSignedConfig: true}, "RequireSignedConfig"},
+		{"on the extra command line", diskimage.Options{Cmdline: []string{"ingot.config_signed=no"}}, "ingot.config_signed="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.o.RootFS, tt.o.Version, tt.o.OutputDir = "r", "1.0.0", "o"
+			if _, err := diskimage.NewPlan(tt.o); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("NewPlan: %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}

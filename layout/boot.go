@@ -39,6 +39,15 @@ const (
 	// ConfigNoCloudLabel is the volume label of a NoCloud seed (vfat,
 	// any case) whose user-data is the fourth source.
 	ConfigNoCloudLabel = "CIDATA"
+	// ConfigCertPath (under /usr) is the certificate whose signatures
+	// ingot-init accepts when the image requires signed configuration
+	// (KeyConfigSigned): ingot image --require-signed-config puts the
+	// verity key's certificate there.
+	ConfigCertPath = TrustDir + "/config.crt"
+	// ConfigSigSuffix names a source's detached PKCS#7 signature: the
+	// ESP's ingot/config.yaml.sig, the credential ingot.config.sig, the
+	// seed's user-data.sig.
+	ConfigSigSuffix = ".sig"
 	// ConfigStatePath (on the root partition) records the hash of each
 	// source last applied.
 	ConfigStatePath = StateDir + "/config/applied.json"

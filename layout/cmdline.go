@@ -22,6 +22,10 @@ const (
 	// KeyRecoveryKey is "no" to leave the recovery key out of an
 	// encrypted root.
 	KeyRecoveryKey = "ingot.recovery_key"
+	// KeyConfigSigned is "yes" to apply machine configuration from the
+	// ESP, a credential or a NoCloud seed only with a valid signature by
+	// ConfigCertPath's certificate.
+	KeyConfigSigned = "ingot.config_signed"
 	// KeyDebug is "shell" for a rescue shell instead of a reboot.
 	KeyDebug = "ingot.debug"
 	// KeyDeviceTimeout bounds the wait for the boot disk, in seconds.
@@ -193,6 +197,9 @@ type Boot struct {
 	// RecoveryKey adds a recovery key to an encrypted root and shows it
 	// once on the console (ingot.recovery_key=no turns it off).
 	RecoveryKey bool
+	// RequireSignedConfig applies only signed machine configuration
+	// sources besides the image's own (ingot.config_signed=yes).
+	RequireSignedConfig bool
 	// Panic mirrors panic=: a negative value waits forever instead of
 	// rebooting (panic=0 in the kernel's sense of "never reboot").
 	Panic int
@@ -266,18 +273,31 @@ func (b *Boot) set(p Param) error {
 			return fmt.Errorf("%s=%w", KeyEncrypt, err)
 		}
 		b.Encrypt = val
-	case KeyRecoveryKey:
-		v, err := strconv.ParseBool(strings.NewReplacer("yes", "true", "no", "false").Replace(val))
+	case KeyRecoveryKey, KeyConfigSigned:
+		v, err := parseYesNo(key, val)
 		if err != nil {
-			return fmt.Errorf("%s=%q: want yes or no", KeyRecoveryKey, val)
+			return err
 		}
-		b.RecoveryKey = v
+		if key == KeyRecoveryKey {
+			b.RecoveryKey = v
+		} else {
+			b.RequireSignedConfig = v
+		}
 	case KeyPanic:
 		if n, err := strconv.Atoi(val); err == nil && n == 0 {
 			b.Panic = -1
 		}
 	}
 	return nil
+}
+
+// parseYesNo reads the value of a yes/no key.
+func parseYesNo(key, val string) (bool, error) {
+	v, err := strconv.ParseBool(strings.NewReplacer("yes", "true", "no", "false").Replace(val))
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want yes or no", key, val)
+	}
+	return v, nil
 }
 
 // ParseUsrHash reads the value of usrhash=: a hex root hash of at least
@@ -304,6 +324,9 @@ func (b Boot) Params() Cmdline {
 	}
 	if !b.RecoveryKey {
 		c = append(c, KV(KeyRecoveryKey, "no"))
+	}
+	if b.RequireSignedConfig {
+		c = append(c, KV(KeyConfigSigned, "yes"))
 	}
 	if b.Debug != "" {
 		c = append(c, KV(KeyDebug, b.Debug))

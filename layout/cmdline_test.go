@@ -64,7 +64,7 @@ func TestValues(t *testing.T) {
 func TestBootRoundTrip(t *testing.T) {
 	h, _ := ParseUsrHash(hash)
 	full := Boot{UsrHash: h, Debug: "shell", Init: "/sbin/init", DeviceTimeout: 5 * time.Second, RebootDelay: 0,
-		Encrypt: EncryptIfTPM, RecoveryKey: false, Panic: -1}
+		Encrypt: EncryptIfTPM, RecoveryKey: false, RequireSignedConfig: true, Panic: -1}
 	def := DefaultBoot()
 	def.UsrHash = h
 	for _, b := range []Boot{full, def} {
@@ -135,6 +135,9 @@ func TestParseBoot(t *testing.T) {
 		{"plain root by default", "usrhash=" + hash, func(p Boot) bool { return p.Encrypt == EncryptNone && p.RecoveryKey }, ""},
 		{"unknown encryption", "usrhash=" + hash + " ingot.encrypt=fido2", nil, "ingot.encrypt"},
 		{"bad recovery key switch", "usrhash=" + hash + " ingot.recovery_key=maybe", nil, "ingot.recovery_key"},
+		{"signed configuration", "usrhash=" + hash + " ingot.config_signed=yes", func(p Boot) bool { return p.RequireSignedConfig }, ""},
+		{"unsigned configuration by default", "usrhash=" + hash, func(p Boot) bool { return !p.RequireSignedConfig }, ""},
+		{"bad signed configuration switch", "usrhash=" + hash + " ingot.config_signed=maybe", nil, "ingot.config_signed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

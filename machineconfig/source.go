@@ -28,6 +28,32 @@ func CredentialFromSMBIOS(raw []byte, name string) ([]byte, bool) {
 	return nil, false
 }
 
+// CredentialFromDMITable finds the systemd credential name in the
+// type 11 structures of a whole SMBIOS table, as the kernel shows it in
+// /sys/firmware/dmi/tables/DMI whenever it has CONFIG_DMI. The
+// per-structure /sys/firmware/dmi/entries need CONFIG_DMI_SYSFS, which
+// ingot's kernel does not have.
+func CredentialFromDMITable(table []byte, name string) ([]byte, bool) {
+	for len(table) >= 4 && table[0] != 127 { // 127: end of table
+		n := int(table[1])
+		if n < 4 || n > len(table) {
+			return nil, false
+		}
+		end := bytes.Index(table[n:], []byte{0, 0}) // the string set ends with two NULs
+		if end < 0 {
+			return nil, false
+		}
+		end += n + 2
+		if table[0] == 11 {
+			if v, ok := CredentialFromSMBIOS(table[:end], name); ok {
+				return v, true
+			}
+		}
+		table = table[end:]
+	}
+	return nil, false
+}
+
 // Redacted returns c as YAML with every secret (password hashes, the
 // content of secret files) replaced by "(secret)".
 func (c *Config) Redacted() string {

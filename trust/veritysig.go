@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/foxboron/go-uefi/pkcs7"
 )
 
 // Limits of the usr-verity-sig content.
@@ -50,11 +48,8 @@ func SignRootHash(rootHash []byte, signer crypto.Signer, cert *x509.Certificate)
 	if n := len(rootHash); n < minRootHashBytes || n > maxRootHashBytes {
 		return nil, fmt.Errorf("sign verity root hash: %d bytes, want %d to %d", n, minRootHashBytes, maxRootHashBytes)
 	}
-	if err := checkRSASigner(signer, cert); err != nil {
-		return nil, fmt.Errorf("sign verity root hash: %w", err)
-	}
 	h := hex.EncodeToString(rootHash)
-	p7, err := pkcs7.SignPKCS7(signer, cert, pkcs7.OIDData, []byte(h), pkcs7.NoAttr())
+	p7, err := SignDetached([]byte(h), signer, cert)
 	if err != nil {
 		return nil, fmt.Errorf("sign verity root hash: %w", err)
 	}
@@ -157,17 +152,7 @@ func VerifyRootHashSig(blob []byte, roots []*x509.Certificate) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := parseSignedData(s.signature)
-	if err != nil {
-		return nil, fmt.Errorf("verity signature: %w", err)
-	}
-	if !p.OID.Equal(pkcs7.OIDData) {
-		return nil, fmt.Errorf("verity signature: signed content type %v is not data: %w", p.OID, ErrMalformed)
-	}
-	if len(p.ContentInfo) != 0 {
-		return nil, fmt.Errorf("verity signature: content is embedded, want a detached signature: %w", ErrUnsupported)
-	}
-	cert, err := verifySignedData(p, []byte(hex.EncodeToString(s.rootHash)), pkcs7.OIDData, roots)
+	cert, err := VerifyDetached([]byte(hex.EncodeToString(s.rootHash)), s.signature, roots)
 	if err != nil {
 		return nil, fmt.Errorf("verity signature: %w", err)
 	}

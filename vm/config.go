@@ -1,12 +1,15 @@
 package vm
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -123,6 +126,12 @@ type Config struct {
 	// networking with restrict=on: the guest reaches nothing but the
 	// explicit forwards. Nil means no network at all (-nic none).
 	UserNet *UserNet
+	// SMBIOSCredentials are systemd credentials (name → value) passed as
+	// SMBIOS type 11 OEM strings, one -smbios option each, always as
+	// "io.systemd.credential.binary:NAME=BASE64" so that values may hold
+	// newlines, commas and any byte. The guest finds them in
+	// /sys/firmware/dmi/tables/DMI (systemd: /sys/firmware/dmi/entries).
+	SMBIOSCredentials map[string][]byte
 	// ExtraArgs are appended to QEMU's command line.
 	ExtraArgs []string
 
@@ -208,6 +217,11 @@ func (c Config) Validate() error {
 	case "", "tcg", "kvm":
 	default:
 		errs = append(errs, fmt.Errorf("accelerator %q is not tcg or kvm", c.Accel))
+	}
+	for name := range c.SMBIOSCredentials {
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			errs = append(errs, fmt.Errorf("SMBIOS credential name %q is empty or holds '=' or NUL", name))
+		}
 	}
 	if c.UserNet != nil {
 		for i, f := range c.UserNet.HostForwards {
@@ -428,6 +442,7 @@ func (c Config) Args() []string {
 		args = append(args, driveArgs(i+1, d, format, -1)...)
 	}
 	args = append(args, "-device", "virtio-rng-pci")
+	args = append(args, c.smbiosArgs()...)
 	if c.TPM {
 		args = append(args,
 			"-chardev", "socket,id=chrtpm,path="+escape(c.tpmSocket()),
@@ -457,6 +472,16 @@ func (c Config) Args() []string {
 		"-chardev", "socket,id=qmp,fd=3",
 		"-mon", "chardev=qmp,mode=control")
 	return append(args, c.ExtraArgs...)
+}
+
+// smbiosArgs passes SMBIOSCredentials, in the order of their names.
+func (c Config) smbiosArgs() []string {
+	var args []string
+	for _, name := range slices.Sorted(maps.Keys(c.SMBIOSCredentials)) {
+		v := base64.StdEncoding.EncodeToString(c.SMBIOSCredentials[name])
+		args = append(args, "-smbios", "type=11,value="+escape("io.systemd.credential.binary:"+name+"="+v))
+	}
+	return args
 }
 
 // driveArgs attaches a virtio-blk disk; bootIndex < 0 means none.

@@ -161,6 +161,17 @@ func TestArgs(t *testing.T) {
 			}, rng, nonic, console, qmpArgs),
 		},
 		{
+			name: "SMBIOS credentials, sorted, binary",
+			cfg: Config{RunDir: "/run", SMBIOSCredentials: map[string][]byte{
+				"ingot.config": []byte("version: 1\nhostname: a,b\n"),
+				"a.b":          []byte("x"),
+			}},
+			want: join(common("q35"), ovmf, rng, []string{
+				"-smbios", "type=11,value=io.systemd.credential.binary:a.b=eA==",
+				"-smbios", "type=11,value=io.systemd.credential.binary:ingot.config=dmVyc2lvbjogMQpob3N0bmFtZTogYSxiCg==",
+			}, nonic, console, qmpArgs),
+		},
+		{
 			name: "combined firmware uses -bios",
 			cfg:  Config{RunDir: "/run", Firmware: "/usr/share/qemu/OVMF.fd"},
 			want: join(common("q35"), []string{"-bios", "/usr/share/qemu/OVMF.fd"}, rng, nonic, console, qmpArgs),
@@ -210,6 +221,7 @@ func TestValidate(t *testing.T) {
 		{},
 		{Accel: "kvm", MemoryMiB: 512},
 		{UserNet: &UserNet{}},
+		{SMBIOSCredentials: map[string][]byte{"ingot.config": []byte("x=y")}},
 		{UserNet: &UserNet{
 			HostForwards:  []Forward{{HostAddr: "::1", HostPort: 1, GuestPort: 65535}},
 			GuestForwards: []GuestForward{{GuestPort: 1, Target: "[::1]:9"}},
@@ -235,6 +247,8 @@ func TestValidate(t *testing.T) {
 		{Config{UserNet: &UserNet{GuestForwards: []GuestForward{{GuestPort: 80, Target: "example.com:80"}}}}, "loopback"},
 		{Config{UserNet: &UserNet{GuestForwards: []GuestForward{{GuestPort: 80, Target: "127.0.0.1"}}}}, "target"},
 		{Config{UserNet: &UserNet{GuestForwards: []GuestForward{{Target: "127.0.0.1:80"}}}}, "guest port 0"},
+		{Config{SMBIOSCredentials: map[string][]byte{"a=b": nil}}, "SMBIOS credential"},
+		{Config{SMBIOSCredentials: map[string][]byte{"": nil}}, "SMBIOS credential"},
 	}
 	for _, b := range bad {
 		err := b.cfg.Validate()

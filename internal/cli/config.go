@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ingot-linux/ingot/internal/agentcli"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/machineconfig"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // newConfigCmd is the machine configuration's workstation verbs; show
@@ -24,7 +27,7 @@ applies it before systemd starts, from the image's defaults (ingot image
 --config), the ESP's ingot/config.yaml, the ingot.config credential and a
 NoCloud seed, in that order. See docs/config.md.`,
 	}
-	cmd.AddCommand(newConfigSchemaCmd(g), newConfigValidateCmd(g), &cobra.Command{
+	cmd.AddCommand(newConfigSchemaCmd(g), newConfigValidateCmd(g), newConfigSignCmd(g), &cobra.Command{
 		Use:                "show",
 		Short:              "Show the machine configuration in force, secrets redacted (on the device)",
 		DisableFlagParsing: true,
@@ -87,4 +90,60 @@ func validateConfigFile(name string) (ignored []string, err error) {
 	}
 	_, ignored, err = machineconfig.ParseAny(name, data)
 	return ignored, err
+}
+
+func newConfigSignCmd(g *globals) *cobra.Command {
+	var keyPath, certPath string
+	cmd := &cobra.Command{
+		Use:   "sign --key KEY [--cert CERT] FILE",
+		Short: "Write FILE.sig, a detached signature for images made with --require-signed-config",
+		Long: `Sign a machine configuration (it must validate) with the verity key of
+the image's --keys directory: FILE.sig is a DER PKCS#7 detached signature.
+Put it next to the file: ingot/config.yaml.sig on the ESP, user-data.sig on
+a NoCloud seed, or as the credential ingot.config.sig
+(io.systemd.credential.binary:ingot.config.sig=BASE64).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			sig, err := signConfigFile(args[0], keyPath, certPath)
+			if err != nil {
+				return err
+			}
+			return g.Render(map[string]string{"signature": sig}, func(w io.Writer) {
+				fmt.Fprintln(w, sig)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&keyPath, "key", "", "private key (PEM), the image's verity key: KEYS/verity.key")
+	f.StringVar(&certPath, "cert", "", "its certificate (default: KEY with .crt for .key)")
+	cmd.MarkFlagRequired("key")
+	return cmd
+}
+
+// signConfigFile writes name.sig, a detached signature of name, if name
+// validates, and returns the signature's path.
+func signConfigFile(name, keyPath, certPath string) (string, error) {
+	if certPath == "" {
+		certPath = strings.TrimSuffix(keyPath, ".key") + ".crt"
+	}
+	key, err := trust.LoadSigningKey(keyPath, certPath)
+	if err != nil {
+		return "", fmt.Errorf("--key: %w", err)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	if _, _, err := machineconfig.ParseAny(name, data); err != nil {
+		return "", fmt.Errorf("%w: %w", errInvalidConfig, err)
+	}
+	sig, err := trust.SignDetached(data, key.Signer, key.Cert)
+	if err != nil {
+		return "", fmt.Errorf("sign %s: %w", name, err)
+	}
+	out := name + layout.ConfigSigSuffix
+	if err := os.WriteFile(out, sig, 0o644); err != nil {
+		return "", fmt.Errorf("write the signature of %s: %w", name, err)
+	}
+	return out, nil
 }

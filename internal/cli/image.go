@@ -120,6 +120,7 @@ bytes.`,
 	f.DurationVar(&o.BootDeadline, "boot-deadline", diskimage.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
 	f.StringVar(&configFile, "config", "", "machine configuration the image carries as its defaults (see ingot config)")
 	f.StringVar(&keyDir, "keys", "", "sign the image with the keys in DIR (made by ingot keys init)")
+	f.BoolVar(&o.RequireSignedConfig, "require-signed-config", false, "apply machine configuration from the ESP, a credential or a NoCloud seed only with a signature by the --keys verity key (ingot config sign)")
 	f.StringVar(&o.EncryptRoot, "encrypt-root", layout.EncryptNone, "root partition made on first boot: tpm (LUKS2 sealed to the TPM under the --keys PCR key), if-tpm (tpm when the machine has one) or none")
 	f.BoolVar(&o.NoRecoveryKey, "no-recovery-key", false, "with --encrypt-root: no recovery key (shown once on the console at first boot)")
 	f.StringVar(&o.InitPath, "init", "", "ingot-init binary (default: next to this ingot, else built with the Go toolchain at this ingot's version)")
@@ -153,6 +154,8 @@ func imageFlagErrors(err error) error {
 			return "--kernel-version"
 		case "MachineConfig":
 			return "--config"
+		case "RequireSignedConfig":
+			return "--require-signed-config"
 		case "HealthChecks":
 			return "--health-check"
 		case "BootDeadline":

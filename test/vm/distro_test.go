@@ -32,12 +32,7 @@ func TestDistroBoot(t *testing.T) {
 	t.Logf("image %s: /usr %d MiB", res.Disk, res.UsrBytes>>20)
 	checkSBOM(t, res.SBOM, []string{"musl", "linux", "systemd", "busybox", "openssh"})
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	sshPort := freePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestDistroBoot.log")
