@@ -12,7 +12,7 @@ func TestCredentialFromDMITable(t *testing.T) {
 	bin := "io.systemd.credential.binary:ingot.config=" + base64.StdEncoding.EncodeToString([]byte("a\nb"))
 	tests := []struct {
 		name, table, want string
-		ok               bool
+		ok                bool
 	}{
 		{"text", bios + oem("x\x00io.systemd.credential:ingot.config=v: 1\x00") + end, "v: 1", true},
 		{"binary", bios + oem(bin+"\x00") + end, "a\nb", true},
