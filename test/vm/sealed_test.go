@@ -184,8 +184,14 @@ func TestTrustSealedRoot(t *testing.T) {
 	evil := "title evil\nefi /" + layout.UKIDir + "/" + strings.Replace(uki, "+3-0", "", 1) + "\n" +
 		"options usrhash=" + s.usrHash + " ingot.encrypt=tpm ingot.debug=shell init=/usr/bin/sh console=ttyS0\n"
 	espWrite(t, s.disk, "loader/entries/evil.conf", evil)
-	espWrite(t, s.disk, "loader/loader.conf", "timeout 0\ndefault evil.conf\n")
+	// An attacker also turns off the enrollment of the image's keys, or
+	// systemd-boot (whose default is if-safe in a VM) would enroll them on
+	// this firmware in setup mode and turn Secure Boot on again.
+	espWrite(t, s.disk, "loader/loader.conf", "timeout 0\ndefault evil.conf\nsecure-boot-enroll off\n")
 	m = s.start(ctx, false)
+	if strings.Contains(m.Log(), "Secure boot enabled") {
+		t.Fatal("TestHarden01: the attacker's boot ran with Secure Boot on")
+	}
 	if _, err := m.WaitFor(ctx, "Secure Boot off", 8*time.Minute); err != nil {
 		t.Fatalf("TestHarden01: no refusal with Secure Boot off: %v", err)
 	}
