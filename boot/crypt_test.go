@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/ingot-linux/ingot/format/luks2"
-	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/tpm"
 )
@@ -69,29 +68,13 @@ func pcrSig(t *testing.T, c *cryptSys, root string, key crypto.Signer) {
 }
 
 func TestEncryptedRoot(t *testing.T) {
-	pcrKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c, pcrKey, console := sealedRootState(t, layout.EncryptTPM)
+	s.Params.RecoveryKey = true
+	root, part := s.Root, s.RootPart
 	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pem, err := tpm.PCRPubKeyPEM(pcrKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	write(t, filepath.Join(root, PCRKeyPath), pem)
-	part := "/dev/vda8"
-	write(t, filepath.Join(root, part), nil)
-	if err := os.Truncate(filepath.Join(root, part), 64<<20); err != nil {
-		t.Fatal(err)
-	}
-	c := &cryptSys{sock: ingottest.Swtpm(t)}
-	var console bytes.Buffer
-	s := &State{Config: Config{Sys: c, Root: root, Console: &console}, Params: layout.DefaultBoot(), RootPart: part}
-	s.Params.Encrypt = layout.EncryptTPM
 	setSecureBoot(t, root, true)
 
 	// First boot: format, seal, show the recovery key once.
