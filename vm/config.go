@@ -506,7 +506,7 @@ func loggedDriveArgs(path, format, logPath string) []string {
 		"-blockdev", "driver=" + format + ",node-name=disk0-format,discard=unmap,file=disk0-file",
 		"-blockdev", "driver=file,node-name=disk0-logfile,cache.no-flush=on,filename=" + escape(logPath),
 		"-blockdev", "driver=blklogwrites,node-name=disk0,discard=unmap,file=disk0-format,log=disk0-logfile,log-sector-size=512",
-		"-device", "virtio-blk-pci,drive=disk0,bootindex=0,write-cache=on",
+		"-device", "virtio-blk-pci,drive=disk0,bootindex=0,write-cache=on,discard=off,write-zeroes=off",
 	}
 }
 

@@ -65,7 +65,7 @@ func TestArgs(t *testing.T) {
 				"-blockdev", "driver=qcow2,node-name=disk0-format,discard=unmap,file=disk0-file",
 				"-blockdev", "driver=file,node-name=disk0-logfile,cache.no-flush=on,filename=/logs/a,,b.log",
 				"-blockdev", "driver=blklogwrites,node-name=disk0,discard=unmap,file=disk0-format,log=disk0-logfile,log-sector-size=512",
-				"-device", "virtio-blk-pci,drive=disk0,bootindex=0,write-cache=on",
+				"-device", "virtio-blk-pci,drive=disk0,bootindex=0,write-cache=on,discard=off,write-zeroes=off",
 			}, rng, nonic, console, qmpArgs),
 		},
 		{

@@ -123,12 +123,19 @@ func TestTrustSealedRoot(t *testing.T) {
 	for _, f := range []string{"pcr.key", "pcr.pem"} {
 		copyFile(t, filepath.Join(otherDir, f), filepath.Join(mixedDir, f))
 	}
+	// One base, one epoch: the three images share their /usr byte for byte
+	// (what an update signed with the same keys brings), only the UKIs
+	// differ.
 	build := func(name, keys string, cmdline ...string) baseResult {
-		args := []string{"--autologin", "--keys", keys, "--encrypt-root", "tpm"}
-		for _, c := range cmdline {
-			args = append(args, "--cmdline", c)
+		k, err := trust.LoadKeys(keys)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return baseImage(t, filepath.Join(dir, name), args...)
+		r := baseVersionWith(t, "1.0.0", func(o *diskimage.Options) {
+			o.Keys, o.KeyDir, o.EncryptRoot, o.Cmdline = k, keys, layout.EncryptTPM, cmdline
+			o.OutputDir = filepath.Join(dir, name)
+		})
+		return baseResult{Disk: r.DiskPath, DiskBytes: r.DiskBytes}
 	}
 	res := build("sealed", keyDir)
 	same := build("same-key", keyDir, "ingot.test=another-uki")
