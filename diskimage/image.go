@@ -26,11 +26,16 @@ import (
 )
 
 // newestMtime is the newest timestamp in t: the epoch under
-// EpochFromContent.
+// EpochFromContent. The top directory does not count: it is where the
+// tree was put (a directory made for an assembled base has the time it
+// was made), not part of its content, and counting it made two images
+// of the same base differ.
 func newestMtime(t *rootfs.Tree) int64 {
 	var newest int64
 	_ = t.Walk(".", func(e *rootfs.Entry) error {
-		newest = max(newest, e.MtimeUnix)
+		if e.Path != "." {
+			newest = max(newest, e.MtimeUnix)
+		}
 		return nil
 	})
 	return newest
