@@ -28,8 +28,8 @@ vet:
 check: vet build
 	INGOT_REQUIRE_TOOLS=1 $(GO) test -count=1 -tags vm -timeout 80m -skip '^TestCrash' ./...
 	@# The crash-state tests record one guest session through QEMU's
-	@# blklogwrites; once (under load, cold store) the guest saw I/O errors
-	@# on the logged disk and the recording stopped. A failed recording is
+	@# blklogwrites; the guest once saw I/O errors on the logged disk (its
+	@# discard and write-zeroes are off since). A failed recording is
 	@# recorded once more; a failed check fails.
 	INGOT_REQUIRE_TOOLS=1 $(GO) test -count=1 -tags vm -timeout 30m -run '^TestCrash' ./test/vm/ || \
 	INGOT_REQUIRE_TOOLS=1 $(GO) test -count=1 -tags vm -timeout 30m -run '^TestCrash' ./test/vm/
