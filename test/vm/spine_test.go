@@ -199,6 +199,11 @@ func bootedWithin(ctx context.Context, t testing.TB, m *vm.Machine, timeout time
 		if ctx.Err() != nil || try == 9 {
 			t.Fatalf("the shell does not answer after the autologin: exit %d, %v", code, err)
 		}
+		// A command cut short before the prompt can leave the shell in an
+		// open quote, waiting for more ("> "): Ctrl-C drops the line.
+		if err := m.Send("\x03"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return marker
 }
