@@ -2,7 +2,7 @@ package agent
 
 import (
 	"context"
-	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ingot-linux/ingot/ext"
+	"github.com/ingot-linux/ingot/ext/activate"
 	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/internal/kernel"
 	"github.com/ingot-linux/ingot/layout"
@@ -24,42 +27,29 @@ const MaxExtensionBytes = 4 << 30
 // ExtSys is what activating an extension needs of the kernel and of
 // systemd: loop devices, dm-verity, mounts and the merge.
 type ExtSys interface {
-	Mounter
-	LoopAttach(path string, offsetBytes, sizeBytes int64) (string, io.Closer, error)
-	VerityCreate(name string, sectors uint64, params string) (string, error)
-	VerityRemove(name string) error
-	// Refresh runs systemd-sysext refresh (or systemd-confext refresh).
-	Refresh(kind ext.Kind) error
+	activate.Sys
+	// Refresh re-merges the sysexts (systemd-sysext refresh).
+	Refresh() error
 }
 
 // linuxExt is ExtSys on the running system.
 type linuxExt struct{ kernel.Linux }
 
-func (linuxExt) Refresh(kind ext.Kind) error {
-	tool := "systemd-" + string(kind)
-	if out, err := exec.Command(tool, "refresh").CombinedOutput(); err != nil {
-		return fmt.Errorf("%s refresh: %w: %s", tool, err, strings.TrimSpace(string(out)))
+// Unmount detaches a tree a merged overlay still uses; the overlay lets
+// go of it when it is rebuilt.
+func (linuxExt) Unmount(target string) error {
+	err := unix.Unmount(target, 0)
+	if errors.Is(err, unix.EBUSY) {
+		err = unix.Unmount(target, unix.MNT_DETACH)
+	}
+	return err
+}
+
+func (linuxExt) Refresh() error {
+	if out, err := exec.Command("systemd-sysext", "refresh").CombinedOutput(); err != nil {
+		return fmt.Errorf("systemd-sysext refresh: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// ExtOptions change what ExtAdd accepts.
-type ExtOptions struct {
-	// AllowUnsigned accepts an unsigned extension on an unsigned system
-	// (never on a signed one).
-	AllowUnsigned bool
-}
-
-// Extension is one installed extension as ext list shows it.
-type Extension struct {
-	Name      string `json:"name"`
-	Kind      string `json:"type,omitempty"`
-	OSVersion string `json:"osVersion"`
-	RootHash  string `json:"rootHash,omitempty"`
-	Signed    bool   `json:"signed"`
-	Merged    bool   `json:"merged"`
-	// Why says why an installed extension is not merged.
-	Why string `json:"why,omitempty"`
 }
 
 func (a *Agent) extSys() ExtSys {
@@ -69,66 +59,277 @@ func (a *Agent) extSys() ExtSys {
 	return linuxExt{}
 }
 
-// osVersion is the running image's ID and IMAGE_VERSION.
-func (a *Agent) osVersion() (id, version string, err error) {
+// ExtOptions change what ExtAdd accepts.
+type ExtOptions struct {
+	// AllowUnsigned accepts an unsigned extension on an unsigned system
+	// (never on a signed one).
+	AllowUnsigned bool
+	// Source is where the image came from (an oci:// reference or a
+	// file), recorded so `ingot update` can look there for the build for
+	// the next version.
+	Source string
+}
+
+// Extension is one extension as ext list shows it.
+type Extension struct {
+	Name      string `json:"name"`
+	Kind      string `json:"type,omitempty"`
+	OSVersion string `json:"osVersion"`
+	RootHash  string `json:"rootHash,omitempty"`
+	Signed    bool   `json:"signed"`
+	Factory   bool   `json:"factory,omitempty"`
+	Source    string `json:"source,omitempty"`
+	Merged    bool   `json:"merged"`
+	// Why says why an extension is not merged.
+	Why string `json:"why,omitempty"`
+}
+
+// extHost is what the running /usr says extensions must fit.
+func (a *Agent) extHost(allowUnsigned bool) (activate.Host, error) {
 	b, err := os.ReadFile(a.path("/usr/lib/os-release"))
 	if err != nil {
-		return "", "", fmt.Errorf("read os-release: %w", err)
+		return activate.Host{}, fmt.Errorf("read os-release: %w", err)
 	}
-	if id, version, err = ext.OSRelease(b); err == nil && layout.CheckVersion(version) != nil {
-		err = fmt.Errorf("os-release: IMAGE_VERSION %q is not an ingot version", version)
+	id, version, err := ext.OSRelease(b)
+	if err == nil {
+		err = layout.CheckVersion(version)
 	}
-	return id, version, err
-}
-
-// verityRoots is the certificate /usr trusts for verity signatures; nil
-// on an unsigned system.
-func (a *Agent) verityRoots() ([]*x509.Certificate, error) {
+	if err != nil {
+		return activate.Host{}, fmt.Errorf("os-release: %w", err)
+	}
+	h := activate.Host{ID: id, Version: version, Root: a.cfg.Root, AllowUnsigned: allowUnsigned}
 	p := a.path("/usr/" + layout.TrustDir + "/verity.crt")
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return h, nil
 	}
-	return trust.LoadCertificates(p)
+	h.Roots, err = trust.LoadCertificates(p)
+	return h, err
 }
 
-// ExtAdd installs the extension image at src for the running OS version
-// and merges it: copy (bounded), verify the copy (signature against the
-// verity certificate /usr carries), rename into place, activate.
-func (a *Agent) ExtAdd(ctx context.Context, src string, o ExtOptions) (*Extension, error) {
-	_, version, err := a.osVersion()
+// ExtAdd installs the extension image file for the running OS version and
+// merges it: copy (bounded), verify the copy and check it fits (mounted
+// read-only apart from the merge), rename into place, activate. On error
+// nothing is installed and a previous version of it stays as it was.
+func (a *Agent) ExtAdd(ctx context.Context, file string, o ExtOptions) (*Extension, error) {
+	h, err := a.extHost(o.AllowUnsigned)
 	if err != nil {
 		return nil, err
 	}
-	dir := a.path(filepath.Join(layout.ExtensionsDir, version))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	tmp, err := copyBounded(src, dir)
+	name, tmp, err := a.stageExtension(h, file)
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(tmp)
-	im, err := a.checkExtension(tmp, o)
-	if err != nil {
-		return nil, fmt.Errorf("extension %s: %w", src, err)
-	}
-	a.step("verified extension %s", im.Name)
-	dst := filepath.Join(dir, im.Name+".raw")
-	if err := os.Rename(tmp, dst); err != nil {
-		return nil, fmt.Errorf("install extension %s: %w", im.Name, err)
-	}
-	if err := fileutil.SyncDir(dir); err != nil {
-		return nil, err
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	a.ExtDeactivate(im.Name) // a previous version of it
-	e := a.ExtActivate(version, im.Name)
-	if e.Why != "" {
-		return e, fmt.Errorf("extension %s installed but not merged: %s", im.Name, e.Why)
+	if err := a.installExtension(h.Version, name, tmp, o.Source); err != nil {
+		return nil, err
 	}
-	return e, nil
+	a.step("installed extension %s", name)
+	a.deactivate(name) // a previous version of it
+	res, err := activate.Activate(a.extSys(), h, a.path(layout.ExtensionPath(h.Version, name)), name)
+	if err == nil {
+		err = a.merge(res.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("extension %s installed but not merged: %w", name, err)
+	}
+	e := a.describe(h, name, false)
+	return &e, nil
+}
+
+// stageExtension copies file next to the extensions of h's version and
+// checks the copy: signature, name, and a trial mount whose release file
+// must fit h. It returns the name and the checked copy.
+func (a *Agent) stageExtension(h activate.Host, file string) (name, tmp string, err error) {
+	dir := a.path(filepath.Join(layout.ExtensionsDir, h.Version))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("create %s: %w", dir, err)
+	}
+	if tmp, err = copyBounded(file, dir); err != nil {
+		return "", "", err
+	}
+	if name, err = a.checkExtension(h, tmp); err != nil {
+		os.Remove(tmp)
+		return "", "", fmt.Errorf("extension %s: %w", file, err)
+	}
+	return name, tmp, nil
+}
+
+// checkExtension verifies the image at path for h and mounts it once
+// where nothing merges it, to check its release file.
+func (a *Agent) checkExtension(h activate.Host, path string) (string, error) {
+	im, _, err := activate.Verify(path, h)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(a.path(filepath.Join(layout.FactoryExtensionsDir, im.Name+".raw"))); err == nil {
+		return "", fmt.Errorf("%s is one of the image's own extensions; it changes with the image (ingot update)", im.Name)
+	}
+	if err := activate.Check(a.extSys(), h, path, im.Name); err != nil {
+		return "", err
+	}
+	return im.Name, nil
+}
+
+// installExtension renames the checked copy tmp into place as name for
+// version, with the source it came from.
+func (a *Agent) installExtension(version, name, tmp, source string) error {
+	dst := a.path(layout.ExtensionPath(version, name))
+	src := strings.TrimSuffix(dst, ".raw") + ".source"
+	if source == "" {
+		os.Remove(src)
+	} else if err := fileutil.WriteAtomic(src, []byte(source+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("install extension %s: %w", name, err)
+	}
+	return fileutil.SyncDir(filepath.Dir(dst))
+}
+
+// merge makes the activated trees of kind visible: systemd-sysext
+// re-merges /usr and /opt; /etc gets a new overlay with the confexts.
+func (a *Agent) merge(kind ext.Kind) error {
+	if kind == ext.Confext {
+		return a.remountEtc()
+	}
+	return a.extSys().Refresh()
+}
+
+// remountEtc mounts a new /etc overlay over the current one, with the
+// confexts mounted now between the machine's changes and the image's
+// /etc. The covered overlay stays until the next boot for the files
+// processes hold open; it gets a work directory of its own.
+func (a *Agent) remountEtc() error {
+	var dirs []string
+	base := a.path(filepath.Join(layout.RunDir, "confexts"))
+	ents, _ := os.ReadDir(base)
+	for _, e := range ents {
+		d := filepath.Join(base, e.Name())
+		if _, _, err := activate.ReadRelease(d, e.Name()); err == nil {
+			dirs = append(dirs, d)
+		}
+	}
+	work, err := os.MkdirTemp(a.path(layout.StateDir), "etc.work.")
+	if err != nil {
+		return fmt.Errorf("make a work directory for /etc: %w", err)
+	}
+	opts := activate.EtcOverlay(a.cfg.Root, dirs, work)
+	return a.extSys().Mount("overlay", a.path("/etc"), "overlay", 0, opts)
+}
+
+// deactivate unmerges extension name if it is active.
+func (a *Agent) deactivate(name string) {
+	sys := a.extSys()
+	kind := activate.Deactivate(sys, a.cfg.Root, name)
+	switch kind {
+	case ext.Confext:
+		if err := a.remountEtc(); err != nil {
+			a.cfg.Logger.Warn("rebuild /etc without a confext", "name", name, "err", err)
+		}
+	case ext.Sysext:
+		if err := sys.Refresh(); err != nil {
+			a.cfg.Logger.Warn("systemd-sysext refresh", "err", err)
+		}
+	}
+	sys.VerityRemove(activate.DMName(name)) // free now the merge let go
+}
+
+// ExtRemove unmerges and deletes extension name of the running version.
+func (a *Agent) ExtRemove(name string) error {
+	if err := ext.CheckName(name); err != nil {
+		return err
+	}
+	h, err := a.extHost(false)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(a.path(filepath.Join(layout.FactoryExtensionsDir, name+".raw"))); err == nil {
+		return fmt.Errorf("%s is one of the image's own extensions: it cannot be removed, only replaced by an image without it", name)
+	}
+	path := a.path(layout.ExtensionPath(h.Version, name))
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("extension %s is not installed for %s: %w", name, h.Version, err)
+	}
+	a.deactivate(name)
+	os.Remove(strings.TrimSuffix(path, ".raw") + ".source")
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove extension %s: %w", name, err)
+	}
+	return fileutil.SyncDir(filepath.Dir(path))
+}
+
+// ExtList lists the image's extensions and the ones installed for the
+// running version, whether each is merged, and if not, why.
+func (a *Agent) ExtList() ([]Extension, error) {
+	h, err := a.extHost(false)
+	if err != nil {
+		return nil, err
+	}
+	list := []Extension{}
+	for _, factory := range []bool{true, false} {
+		dir := filepath.Join(layout.ExtensionsDir, h.Version)
+		if factory {
+			dir = layout.FactoryExtensionsDir
+		}
+		ents, _ := os.ReadDir(a.path(dir))
+		for _, d := range ents {
+			if name, ok := strings.CutSuffix(d.Name(), ".raw"); ok && !strings.HasPrefix(name, ".") {
+				list = append(list, a.describe(h, name, factory))
+			}
+		}
+	}
+	return list, nil
+}
+
+// describe reports one extension without changing anything.
+func (a *Agent) describe(h activate.Host, name string, factory bool) Extension {
+	e := Extension{Name: name, OSVersion: h.Version, Factory: factory}
+	path := a.path(layout.ExtensionPath(h.Version, name))
+	if factory {
+		path = a.path(filepath.Join(layout.FactoryExtensionsDir, name+".raw"))
+	}
+	if b, err := os.ReadFile(strings.TrimSuffix(path, ".raw") + ".source"); err == nil {
+		e.Source = strings.TrimSpace(string(b))
+	}
+	h.AllowUnsigned = h.Roots == nil
+	im, hash, err := activate.Verify(path, h)
+	if im != nil {
+		e.RootHash, e.Signed = fmt.Sprintf("%x", hash), im.Sig != nil
+	}
+	for _, k := range []ext.Kind{ext.Sysext, ext.Confext} {
+		dir := activate.SysextDir(name)
+		if k == ext.Confext {
+			dir = activate.ConfextDir(name)
+		}
+		if kind, _, rerr := activate.ReadRelease(a.path(dir), name); rerr == nil && kind == k {
+			e.Kind, e.Merged = string(k), true
+		}
+	}
+	switch {
+	case e.Merged:
+	case err != nil:
+		e.Why = err.Error()
+	default:
+		e.Why = a.bootWhy(name)
+	}
+	return e
+}
+
+// bootWhy is the reason ingot-init gave for not activating name.
+func (a *Agent) bootWhy(name string) string {
+	b, err := os.ReadFile(a.path(layout.ExtensionStatusPath))
+	var status []layout.ExtensionStatus
+	if err == nil && json.Unmarshal(b, &status) == nil {
+		for _, s := range status {
+			if s.Name == name && s.Why != "" {
+				return s.Why
+			}
+		}
+	}
+	return "not active: installed after this boot's activation failed, or removed from the merge; see the journal"
 }
 
 // copyBounded copies src into a new temporary file in dir, synced.
@@ -138,6 +339,9 @@ func copyBounded(src, dir string) (string, error) {
 		return "", fmt.Errorf("open extension: %w", err)
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("extension %s: not a regular file", src)
+	}
 	out, err := os.CreateTemp(dir, ".add-*.raw")
 	if err != nil {
 		return "", err
@@ -159,48 +363,39 @@ func copyBounded(src, dir string) (string, error) {
 	return out.Name(), nil
 }
 
-// checkExtension opens the image at path and checks its signature: on a
-// signed system it must chain to the verity certificate; an unsigned
-// image is accepted only on an unsigned system with AllowUnsigned.
-func (a *Agent) checkExtension(path string, o ExtOptions) (*ext.Image, error) {
-	im, _, err := a.openVerified(path)
-	if errors.Is(err, ext.ErrUnsigned) && o.AllowUnsigned {
-		roots, rerr := a.verityRoots()
-		if rerr == nil && roots == nil {
-			return im, nil
-		}
-		return nil, fmt.Errorf("%w (this system is signed: --allow-unsigned does not apply)", err)
+// ExtStage checks the extension image file for OS version version (this
+// system's ID and trust, that version's level) and installs it into that
+// version's set, recording source. It is how `ingot update` brings the
+// extensions along before it switches. It returns the extension's name.
+func (a *Agent) ExtStage(version, file, source string) (string, error) {
+	if err := layout.CheckVersion(version); err != nil {
+		return "", err
 	}
-	return im, err
+	h, err := a.extHost(false)
+	if err != nil {
+		return "", err
+	}
+	h.Version, h.AllowUnsigned = version, h.Roots == nil
+	name, tmp, err := a.stageExtension(h, file)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp)
+	if err := a.installExtension(version, name, tmp, source); err != nil {
+		return "", err
+	}
+	return name, nil
 }
 
-// openVerified opens the image at path and returns it with the root hash
-// to pin: checked against the verity certificate on a signed system. On
-// an unsigned system every image is ErrUnsigned-checked by the caller.
-func (a *Agent) openVerified(path string) (*ext.Image, []byte, error) {
-	f, err := os.Open(path)
+// ExtUnstage removes what ExtStage installed for version, after an update
+// that did not happen. The running version's set is never touched.
+func (a *Agent) ExtUnstage(version string) error {
+	h, err := a.extHost(false)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
+	if layout.CheckVersion(version) != nil || version == h.Version {
+		return nil
 	}
-	im, err := ext.Open(f, fi.Size())
-	if err != nil {
-		return nil, nil, err
-	}
-	roots, err := a.verityRoots()
-	if err != nil {
-		return nil, nil, err
-	}
-	if roots == nil {
-		if im.Sig != nil {
-			return im, im.RootHash, nil // nothing to check it against
-		}
-		return im, im.RootHash, fmt.Errorf("%s: %w", im.Name, ext.ErrUnsigned)
-	}
-	h, err := im.Verify(roots)
-	return im, h, err
+	return os.RemoveAll(a.path(filepath.Join(layout.ExtensionsDir, version)))
 }

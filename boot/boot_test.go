@@ -35,7 +35,7 @@ func TestPlanOrder(t *testing.T) {
 	}
 	want := "mount API filesystems, measure enter-initrd, read kernel command line, load kernel modules, mount efivarfs, find usr partitions, verify usr signature, " +
 		"set up dm-verity for /usr, mount /usr, prepare root partition, mount root, populate root, " +
-		"mount /etc overlay, apply machine configuration, set machine-id, record boot, measure leave-initrd, switch root"
+		"activate extensions, mount /etc overlay, apply machine configuration, set machine-id, record boot, measure leave-initrd, switch root"
 	if got := strings.Join(names, ", "); got != want {
 		t.Errorf("plan:\n got %s\nwant %s", got, want)
 	}

@@ -27,6 +27,8 @@ type Sys interface {
 	Run(root string, argv []string, out *os.File) error
 	SwitchRoot(newRoot, init string, args []string) error
 	Reboot() error
+	LoopAttach(path string, offsetBytes, sizeBytes int64) (string, io.Closer, error)
+	VerityRemove(name string) error
 }
 
 // Config is the input to Run.
@@ -74,6 +76,9 @@ type State struct {
 	// Measured is true when "enter-initrd" was measured into PCR 11, so
 	// "leave-initrd" must be too.
 	Measured bool
+	// Confexts are the mount directories of the activated confexts,
+	// layered into /etc.
+	Confexts []string
 }
 
 // The fixed places of the boot.
@@ -103,6 +108,7 @@ func Plan() []Step {
 		{"prepare root partition", prepareRoot},
 		{"mount root", mountRoot},
 		{"populate root", populateRoot},
+		{"activate extensions", activateExtensions},
 		{"mount /etc overlay", mountEtc},
 		{"apply machine configuration", applyConfig},
 		{"set machine-id", machineID},

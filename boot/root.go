@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/go-dmverity/pkg/verity"
 	"golang.org/x/sys/unix"
 
+	"github.com/ingot-linux/ingot/ext/activate"
 	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/layout"
 )
@@ -351,8 +352,13 @@ func mountEtc(_ context.Context, s *State) error {
 			return err
 		}
 	}
-	lower := filepath.Join(root, layout.FactoryEtc)
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	// Work directories of overlays the agent stacked on /etc at run time
+	// (ingot ext add of a confext) are free again.
+	stale, _ := filepath.Glob(filepath.Join(root, layout.StateDir, "etc.work.*"))
+	for _, d := range stale {
+		os.RemoveAll(d)
+	}
+	opts := activate.EtcOverlay(root, s.Confexts, work)
 	return s.Sys.Mount("overlay", filepath.Join(root, "etc"), "overlay", 0, opts)
 }
 

@@ -138,6 +138,9 @@ func (p *Plan) make(ctx context.Context, disk diskFile, work string) (*made, err
 	if err := prepare(t, p.version, epoch, agent, p.signer.keys, p.units); err != nil {
 		return nil, fmt.Errorf("prepare /usr: %w", err)
 	}
+	if err := putExtensions(t, p.extensions, p.version, p.signer.keys, epoch); err != nil {
+		return nil, err
+	}
 	if p.machineConfig != nil {
 		t.PutFile("usr/"+layout.ConfigDefaultsPath, p.machineConfig, 0o600, epoch) // may hold secrets
 	}

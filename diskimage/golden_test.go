@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "873dfedf2a58d81d4b8502f75b4dfee4d03ac1ab186ac3b80298b6fa408feb95",
-		"ingot_1.0.0.update/ingot.efi":     "818c6bf2943735ae5740fa61b195e940b485708893597f08da48998d978d8036",
-		"ingot_1.0.0.update/manifest.json": "0983b35661ddec6845fe25347d79bd80fd10541a44fc110c23f55c73b0be65aa",
-		"ingot_1.0.0.update/usr.erofs":     "23faa07a925d7e76da7b95452a271abebb56e06e5268229f4a3fcaa3a071c57f",
-		"ingot_1.0.0.update/usr.verity":    "98e3266f9ca80f225465222e263c56bdb7043924778dddfd2cd94b6e4d6ef7ba",
+		"ingot_1.0.0.raw":                  "8b3428e95ba6f7a3501a8aec34092fba4016f6fe9bbe1d0b256cd14caa846d64",
+		"ingot_1.0.0.update/ingot.efi":     "6a5c22484366fa5d01e1d2233a41072403113f1894cd9111f0faa9fb33a68a73",
+		"ingot_1.0.0.update/manifest.json": "54a9ab026b0c62b67f95356e54ef39ad33c88f023ea471387468cad88123457b",
+		"ingot_1.0.0.update/usr.erofs":     "ab21b18285004e2eac27414c0ecb4f6a8526aec31a460bbd568f8f3d9dfac6de",
+		"ingot_1.0.0.update/usr.verity":    "3bde0880fcee9062c5e377186b20b8a8cbeebe0ada273ba18bd3a9b434f5331f",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "15c242bb2ea4438ad2d391dd8fb06744d2d9c2451acac7dfa9be3f10baa0b974",
+		"ingot_1.0.0.raw":                   "2ff97437ee555fe5977f75e454a88a48876b4d9ef65603c25e298540b0d7dfc8",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "e939ba98605368311de2dd43a3ac4f28296f6bf8c04e3f9ed09f35709dcd551e",
-		"ingot_1.0.0.update/manifest.json":  "c231e1c6052d09c051d256655b254b7c33b717b0f4e2449a440ccc34f1044d60",
-		"ingot_1.0.0.update/usr.erofs":      "6090bebbe2ef81a82f5dc78a347f1052f5243f66dbdd6b33f67a98f3b6941193",
-		"ingot_1.0.0.update/usr.verity":     "f884a15d20c5f368091a03a2260d1fca5419d663c2749b769a7d81534e154040",
-		"ingot_1.0.0.update/usr.verity-sig": "51b6a3de355192608584c5e6ec00ccbda8a993dc21bb9319d4e8b292efa3d2d1",
+		"ingot_1.0.0.update/ingot.efi":      "aba4a61df3fb929cb30b99b0a627232c6ea206a457794e5f9479c7d1767f99a1",
+		"ingot_1.0.0.update/manifest.json":  "c3c071a25d6dfda6c1d3e2c3a297cbcfa941dd3d251fb85fe302417244fbb88f",
+		"ingot_1.0.0.update/usr.erofs":      "4af005bfaa48de73e3131f0ee46ed8fc00e599b8cc95101da3345d1afb2e5b9f",
+		"ingot_1.0.0.update/usr.verity":     "fc9569b3db0b93980b6b8ebffb40d641359e6220d2f45fc9ae078859bd7a0c3e",
+		"ingot_1.0.0.update/usr.verity-sig": "b834f1516d72c52f73a6b4e66825be40091997c2aad3750c69f63d89f40b0b7f",
 	}},
 }
 

@@ -24,6 +24,8 @@ var DefaultModules = []string{
 	"hv_storvsc", "xen_blkfront", "vmw_pvscsi",
 	// the boot
 	"dm_mod", "dm_verity", "erofs", "overlay", "crc32c_generic", "crc32c_intel", "ext4",
+	// extensions: read-only loop devices under their dm-verity devices
+	"loop",
 	// an encrypted root (the initrd has no modprobe for the kernel to ask
 	// for a cipher on demand) and the TPM that unseals its key
 	"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb",

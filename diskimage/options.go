@@ -89,6 +89,11 @@ type Options struct {
 	// stores them in full. 0 means rootfs.ContentBound of what RootFS
 	// stores (100 times, at least 1 GiB).
 	RootFSMaxBytes int64
+	// Extensions are extension images (ingot ext build) the image ships
+	// as its factory set, in /usr/lib/ingot/extensions: each must fit the
+	// image (ID and Version) and, on a signed image, be signed by its
+	// verity key.
+	Extensions []string
 	// TempDir holds intermediate files; "" means a directory inside
 	// OutputDir, removed at the end.
 	TempDir string

@@ -35,6 +35,7 @@ type Plan struct {
 	rootFSMaxBytes int64
 	signer         signer
 	modules        []string
+	extensions     []string
 	sbom           []byte
 	makeSBOM       func(time.Time) ([]byte, error)
 	progress       func(string)
@@ -59,6 +60,7 @@ func NewPlan(o Options) (*Plan, error) {
 		rootFSMaxBytes: o.RootFSMaxBytes,
 		signer:         signer{keys: o.Keys, keyDir: o.KeyDir, phases: slices.Clone(o.PCRPhases)},
 		modules:        slices.Clone(o.Modules),
+		extensions:     slices.Clone(o.Extensions),
 		sbom:           slices.Clone(o.SBOM),
 		makeSBOM:       o.MakeSBOM,
 		progress:       o.Progress,

@@ -147,12 +147,16 @@ func osRelease(orig []byte, version string) []byte {
 	var out bytes.Buffer
 	for _, line := range strings.Split(strings.TrimRight(string(orig), "\n"), "\n") {
 		k, _, _ := strings.Cut(line, "=")
-		if k == "IMAGE_ID" || k == "IMAGE_VERSION" {
+		if k == "IMAGE_ID" || k == "IMAGE_VERSION" || k == "SYSEXT_LEVEL" || k == "CONFEXT_LEVEL" {
 			continue
 		}
 		out.WriteString(line + "\n")
 	}
-	fmt.Fprintf(&out, "IMAGE_ID=%s\nIMAGE_VERSION=%s\n", layout.Name, version)
+	// The extension levels are the image version: systemd-sysext then
+	// merges only extensions built for this version (it compares them
+	// with the extension's SYSEXT_LEVEL before VERSION_ID), as ingot's
+	// own check does.
+	fmt.Fprintf(&out, "IMAGE_ID=%s\nIMAGE_VERSION=%s\nSYSEXT_LEVEL=%s\nCONFEXT_LEVEL=%s\n", layout.Name, version, version, version)
 	return out.Bytes()
 }
 

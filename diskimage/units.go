@@ -86,6 +86,10 @@ func ingotUnits(deadline time.Duration, healthChecks []string, autologin bool) u
 	// systemd-bless-boot renames in place, and on vfat a crash can leave
 	// the renamed entry empty with the old one gone (TestCrashFirstBoot).
 	s.link("systemd-bless-boot.service", "/dev/null")
+	// Extensions: ingot-init verifies and mounts each sysext at
+	// /run/extensions/NAME before systemd starts; systemd-sysext merges
+	// them into /usr and /opt early (before sysinit.target).
+	s.link("sysinit.target.wants/systemd-sysext.service", "../systemd-sysext.service")
 	// The update channel: off until the owner enables the timer and
 	// writes /etc/ingot/update.conf (CHANNEL=oci://…,
 	// WINDOW=HH:MM-HH:MM).

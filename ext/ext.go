@@ -94,12 +94,34 @@ func (k Kind) Tops() []string {
 	return []string{"usr", "opt"}
 }
 
+// Reserved are the paths of /usr that are ingot's and the image's alone:
+// its trust anchors, its own extensions and factory files, and
+// os-release, which names the version extensions are checked against. A
+// sysext merged over them could change what the system trusts, so none
+// may hold them.
+var Reserved = []string{"usr/lib/ingot", "usr/share/ingot/factory", "usr/lib/os-release", "etc/os-release"}
+
+// IsReserved reports whether the image path p is, or is below, one of
+// Reserved.
+func IsReserved(p string) bool {
+	p = path.Clean(strings.TrimPrefix(p, "/"))
+	for _, r := range Reserved {
+		if p == r || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Allows reports whether the image path p (relative, "usr/bin/x") may
 // be in an extension of kind k: the root, or at or below one of Tops.
 func (k Kind) Allows(p string) bool {
 	p = path.Clean(strings.TrimPrefix(p, "/"))
 	if p == "." {
 		return true
+	}
+	if IsReserved(p) {
+		return false
 	}
 	top, _, _ := strings.Cut(p, "/")
 	for _, t := range k.Tops() {

@@ -22,6 +22,7 @@ var layers = [][]string{
 	{"diskimage", "builder", "vm", "recipes", "builder/sandbox/sandboxtest", "internal/agentcli"},
 	{"agent", "boot", "bootcheck", "oci", "diskimage/rootfs", "diskimage/kmod", "diskimage/binaries", "builder/fetch", "builder/sandbox", "builder/store",
 		"builder/toolchain", "builder/sbom", "artifact/artifacttest", "ext/extfs"},
+	{"ext/activate"},
 	{"artifact", "cookbook", "ext", "machineconfig", "crashstate"},
 	{"trust"},
 	{"layout"},

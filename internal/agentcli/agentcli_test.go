@@ -104,7 +104,7 @@ func TestParseInterspersed(t *testing.T) {
 
 // maxDeviceBytes is the budget of the program a device runs as
 // /usr/bin/ingot.
-const maxDeviceBytes = 8 << 20
+const maxDeviceBytes = 8<<20 + 512<<10
 
 // deviceMustNotLink are packages the device binary must not contain:
 // what only a workstation runs (builder, imager, VM driver, the cobra
@@ -147,7 +147,7 @@ func TestDeviceBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	if fi.Size() > maxDeviceBytes {
-		t.Errorf("the device binary is %d bytes, over its budget of %d (8 MiB): see docs/design.md, What runs where", fi.Size(), maxDeviceBytes)
+		t.Errorf("the device binary is %d bytes, over its budget of %d (8.5 MiB): see docs/design.md, What runs where", fi.Size(), maxDeviceBytes)
 	}
 	t.Logf("device binary: %d bytes (%d under the budget)", fi.Size(), maxDeviceBytes-fi.Size())
 }

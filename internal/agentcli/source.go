@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/oci"
 )
@@ -22,11 +20,7 @@ func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits)
 	if !strings.HasPrefix(src, "oci://") && !strings.HasPrefix(src, "https://") {
 		return src, func() {}, nil
 	}
-	parent := "/var/tmp"
-	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
-		parent = os.TempDir()
-	}
-	tmp, err := os.MkdirTemp(parent, "ingot-update-*")
+	tmp, err := os.MkdirTemp(tempParent(), "ingot-update-*")
 	if err != nil {
 		return "", nil, fmt.Errorf("make a directory for the update: %w", err)
 	}
@@ -49,7 +43,7 @@ func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits)
 func pull(ctx context.Context, e *env, src, dir string, limits artifact.Limits) error {
 	bar := e.NewProgress("pull", progressInterval)
 	// The Docker config's credentials, as the workstation's ingot pull.
-	opts := []oci.Option{oci.WithKeychain(authn.DefaultKeychain), oci.WithLogger(e.Logger()), oci.WithLimits(limits)}
+	opts := []oci.Option{oci.WithKeychain(oci.ConfigKeychain()), oci.WithLogger(e.Logger()), oci.WithLimits(limits)}
 	if bar != nil {
 		opts = append(opts, oci.WithProgress(bar.Update))
 	}

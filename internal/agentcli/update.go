@@ -28,14 +28,28 @@ A version older than the running one is refused unless --allow-downgrade;
 then the running entry is marked as ingot rollback marks it, so the older
 version is the newest entry with tries left and boots next, and the running
 one comes back if it fails its three tries. Before anything is downloaded, the sizes the manifest declares are
-checked against the slot's partitions, the ESP and the free space.`
+checked against the slot's partitions, the ESP and the free space.
+
+Installed extensions move with the update: for each, the build for the new
+version is fetched (the same repository with the new version as tag, or
+NAME_VERSION.raw beside the file it was added from), verified, and staged
+for the new version before the slot is written; without one the update is
+refused, unless --drop-extension NAME. A rollback boots the old version
+with its own set.`
 
 // updateFlags are ingot update's flags.
 type updateFlags struct {
 	reboot, check, channel bool
 	allowDowngrade         bool
 	confPath               string
+	dropExtensions         stringList
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 func newUpdate(e *env) *verb {
 	var f updateFlags
@@ -45,6 +59,7 @@ func newUpdate(e *env) *verb {
 	v.flags.BoolVar(&f.check, "check", false, "only report whether SOURCE has a different version than the one running")
 	v.flags.BoolVar(&f.channel, "channel", false, "follow the channel configured in --config, inside its window")
 	v.flags.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "install a version older than the running one and boot it next (the running entry is marked as a rollback marks it)")
+	v.flags.Var(&f.dropExtensions, "drop-extension", "update without installed extension `NAME` when the new version has no build of it (repeatable)")
 	v.flags.StringVar(&f.confPath, "config", "/etc/ingot/update.conf", "update channel configuration")
 	v.run = func(ctx context.Context, args []string) error {
 		var source string
@@ -103,8 +118,18 @@ func install(ctx context.Context, e *env, a *agent.Agent, source string, f *upda
 		return err
 	}
 	defer cleanup()
+	art, err := artifact.Open(src)
+	if err != nil {
+		return err
+	}
+	version := art.Manifest.Version
+	unstage, err := stageExtensions(ctx, e, a, version, f.dropExtensions)
+	if err != nil {
+		return err
+	}
 	res, err := a.Update(ctx, src, agent.WithAllowDowngrade(f.allowDowngrade))
 	if err != nil {
+		unstage()
 		return err
 	}
 	err = e.Render(res, func(w io.Writer) {

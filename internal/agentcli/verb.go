@@ -33,7 +33,7 @@ type verb struct {
 func verbs(e *env) []*verb {
 	return []*verb{
 		newUpdate(e), newStatus(e), newRollback(e), newReset(e),
-		newConfig(e), newBootMarker(e), newHealth(e), newMeasurePhase(e),
+		newConfig(e), newExt(e), newBootMarker(e), newHealth(e), newMeasurePhase(e),
 	}
 }
 

@@ -17,8 +17,8 @@ import (
 func newDeviceCmds(g *globals) []*cobra.Command {
 	var cmds []*cobra.Command
 	for _, v := range agentcli.Verbs() {
-		if v.Name == "config" {
-			continue // under ingot config, with the workstation's verbs
+		if v.Name == "config" || v.Name == "ext" {
+			continue // under ingot config and ingot ext, with the workstation's verbs
 		}
 		cmds = append(cmds, &cobra.Command{
 			Use:                v.Name,

@@ -3,11 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ext"
+	"github.com/ingot-linux/ingot/internal/agentcli"
 	"github.com/ingot-linux/ingot/trust"
 )
 
@@ -19,6 +21,21 @@ func newExtCmd(g *globals) *cobra.Command {
 		Short: "Runtime layers: build, add, list and remove system and configuration extensions",
 	}
 	cmd.AddCommand(newExtBuildCmd(g))
+	for _, sub := range []struct{ use, short string }{
+		{"add SOURCE", "Install and merge an extension: a file, a directory or oci://REF (on the device)"},
+		{"list", "List the image's and the installed extensions, merged or why not (on the device)"},
+		{"remove NAME", "Unmerge and delete an installed extension (on the device)"},
+	} {
+		verb := strings.Fields(sub.use)[0]
+		cmd.AddCommand(&cobra.Command{
+			Use:                sub.use,
+			Short:              sub.short,
+			DisableFlagParsing: true,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return agentcli.Execute(cmd.Context(), forwardArgs(g, "ext", append([]string{verb}, args...)), g.Stdout, g.Stderr)
+			},
+		})
+	}
 	return cmd
 }
 

@@ -116,6 +116,7 @@ bytes.`,
 	f.StringVar(&usrSize, "usr-size", "", "size of each usr partition, e.g. 2G (default: from /usr, with room to grow)")
 	f.StringVar(&maxContent, "rootfs-max-bytes", "", "bound on the root filesystem's content, sparse files expanded, e.g. 20G (default: 100 times what it stores, at least 1G)")
 	f.StringVar(&esp, "esp-size", "", "size of the ESP, e.g. 512M (default: room for four UKIs, at least 256M)")
+	f.StringArrayVar(&o.Extensions, "extension", nil, "an extension image (ingot ext build) to ship in /usr as the image's own; it must fit this image and be signed by its verity key (repeatable)")
 	f.StringArrayVar(&o.HealthChecks, "health-check", nil, "a systemd unit of the image that must succeed before a boot counts as good (repeatable)")
 	f.DurationVar(&o.BootDeadline, "boot-deadline", diskimage.DefaultBootDeadline, "reboot a boot that has not reached boot-complete.target after this long")
 	f.StringVar(&configFile, "config", "", "machine configuration the image carries as its defaults (see ingot config)")
@@ -158,6 +159,8 @@ func imageFlagErrors(err error) error {
 			return "--require-signed-config"
 		case "HealthChecks":
 			return "--health-check"
+		case "Extensions":
+			return "--extension"
 		case "BootDeadline":
 			return "--boot-deadline"
 		case "InitPath":
