@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/ingot-linux/ingot/ext"
 	"github.com/ingot-linux/ingot/internal/clio"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -20,11 +22,13 @@ import (
 func newPushCmd(g *globals) *cobra.Command {
 	var insecure bool
 	cmd := &cobra.Command{
-		Use:   "push DIR REF",
-		Short: "Upload an update artifact to an OCI registry",
+		Use:   "push DIR|FILE.raw REF",
+		Short: "Upload an update artifact or an extension to an OCI registry",
 		Long: `Verify the update artifact DIR (made by ingot image, e.g.
 out/ingot_1.0.0.update) and upload it to REF, host[:port]/repository:tag,
-optionally written oci://host[:port]/repository:tag.
+optionally written oci://host[:port]/repository:tag. An extension image
+(FILE.raw, made by ingot ext build) is uploaded as one layer, for
+ingot ext add oci://REF on a device.
 
 Registries on loopback and private addresses are spoken to over plain HTTP;
 all others over HTTPS unless --insecure. Credentials come from the Docker
@@ -32,6 +36,9 @@ config (~/.docker/config.json), if any.`,
 		Example: "  ingot push out/ingot_1.0.0.update oci://localhost:5000/ingot/update:1.0.0",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if fi, err := os.Stat(args[0]); err == nil && fi.Mode().IsRegular() {
+				return pushExtension(cmd.Context(), g, args[0], args[1], insecure)
+			}
 			bar := g.NewProgress("push", progressInterval)
 			info, err := oci.Push(cmd.Context(), args[0], args[1], registryOptions(g, insecure, bar)...)
 			bar.Finish()
@@ -182,4 +189,29 @@ func defaultCacheDir() string {
 		return ""
 	}
 	return filepath.Join(dir, "ingot", "oci")
+}
+
+// pushExtension uploads an extension image after checking that it is one.
+func pushExtension(ctx context.Context, g *globals, file, ref string, insecure bool) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		_, err = ext.Open(f, fi.Size())
+	}
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s is not an extension image (ingot ext build) or an update artifact directory: %w", file, err)
+	}
+	bar := g.NewProgress("push", progressInterval)
+	digest, err := oci.PushExtension(ctx, file, ref, registryOptions(g, insecure, bar)...)
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	return g.Render(map[string]string{"ref": ref, "digest": digest}, func(w io.Writer) {
+		fmt.Fprintf(w, "pushed   %s\ndigest   %s\n", ref, digest)
+	})
 }
