@@ -41,7 +41,7 @@ func putExtensions(t *rootfs.Tree, files []string, version string, keys *trust.K
 	for _, f := range files {
 		b, name, err := checkFactoryExtension(f, id, version, roots)
 		if err != nil {
-			return &FieldError{Field: "Extensions", Value: f, Problem: err.Error()}
+			return &FieldError{Field: "Extensions", Value: f, Problem: "not an extension this image can ship", Err: err}
 		}
 		if prev, ok := seen[name]; ok {
 			return &FieldError{Field: "Extensions", Value: f, Problem: fmt.Sprintf("extension %s is also %s", name, prev)}
