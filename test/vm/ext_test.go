@@ -197,6 +197,9 @@ func runExtensionScenario(t *testing.T, b extBase) {
 			t.Errorf("ext add %s: exit %d, %v, want one line with %q:\n%s", name, code, err, want, out)
 		}
 	}
+	if out, code, err := m.Run(ctx, "ingot ext remove ../hello", time.Minute); err != nil || code == 0 || !strings.Contains(out, "invalid extension name") {
+		t.Errorf("ext remove ../hello: exit %d, %v:\n%s", code, err, out)
+	}
 	expectGuest(ctx, t, m, map[string]string{
 		"ls -A /var/lib/ingot/extensions/1.0.0 | tr '\\n' ' '": "flip.raw flip.source hello.raw hello.source site.raw site.source",
 		"ls -A /run/extensions | tr '\\n' ' '":                 "flip hello",
