@@ -196,17 +196,19 @@ func mountTree(sys Sys, h Host, name, dev string) (ext.Kind, string, error) {
 	if kind == ext.Confext {
 		dir = ConfextDir(name)
 	}
-	final := filepath.Join(h.Root, dir)
-	if err == nil {
-		sys.Unmount(final)
-		err = sys.Mount(stage, final, "", unix.MS_MOVE, "")
-	}
+	sys.Unmount(stage)
+	os.Remove(stage)
 	if err != nil {
-		sys.Unmount(stage)
-		os.Remove(stage)
 		return "", "", err
 	}
-	os.Remove(stage)
+	// Mounted again where it is merged (the same verity device, so the
+	// same checked tree): moving the mount is refused under /run's
+	// shared propagation on a running system.
+	final := filepath.Join(h.Root, dir)
+	sys.Unmount(final)
+	if err := sys.Mount(dev, final, "erofs", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+		return "", "", err
+	}
 	return kind, dir, nil
 }
 

@@ -28,6 +28,9 @@ type extBase struct {
 	// buildArgs are ingot ext build's arguments that name the OS: --base
 	// for a root filesystem without IMAGE_VERSION.
 	buildArgs []string
+	// netSetup is a guest command that brings up DHCP on the user
+	// network, where the image has no network configuration of its own.
+	netSetup string
 }
 
 // TestExtensionsBase runs the extension scenario on ingot's musl base.
@@ -54,6 +57,7 @@ func TestExtensionsDebian(t *testing.T) {
 			})
 		},
 		buildArgs: []string{"--base", shared.rootfs},
+		netSetup: "mkdir -p /etc/systemd/network && printf '[Match]\\nName=en* eth*\\n\\n[Network]\\nDHCP=yes\\n' > /etc/systemd/network/80-test-dhcp.network && systemctl restart systemd-networkd",
 	})
 }
 
@@ -170,6 +174,9 @@ func runExtensionScenario(t *testing.T, b extBase) {
 	expectMarker(t, booted(ctx, t, m), "1.0.0", "a")
 	u := "/var/tmp/u/" + filepath.Base(f.dir) + "/"
 	runFor(ctx, t, m, "mkdir -p /var/tmp/u && tar -xf /dev/vdb -C /var/tmp/u && echo local > /etc/site-local.conf", 10*time.Minute)
+	if b.netSetup != "" {
+		run(ctx, t, m, b.netSetup)
+	}
 	waitForAddress(ctx, t, m)
 
 	// Add from the registry, and time it to the tool running.
