@@ -38,9 +38,13 @@ func (a *Agent) Health() error {
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
 	}
-	usr, ok := mounts["/usr"]
+	stack := mounts["/usr"]
+	var usr mount
+	if len(stack) > 0 {
+		usr = stack[0]
+	}
 	switch {
-	case !ok:
+	case len(stack) == 0:
 		return errors.New("health: /usr is not mounted")
 	case usr.fstype != "erofs":
 		return fmt.Errorf("health: /usr is %s, want erofs", usr.fstype)
@@ -49,7 +53,14 @@ func (a *Agent) Health() error {
 	case usr.source != "/dev/mapper/usr":
 		return fmt.Errorf("health: /usr comes from %s, want the dm-verity device /dev/mapper/usr", usr.source)
 	}
-	if root, ok := mounts["/"]; !ok || root.readOnly {
+	// Above it, only systemd-sysext's read-only overlay of the verified
+	// extensions.
+	for _, m := range stack[1:] {
+		if m.fstype != "overlay" || !m.readOnly {
+			return fmt.Errorf("health: /usr is covered by a %s mount from %s (read-only %v); only systemd-sysext's read-only overlay may be", m.fstype, m.source, m.readOnly)
+		}
+	}
+	if root := mounts["/"]; len(root) == 0 || root[len(root)-1].readOnly {
 		return errors.New("health: the root file system is not mounted read-write")
 	}
 	if v := osReleaseField(a.path("/usr/lib/os-release"), "IMAGE_VERSION"); v == "" {
@@ -63,14 +74,14 @@ type mount struct {
 	readOnly       bool
 }
 
-// readMountInfo parses /proc/self/mountinfo into the top mount of each
-// mount point.
-func readMountInfo(path string) (map[string]mount, error) {
+// readMountInfo parses /proc/self/mountinfo into the mounts of each mount
+// point, bottom first.
+func readMountInfo(path string) (map[string][]mount, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	mounts := map[string]mount{}
+	mounts := map[string][]mount{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
@@ -83,7 +94,8 @@ func readMountInfo(path string) (map[string]mount, error) {
 		for _, o := range strings.Split(f[5], ",") {
 			ro = ro || o == "ro"
 		}
-		mounts[unescapeMount(f[4])] = mount{source: unescapeMount(g[1]), fstype: g[0], readOnly: ro}
+		p := unescapeMount(f[4])
+		mounts[p] = append(mounts[p], mount{source: unescapeMount(g[1]), fstype: g[0], readOnly: ro})
 	}
 	return mounts, sc.Err()
 }

@@ -58,6 +58,12 @@ func TestHealth(t *testing.T) {
 		{"root ro", map[string]string{"proc/self/mountinfo": strings.Replace(healthyMounts, "/ / rw,", "/ / ro,", 1)}, "root file system"},
 		{"no version", map[string]string{"usr/lib/os-release": "ID=ingot\n"}, "IMAGE_VERSION"},
 		{"bad mountinfo", map[string]string{"proc/self/mountinfo": "garbage\n"}, "malformed"},
+		{"sysext merged", map[string]string{"proc/self/mountinfo": healthyMounts +
+			"40 23 0:40 / /usr ro,nodev,relatime shared:20 - overlay sysext ro,lowerdir=/run/systemd/sysext/meta/usr:/run/extensions/debug/usr:/run/systemd/sysext/.../usr\n"}, ""},
+		{"usr covered writable", map[string]string{"proc/self/mountinfo": healthyMounts +
+			"40 23 0:40 / /usr rw,relatime shared:20 - overlay overlay rw,lowerdir=/usr,upperdir=/tmp/u\n"}, "only systemd-sysext's read-only overlay"},
+		{"usr covered by a disk", map[string]string{"proc/self/mountinfo": healthyMounts +
+			"40 23 8:1 / /usr ro,relatime shared:20 - ext4 /dev/sdb1 ro\n"}, "covered by a ext4 mount"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := New(Config{Root: healthRoot(t, tc.files)}).Health()
