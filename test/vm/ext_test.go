@@ -57,7 +57,7 @@ func TestExtensionsDebian(t *testing.T) {
 			})
 		},
 		buildArgs: []string{"--base", shared.rootfs},
-		netSetup: "mkdir -p /etc/systemd/network && printf '[Match]\\nName=en* eth*\\n\\n[Network]\\nDHCP=yes\\n' > /etc/systemd/network/80-test-dhcp.network && systemctl restart systemd-networkd",
+		netSetup: "mkdir -p /etc/systemd/network && printf '[Match]\\nName=en* eth*\\n\\n[Network]\\nDHCP=yes\\n' > /etc/systemd/network/80-test-dhcp.network && systemctl enable systemd-networkd && systemctl restart systemd-networkd",
 	})
 }
 
@@ -239,6 +239,7 @@ func runExtensionScenario(t *testing.T, b extBase) {
 	run(ctx, t, m, "ingot ext remove flip && ingot ext remove wrongos")
 
 	// The update needs a 2.0.0 build of each extension: site's is missing.
+	waitForAddress(ctx, t, m)
 	upd := "ingot update /var/tmp/u/" + filepath.Base(v2.UpdateDir)
 	out, code, err := m.Run(ctx, upd, 15*time.Minute)
 	if err != nil || code == 0 || !strings.Contains(out, "extension site: no build for 2.0.0") || !strings.Contains(out, "--drop-extension site") {
