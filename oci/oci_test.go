@@ -68,7 +68,8 @@ func roundTrip(t *testing.T, host string) {
 	for _, l := range m.Layers {
 		got = append(got, string(l.MediaType)+" "+l.Annotations[oci.AnnotationTitle])
 	}
-	want := "application/vnd.ingot.usr.erofs usr.erofs,application/vnd.ingot.usr.verity usr.verity,application/vnd.ingot.uki ingot.efi"
+	want := "application/vnd.ingot.usr.erofs usr.erofs,application/vnd.ingot.usr.verity usr.verity,application/vnd.ingot.uki ingot.efi," +
+		"application/vnd.ingot.chunk-index.caibx usr.erofs.caibx,application/vnd.ingot.chunk-index.caibx usr.verity.caibx,application/vnd.ingot.chunk-index.caibx ingot.efi.caibx"
 	if strings.Join(got, ",") != want {
 		t.Errorf("layers %q, want %q", got, want)
 	}

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ingot-linux/ingot/artifact"
@@ -30,6 +31,11 @@ type Info struct {
 	Manifest *artifact.Manifest `json:"manifest"`
 	// Layers are the manifest's layers, one per file.
 	Layers []Layer `json:"layers"`
+	// ChunkIndexes are the layers holding files' casync chunk indexes,
+	// titled "<file>.caibx".
+	ChunkIndexes []Layer `json:"chunkIndexes,omitempty"`
+	// Transfer says, after Pull, where the files' bytes came from.
+	Transfer *Transfer `json:"transfer,omitempty"`
 }
 
 // Layer is one file of an artifact in a registry.
@@ -83,7 +89,13 @@ func push(ctx context.Context, dir, ref string, opts []Option) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, info, err := newImage(a, config)
+	var indexes map[string][]byte
+	if !o.noIndex {
+		if indexes, err = makeIndexes(a); err != nil {
+			return nil, err
+		}
+	}
+	img, info, err := newImage(a, config, indexes)
 	if err != nil {
 		return nil, err
 	}
@@ -125,14 +137,15 @@ func (o *options) remote(ctx context.Context, r name.Reference, scheme string) [
 	}
 }
 
-// newImage builds the OCI artifact of a: its manifest is a deterministic
-// function of the artifact's manifest.json (config).
-func newImage(a *artifact.Artifact, config []byte) (v1.Image, *Info, error) {
+// newImage builds the OCI artifact of a, with the chunk indexes by role:
+// its manifest is a deterministic function of the artifact's
+// manifest.json (config) and the indexes.
+func newImage(a *artifact.Artifact, config []byte, indexes map[string][]byte) (v1.Image, *Info, error) {
 	cfgDigest, cfgSize, err := v1.SHA256(bytes.NewReader(config))
 	if err != nil {
 		return nil, nil, err
 	}
-	im := &image{config: config, layers: map[v1.Hash]*fileLayer{}}
+	im := &image{config: config, layers: map[v1.Hash]partial.CompressedLayer{}}
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -157,6 +170,27 @@ func newImage(a *artifact.Artifact, config []byte) (v1.Image, *Info, error) {
 		im.layers[h] = &fileLayer{path: filepath.Join(a.Dir, f.Name), digest: h, size: f.Size, mediaType: mt}
 		info.Layers = append(info.Layers, Layer{Name: f.Name, Role: role, MediaType: string(mt), Digest: h.String(), Size: f.Size})
 	}
+	for _, role := range indexedRoles {
+		f, _ := a.Manifest.File(role)
+		b, ok := indexes[role]
+		if !ok {
+			continue
+		}
+		l := static.NewLayer(b, MediaTypeChunkIndex)
+		h, err := l.Digest()
+		if err != nil {
+			return nil, nil, err
+		}
+		title := f.Name + indexSuffix
+		m.Layers = append(m.Layers, v1.Descriptor{
+			MediaType:   MediaTypeChunkIndex,
+			Size:        int64(len(b)),
+			Digest:      h,
+			Annotations: map[string]string{AnnotationTitle: title},
+		})
+		im.layers[h] = l
+		info.ChunkIndexes = append(info.ChunkIndexes, Layer{Name: title, Role: role, MediaType: MediaTypeChunkIndex, Digest: h.String(), Size: int64(len(b))})
+	}
 	if im.manifest, err = json.Marshal(&m); err != nil {
 		return nil, nil, err
 	}
@@ -172,7 +206,7 @@ func newImage(a *artifact.Artifact, config []byte) (v1.Image, *Info, error) {
 // image is an OCI artifact whose layers are files.
 type image struct {
 	manifest, config []byte
-	layers           map[v1.Hash]*fileLayer
+	layers           map[v1.Hash]partial.CompressedLayer
 }
 
 var _ partial.CompressedImageCore = (*image)(nil)
