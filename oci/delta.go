@@ -377,6 +377,7 @@ type deltaPull struct {
 	whole []string
 	// wholeBytes counts whole blobs downloaded.
 	wholeBytes int64
+	noRanges   bool // the registry answered a range with a whole blob
 }
 
 func newDeltaPull(o *options, info *Info, tmp string) *deltaPull {
@@ -406,12 +407,14 @@ func (d *deltaPull) fetch(ctx context.Context, f *fetcher, l Layer, dst string) 
 		return err
 	}
 	desc := v1.Descriptor{Digest: h, Size: l.Size}
-	if il, ok := d.indexOf(l); ok && len(d.o.seeds) > 0 {
+	if il, ok := d.indexOf(l); ok && len(d.o.seeds) > 0 && !d.noRanges {
+		st := d.st
 		err := d.fetchChunks(ctx, f, l, il, desc, dst)
 		if !errors.Is(err, errNoRanges) {
 			return err
 		}
-		f.logger.Debug("no ranges: whole blob", "file", l.Name)
+		f.logger.Debug("no ranges: whole blobs", "file", l.Name)
+		d.noRanges, d.st = true, st
 		os.Remove(dst)
 	}
 	d.whole = append(d.whole, l.Name)

@@ -13,7 +13,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ingot-linux/ingot/artifact"
@@ -176,11 +175,11 @@ func newImage(a *artifact.Artifact, config []byte, indexes map[string][]byte) (v
 		if !ok {
 			continue
 		}
-		l := static.NewLayer(b, MediaTypeChunkIndex)
-		h, err := l.Digest()
+		h, _, err := v1.SHA256(bytes.NewReader(b))
 		if err != nil {
 			return nil, nil, err
 		}
+		l := &memLayer{b: b, digest: h, mediaType: MediaTypeChunkIndex}
 		title := f.Name + indexSuffix
 		m.Layers = append(m.Layers, v1.Descriptor{
 			MediaType:   MediaTypeChunkIndex,
@@ -236,3 +235,19 @@ func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil 
 func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
 func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
 func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+
+// memLayer is a small layer held in memory (a chunk index).
+type memLayer struct {
+	b         []byte
+	digest    v1.Hash
+	mediaType types.MediaType
+}
+
+var _ partial.CompressedLayer = (*memLayer)(nil)
+
+func (l *memLayer) Digest() (v1.Hash, error) { return l.digest, nil }
+func (l *memLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.b)), nil
+}
+func (l *memLayer) Size() (int64, error)                { return int64(len(l.b)), nil }
+func (l *memLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }

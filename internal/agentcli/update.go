@@ -86,6 +86,11 @@ func update(ctx context.Context, e *env, f *updateFlags, source string) error {
 	if !avail.Available && !f.check && !f.channel {
 		return fmt.Errorf("update to %s: %w", avail.Version, agent.ErrSameVersion)
 	}
+	if f.check && avail.Available && strings.HasPrefix(source, "oci://") {
+		if err := planDownload(ctx, a, source, avail); err != nil {
+			return err
+		}
+	}
 	if f.check || !avail.Available {
 		return e.Render(avail, avail.print)
 	}
@@ -98,7 +103,11 @@ func install(ctx context.Context, e *env, a *agent.Agent, source string, f *upda
 	if err != nil {
 		return err
 	}
-	src, cleanup, err := pullSource(ctx, e, source, limits)
+	seeds, err := updateSeeds(a)
+	if err != nil {
+		return err
+	}
+	src, cleanup, err := pullSource(ctx, e, source, limits, seeds)
 	if err != nil {
 		return err
 	}
@@ -131,11 +140,20 @@ type Availability struct {
 	Version   string `json:"version"`
 	UsrHash   string `json:"usrhash"`
 	Running   string `json:"running"`
+	// Download is what the update would download (--check of an
+	// oci:// source that has another version; 0 when up to date), Total
+	// the size of its files.
+	Download int64 `json:"downloadBytes"`
+	Total    int64 `json:"totalBytes,omitempty"`
 }
 
 func (a *Availability) print(w io.Writer) {
 	if a.Available {
-		fmt.Fprintf(w, "update available: %s (running %s)\n", a.Version, a.Running)
+		fmt.Fprintf(w, "update available: %s (running %s)", a.Version, a.Running)
+		if a.Total > 0 {
+			fmt.Fprintf(w, "; downloads %d of its %d bytes", a.Download, a.Total)
+		}
+		fmt.Fprintln(w)
 	} else {
 		fmt.Fprintf(w, "up to date: %s\n", a.Running)
 	}
@@ -165,4 +183,33 @@ func checkSource(ctx context.Context, a *agent.Agent, source string) (*Availabil
 		m = art.Manifest
 	}
 	return &Availability{Available: m.UsrHash != st.UsrHash, Version: m.Version, UsrHash: m.UsrHash, Running: st.Version}, nil
+}
+
+// updateSeeds returns the local data a delta update reuses: both slots'
+// partitions and the ESP.
+func updateSeeds(a *agent.Agent) ([]oci.Seed, error) {
+	as, err := a.UpdateSeeds()
+	if err != nil {
+		return nil, err
+	}
+	seeds := make([]oci.Seed, len(as))
+	for i, s := range as {
+		seeds[i] = oci.Seed{Name: s.Name, Path: s.Path, Offset: s.Offset, Size: s.Size}
+	}
+	return seeds, nil
+}
+
+// planDownload fills in how many bytes installing source would download:
+// the chunks neither the local partitions nor the pull cache hold.
+func planDownload(ctx context.Context, a *agent.Agent, source string, avail *Availability) error {
+	seeds, err := updateSeeds(a)
+	if err != nil {
+		return err
+	}
+	p, err := oci.PlanPull(ctx, source, append(pullCache(), oci.WithSeeds(seeds...))...)
+	if err != nil {
+		return err
+	}
+	avail.Download, avail.Total = p.Download, p.Total
+	return nil
 }

@@ -1,0 +1,42 @@
+package agent
+
+import (
+	"fmt"
+
+	"github.com/ingot-linux/ingot/layout"
+)
+
+// Seed is a region of the boot disk that an update may take chunks from.
+type Seed struct {
+	// Name says what it is: "slot a usr", "ESP", ….
+	Name string
+	// Path is the disk's device, Offset and Size the region on it.
+	Path         string
+	Offset, Size int64
+}
+
+// UpdateSeeds returns what a delta update can reuse: both slots' /usr and
+// verity partitions (the booted one is the running /usr) and the ESP,
+// whose UKIs share their kernel and initrd with most new ones. The
+// partitions are read raw; a chunk taken from them is checked against
+// its id first, so a torn or tampered slot only costs a download.
+func (a *Agent) UpdateSeeds() ([]Seed, error) {
+	t, err := a.openTarget(false)
+	if err != nil {
+		return nil, err
+	}
+	defer t.d.f.Close()
+	path, ss := a.path(t.d.path), t.d.sectorSize
+	var seeds []Seed
+	for _, s := range []layout.Slot{t.cur, t.target} {
+		seeds = append(seeds, Seed{Name: "slot " + s.Name + " usr", Path: path, Offset: s.Usr.Offset(ss), Size: s.Usr.Size(ss)})
+		if s.Verity != nil {
+			seeds = append(seeds, Seed{Name: "slot " + s.Name + " usr-verity", Path: path, Offset: s.Verity.Offset(ss), Size: s.Verity.Size(ss)})
+		}
+	}
+	esps := t.d.table.ByType(layout.TypeESP)
+	if len(esps) != 1 {
+		return nil, fmt.Errorf("want one ESP on %s, found %d", t.d.path, len(esps))
+	}
+	return append(seeds, Seed{Name: "ESP", Path: path, Offset: esps[0].Offset(ss), Size: esps[0].Size(ss)}), nil
+}
