@@ -18,7 +18,7 @@ import (
 // temporary directory under /var/tmp (on the root partition, not in
 // memory), which cleanup removes; anything else is taken to be a
 // directory already.
-func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits, seeds []oci.Seed) (dir string, cleanup func(), err error) {
+func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits, pullOpts []oci.Option) (dir string, cleanup func(), err error) {
 	if !strings.HasPrefix(src, "oci://") && !strings.HasPrefix(src, "https://") {
 		return src, func() {}, nil
 	}
@@ -35,7 +35,7 @@ func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits,
 	if strings.HasPrefix(src, "https://") {
 		err = download(ctx, e, src, dir, limits)
 	} else {
-		err = pull(ctx, e, src, dir, limits, seeds)
+		err = pull(ctx, e, src, dir, limits, pullOpts)
 	}
 	if err != nil {
 		cleanup()
@@ -45,19 +45,16 @@ func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits,
 }
 
 // pull fetches an OCI artifact into dir, resuming from the user cache
-// directory's partial blobs and chunks; with seeds, only the chunks they
-// lack.
-func pull(ctx context.Context, e *env, src, dir string, limits artifact.Limits, seeds []oci.Seed) error {
+// directory's partial blobs and chunks; with seeds (in pullOpts), only
+// the chunks they lack.
+func pull(ctx context.Context, e *env, src, dir string, limits artifact.Limits, pullOpts []oci.Option) error {
 	bar := e.NewProgress("pull", progressInterval)
 	// The Docker config's credentials, as the workstation's ingot pull.
 	opts := []oci.Option{oci.WithKeychain(authn.DefaultKeychain), oci.WithLogger(e.Logger()), oci.WithLimits(limits)}
 	if bar != nil {
 		opts = append(opts, oci.WithProgress(bar.Update))
 	}
-	opts = append(opts, pullCache()...)
-	if len(seeds) > 0 {
-		opts = append(opts, oci.WithSeeds(seeds...))
-	}
+	opts = append(append(opts, pullCache()...), pullOpts...)
 	info, err := oci.Pull(ctx, src, dir, opts...)
 	bar.Finish()
 	if err == nil && info.Transfer != nil {

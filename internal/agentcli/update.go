@@ -35,6 +35,7 @@ type updateFlags struct {
 	reboot, check, channel bool
 	allowDowngrade         bool
 	confPath               string
+	maxRange               int64
 }
 
 func newUpdate(e *env) *verb {
@@ -46,6 +47,7 @@ func newUpdate(e *env) *verb {
 	v.flags.BoolVar(&f.channel, "channel", false, "follow the channel configured in --config, inside its window")
 	v.flags.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "install a version older than the running one and boot it next (the running entry is marked as a rollback marks it)")
 	v.flags.StringVar(&f.confPath, "config", "/etc/ingot/update.conf", "update channel configuration")
+	v.flags.Int64Var(&f.maxRange, "max-range", 8<<20, "the most bytes one ranged request for chunks asks for (for proxies that cap ranges; 1: a request per chunk)")
 	v.run = func(ctx context.Context, args []string) error {
 		var source string
 		if len(args) == 1 {
@@ -103,11 +105,11 @@ func install(ctx context.Context, e *env, a *agent.Agent, source string, f *upda
 	if err != nil {
 		return err
 	}
-	seeds, err := updateSeeds(a)
+	seeds, err := seedOptions(a)
 	if err != nil {
 		return err
 	}
-	src, cleanup, err := pullSource(ctx, e, source, limits, seeds)
+	src, cleanup, err := pullSource(ctx, e, source, limits, append(seeds, oci.WithMaxRange(f.maxRange)))
 	if err != nil {
 		return err
 	}
@@ -197,6 +199,15 @@ func updateSeeds(a *agent.Agent) ([]oci.Seed, error) {
 		seeds[i] = oci.Seed{Name: s.Name, Path: s.Path, Offset: s.Offset, Size: s.Size}
 	}
 	return seeds, nil
+}
+
+// seedOptions are the pull options that make it a delta pull.
+func seedOptions(a *agent.Agent) ([]oci.Option, error) {
+	seeds, err := updateSeeds(a)
+	if err != nil {
+		return nil, err
+	}
+	return []oci.Option{oci.WithSeeds(seeds...)}, nil
 }
 
 // planDownload fills in how many bytes installing source would download:
