@@ -132,7 +132,7 @@ func loggedRegistry(t testing.TB) (host, root string, log *accessLog) {
 // baseRootfsChanged is the base with one file set changed, as a rebuilt
 // package changes it: n files of size bytes under usr/lib/name, their
 // content derived from seed.
-func baseRootfsChanged(t *testing.T, name string, seed uint64, n, size int) string {
+func baseRootfsChanged(t testing.TB, name string, seed uint64, n, size int) string {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 7))
 	files := map[string]string{}
