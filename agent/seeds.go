@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/ingot-linux/ingot/layout"
 )
@@ -29,7 +31,8 @@ func (a *Agent) UpdateSeeds() ([]Seed, error) {
 	path, ss := a.path(t.d.path), t.d.sectorSize
 	var seeds []Seed
 	for _, s := range []layout.Slot{t.cur, t.target} {
-		seeds = append(seeds, Seed{Name: "slot " + s.Name + " usr", Path: path, Offset: s.Usr.Offset(ss), Size: s.Usr.Size(ss)})
+		off, size := s.Usr.Offset(ss), s.Usr.Size(ss)
+		seeds = append(seeds, Seed{Name: "slot " + s.Name + " usr", Path: path, Offset: off, Size: erofsBytes(t.d.f, off, size)})
 		if s.Verity != nil {
 			seeds = append(seeds, Seed{Name: "slot " + s.Name + " usr-verity", Path: path, Offset: s.Verity.Offset(ss), Size: s.Verity.Size(ss)})
 		}
@@ -39,4 +42,20 @@ func (a *Agent) UpdateSeeds() ([]Seed, error) {
 		return nil, fmt.Errorf("want one ESP on %s, found %d", t.d.path, len(esps))
 	}
 	return append(seeds, Seed{Name: "ESP", Path: path, Offset: esps[0].Offset(ss), Size: esps[0].Size(ss)}), nil
+}
+
+// erofsBytes returns how much of the partition of size bytes at off the
+// EROFS image in it says it fills (its superblock's block count), or
+// size when there is no sane superblock: the room to grow behind an
+// image is not worth cutting into chunks.
+func erofsBytes(r io.ReaderAt, off, size int64) int64 {
+	var sb [40]byte
+	if _, err := r.ReadAt(sb[:], off+1024); err != nil || binary.LittleEndian.Uint32(sb[0:]) != 0xe0f5e1e2 {
+		return size
+	}
+	bits, blocks := sb[12], int64(binary.LittleEndian.Uint32(sb[36:]))
+	if bits < 9 || bits > 16 || blocks == 0 || blocks<<bits > size {
+		return size
+	}
+	return blocks << bits
 }
