@@ -2,6 +2,7 @@ package oci_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -9,6 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1api "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ingot-linux/ingot/artifact"
 	"github.com/ingot-linux/ingot/artifact/artifacttest"
@@ -212,5 +217,52 @@ func TestDeltaPlanSameVersion(t *testing.T) {
 	}
 	if p.Download != indexes {
 		t.Errorf("plan downloads %d bytes, the indexes have %d", p.Download, indexes)
+	}
+}
+
+// TestDeltaForgedIndex: an index that lists another file's chunks (here
+// v1's /usr under v2's manifest, every chunk local and valid) assembles
+// a file whose digest is not the manifest's: refused, nothing left.
+func TestDeltaForgedIndex(t *testing.T) {
+	ctx := context.Background()
+	v1, v2 := deltaVersions(t)
+	host, _ := memRegistry(t, nil)
+	p1, err := oci.Push(ctx, v1.Dir, host+"/ingot/update:1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := oci.Push(ctx, v2.Dir, host+"/ingot/update:2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := name.ParseReference(host + "/ingot/update@" + p2.Digest)
+	desc, err := remote.Get(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m v1api.Manifest
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range m.Layers {
+		if l.Annotations[oci.AnnotationTitle] == "usr.erofs.caibx" {
+			h, _ := v1api.NewHash(p1.ChunkIndexes[0].Digest)
+			m.Layers[i].Digest, m.Layers[i].Size = h, p1.ChunkIndexes[0].Size
+		}
+	}
+	raw, _ := json.Marshal(&m)
+	ref := host + "/ingot/forged:2.0.0"
+	fr, _ := name.ParseReference(ref)
+	if err := remote.Put(fr, rawManifest(raw)); err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	_, err = oci.Pull(ctx, ref, filepath.Join(parent, "u"), oci.WithSeeds(seedsOf(t, v1)...))
+	var mm *artifact.MismatchError
+	if !errors.As(err, &mm) || mm.File != artifact.FileUsr || mm.Field != "sha256" {
+		t.Fatalf("Pull: %v, want usr.erofs's sha256 mismatch", err)
+	}
+	if l := leftovers(t, parent); len(l) != 0 {
+		t.Errorf("failed pull left %v", l)
 	}
 }
