@@ -132,10 +132,11 @@ func benchRootfsChanged(b *testing.B, name string, seed uint64) string {
 
 // BenchmarkDeltaDebian measures what one Debian package added to the
 // fixture (tree, from the archive) costs a machine running the fixture:
-// the bytes of the chunks it lacks, against the whole artifact. It runs
-// no VM: the seeds are v1's files, which the machine's partitions hold.
+// the bytes of the chunks it lacks, against the whole artifact; and a
+// rebuild that changes only the version. It runs no VM: the seeds are
+// v1's files, which the machine's partitions hold.
 func BenchmarkDeltaDebian(b *testing.B) {
-	v1, _ := debianImage(b)
+	debianImage(b) // the fixture and the binaries
 	dir := b.TempDir()
 	cmd := exec.Command("apt-get", "download", "tree")
 	cmd.Dir = dir
@@ -146,11 +147,16 @@ func BenchmarkDeltaDebian(b *testing.B) {
 	if len(debs) != 1 {
 		b.Fatalf("apt-get download tree gave %v", debs)
 	}
+	// The fixture is a tar; both versions are imaged from its extraction.
 	rootfs := filepath.Join(dir, "rootfs")
-	ingottest.Run(b, "cp", "-a", shared.rootfs, rootfs)
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	ingottest.Run(b, "tar", "-xpf", shared.rootfs, "-C", rootfs, "--numeric-owner")
+	v1 := buildVersionWith(b, "1.0.0", func(o *diskimage.Options) { o.RootFS, o.OutputDir = rootfs, filepath.Join(dir, "v1") })
+	v1b := buildVersionWith(b, "1.0.1", func(o *diskimage.Options) { o.RootFS, o.OutputDir = rootfs, filepath.Join(dir, "v1b") })
 	ingottest.Run(b, "dpkg-deb", "-x", debs[0], rootfs)
-	v2 := buildVersionWith(b, "2.0.0", func(o *diskimage.Options) { o.RootFS = rootfs })
-	v1b := buildVersion(b, "1.0.1")
+	v2 := buildVersionWith(b, "2.0.0", func(o *diskimage.Options) { o.RootFS, o.OutputDir = rootfs, filepath.Join(dir, "v2") })
 	host, _, _ := loggedRegistry(b)
 	for i := 0; i < b.N; i++ {
 		same, total := planBytes(b, host, v1.UpdateDir, "1.0.0", v1.UpdateDir)
