@@ -233,6 +233,7 @@ func downloaded(t testing.TB, out string) (n, seeded, cached int64) {
 // slot stays as it was; restored, the update fetches only ranges of the
 // blobs (no whole usr.erofs), and the machine boots v2.
 func TestDeltaUpdate(t *testing.T) {
+	t.Parallel()
 	v1 := baseVersion(t, "1.0.0")
 	v2 := baseVersionWith(t, "2.0.0", func(o *diskimage.Options) { o.RootFS = baseRootfsChanged(t, "delta-a", 1, 4, 256<<10) })
 	host, root, alog := loggedRegistry(t)
