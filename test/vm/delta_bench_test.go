@@ -92,11 +92,11 @@ func BenchmarkDeltaUpdate(b *testing.B) {
 		b.ReportMetric(float64(planned2)/float64(total)*100, "one-change-%")
 		b.ReportMetric(float64(ranged.bytes)/(1<<20), "ranged-MiB")
 		b.ReportMetric(float64(ranged.requests), "ranged-requests")
-		b.ReportMetric(ranged.span.Seconds(), "ranged-fetch-s")
+		b.ReportMetric(ranged.wait.Seconds(), "ranged-wait-s")
 		b.ReportMetric(ranged.apply.Seconds(), "ranged-apply-s")
 		b.ReportMetric(float64(perChunk.bytes)/(1<<20), "per-chunk-MiB")
 		b.ReportMetric(float64(perChunk.requests), "per-chunk-requests")
-		b.ReportMetric(perChunk.span.Seconds(), "per-chunk-fetch-s")
+		b.ReportMetric(perChunk.wait.Seconds(), "per-chunk-wait-s")
 		b.ReportMetric(perChunk.apply.Seconds(), "per-chunk-apply-s")
 		b.ReportMetric(float64(total)/(1<<20), "artifact-MiB")
 	}
@@ -106,7 +106,7 @@ func BenchmarkDeltaUpdate(b *testing.B) {
 type deltaResult struct {
 	bytes       int64
 	requests    int
-	span, apply time.Duration
+	wait, apply time.Duration
 }
 
 // deltaRun runs an update and returns its blob traffic from the
@@ -117,10 +117,10 @@ func deltaRun(ctx context.Context, b *testing.B, m *vm.Machine, alog *accessLog,
 	start := time.Now()
 	out := runFor(ctx, b, m, cmd+" 2>&1", 20*time.Minute)
 	r := deltaResult{apply: time.Since(start)}
-	r.bytes, r.requests, r.span = alog.blobTraffic()
+	r.bytes, r.requests, r.wait = alog.blobTraffic()
 	n, seeded, cached := downloaded(b, out)
-	b.Logf("%s: %d bytes downloaded (%d seeded, %d cached), %d blob requests, %d bytes on the wire in %s, %s in all",
-		cmd, n, seeded, cached, r.requests, r.bytes, r.span.Round(time.Millisecond), r.apply.Round(time.Second))
+	b.Logf("%s: %d bytes downloaded (%d seeded, %d cached), %d blob requests, %d bytes on the wire, %s waiting for ranges, %s in all",
+		cmd, n, seeded, cached, r.requests, r.bytes, r.wait.Round(time.Millisecond), r.apply.Round(time.Second))
 	return r
 }
 

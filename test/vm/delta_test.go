@@ -60,26 +60,23 @@ func (l *accessLog) blobGETs(digest string) []accessEntry {
 	return out
 }
 
-// blobTraffic sums the body bytes of blob GETs and the time from the
-// first one's start to the last one's end.
-func (l *accessLog) blobTraffic() (bytes int64, requests int, span time.Duration) {
+// blobTraffic sums the body bytes of blob GETs, counts them, and sums
+// the time the ranged ones took (request to the response's end: the time
+// the machine waited for chunks).
+func (l *accessLog) blobTraffic() (bytes int64, requests int, ranged time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var first, last time.Time
 	for _, e := range l.entries {
 		if e.Method != http.MethodGet || !strings.Contains(e.Path, "/blobs/") {
 			continue
 		}
 		bytes += e.Bytes
 		requests++
-		if first.IsZero() || e.Start.Before(first) {
-			first = e.Start
-		}
-		if e.End.After(last) {
-			last = e.End
+		if e.Range != "" {
+			ranged += e.End.Sub(e.Start)
 		}
 	}
-	return bytes, requests, last.Sub(first)
+	return bytes, requests, ranged
 }
 
 // countingWriter records a response's status and body bytes.
