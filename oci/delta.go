@@ -151,7 +151,7 @@ func (s *seedSet) get(ctx context.Context, p casync.Params) (*casync.Seeds, erro
 
 // chunkStore keeps fetched chunks as files named by id, so an
 // interrupted pull resumes without fetching them again. A chunk read back
-// is checked against its id.
+// is checked against its id. The zero chunkStore holds nothing.
 type chunkStore struct{ dir string }
 
 func (s chunkStore) path(id casync.ID) string {
@@ -161,6 +161,9 @@ func (s chunkStore) path(id casync.ID) string {
 
 // get reads chunk c into buf, false when absent or not c's bytes.
 func (s chunkStore) get(c casync.Chunk, buf []byte) bool {
+	if s.dir == "" {
+		return false
+	}
 	fh, err := os.Open(s.path(c.ID))
 	if err != nil {
 		return false
@@ -174,6 +177,9 @@ func (s chunkStore) get(c casync.Chunk, buf []byte) bool {
 }
 
 func (s chunkStore) has(c casync.Chunk) bool {
+	if s.dir == "" {
+		return false
+	}
 	fi, err := os.Stat(s.path(c.ID))
 	return err == nil && fi.Size() == c.Size
 }
@@ -502,6 +508,9 @@ func planPull(ctx context.Context, ref string, opts []Option) (*Plan, error) {
 	f := &fetcher{client: res.client, blobURL: res.blobURL, logger: o.logger, progress: newTracker(nil, 0)}
 	d := newDeltaPull(o, res.info, "")
 	defer d.seeds.close()
+	if o.cacheDir == "" {
+		d.store = chunkStore{} // no cache: nothing fetched before
+	}
 	plan := &Plan{}
 	for _, l := range res.info.Layers {
 		pf := PlanFile{Name: l.Name, Size: l.Size, Download: l.Size}
