@@ -28,7 +28,12 @@ A version older than the running one is refused unless --allow-downgrade;
 then the running entry is marked as ingot rollback marks it, so the older
 version is the newest entry with tries left and boots next, and the running
 one comes back if it fails its three tries. Before anything is downloaded, the sizes the manifest declares are
-checked against the slot's partitions, the ESP and the free space.`
+checked against the slot's partitions, the ESP and the free space.
+
+From a registry that holds chunk indexes (ingot push writes them), only the
+chunks that neither slot's partitions nor the ESP hold are downloaded, each
+checked against its sha256 id before use; --check then also reports the
+bytes the update would download.`
 
 // updateFlags are ingot update's flags.
 type updateFlags struct {
