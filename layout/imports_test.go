@@ -28,7 +28,7 @@ var layers = [][]string{
 	{"layout"},
 	{"internal/kernel"},
 	{"tpm", "internal/dm"},
-	{"format/*", "internal/fileutil", "internal/decompress", "internal/clio", "ingottest"},
+	{"format/*", "casync", "internal/fileutil", "internal/decompress", "internal/clio", "ingottest"},
 }
 
 // never are imports a package may not have even indirectly (go list

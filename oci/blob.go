@@ -87,6 +87,7 @@ type fetcher struct {
 	cacheDir string
 	logger   *slog.Logger
 	progress *tracker
+	maxRange int64 // the most one ranged request for chunks asks for
 }
 
 // permanentError marks a failure that retrying cannot fix.

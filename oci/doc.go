@@ -73,6 +73,9 @@ const (
 	MediaTypeUKI = "application/vnd.ingot.uki"
 	// MediaTypeVeritySig is the layer of a signed image's usr-verity-sig.
 	MediaTypeVeritySig = "application/vnd.ingot.usr.verity-sig"
+	// MediaTypeChunkIndex is the layer of a file's casync chunk index
+	// (.caibx with sha256 ids), titled "<file>.caibx".
+	MediaTypeChunkIndex = "application/vnd.ingot.chunk-index.caibx"
 )
 
 // Annotation keys used on the manifest and its layers.

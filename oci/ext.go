@@ -72,8 +72,8 @@ func pushExtension(ctx context.Context, file, ref string, opts []Option) (string
 			Annotations: map[string]string{AnnotationTitle: filepath.Base(file)},
 		}},
 	}
-	im := &image{config: emptyConfig, layers: map[v1.Hash]*fileLayer{
-		h: {path: file, digest: h, size: size, mediaType: MediaTypeExtension},
+	im := &image{config: emptyConfig, layers: map[v1.Hash]partial.CompressedLayer{
+		h: &fileLayer{path: file, digest: h, size: size, mediaType: MediaTypeExtension},
 	}}
 	if im.manifest, err = json.Marshal(&m); err != nil {
 		return "", err

@@ -68,7 +68,8 @@ func roundTrip(t *testing.T, host string) {
 	for _, l := range m.Layers {
 		got = append(got, string(l.MediaType)+" "+l.Annotations[oci.AnnotationTitle])
 	}
-	want := "application/vnd.ingot.usr.erofs usr.erofs,application/vnd.ingot.usr.verity usr.verity,application/vnd.ingot.uki ingot.efi"
+	want := "application/vnd.ingot.usr.erofs usr.erofs,application/vnd.ingot.usr.verity usr.verity,application/vnd.ingot.uki ingot.efi," +
+		"application/vnd.ingot.chunk-index.caibx usr.erofs.caibx,application/vnd.ingot.chunk-index.caibx usr.verity.caibx,application/vnd.ingot.chunk-index.caibx ingot.efi.caibx"
 	if strings.Join(got, ",") != want {
 		t.Errorf("layers %q, want %q", got, want)
 	}
@@ -340,6 +341,10 @@ func TestForgedManifest(t *testing.T) {
 		{"unknown title", func(m *v1.Manifest) { m.Layers[2].Annotations[oci.AnnotationTitle] = "../x" }, "no file of the artifact"},
 		{"other artifact type", func(m *v1.Manifest) { m.ArtifactType = "application/x-other" }, "not an ingot artifact"},
 		{"digest of another blob", func(m *v1.Manifest) { m.Layers[0].Digest = m.Layers[1].Digest }, "digest"},
+		// Layers 3–5 are the chunk indexes of usr.erofs, usr.verity, ingot.efi.
+		{"index of no file", func(m *v1.Manifest) { m.Layers[3].Annotations[oci.AnnotationTitle] = "x.caibx" }, "indexes no file"},
+		{"two indexes of one file", func(m *v1.Manifest) { m.Layers[4].Annotations[oci.AnnotationTitle] = "usr.erofs.caibx" }, "two layers are titled"},
+		{"index larger than its file allows", func(m *v1.Manifest) { m.Layers[5].Size = 1 << 40 }, "more than an index"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

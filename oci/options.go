@@ -2,6 +2,7 @@ package oci
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -22,6 +23,9 @@ type options struct {
 	arch      string
 	limits    artifact.Limits
 	logger    *slog.Logger
+	noIndex   bool
+	seeds     []Seed
+	maxRange  int64
 }
 
 func makeOptions(opts []Option) (*options, error) {
@@ -30,6 +34,7 @@ func makeOptions(opts []Option) (*options, error) {
 		keychain:  anonymous{},
 		arch:      artifact.ArchX86_64,
 		logger:    slog.New(slog.DiscardHandler),
+		maxRange:  defaultMaxRange,
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -117,3 +122,41 @@ func WithLogger(l *slog.Logger) Option {
 type anonymous struct{}
 
 func (anonymous) Resolve(authn.Resource) (authn.Authenticator, error) { return authn.Anonymous, nil }
+
+// WithChunkIndex(false) has Push leave out the chunk indexes (for
+// machines whose ingot predates them: they refuse an artifact with more
+// layers than files). By default Push writes, for /usr, its verity tree
+// and the UKI, a casync chunk index as an extra layer.
+func WithChunkIndex(on bool) Option {
+	return func(o *options) error { o.noIndex = !on; return nil }
+}
+
+// WithSeeds has Pull (and Plan) take the chunks of files that have a
+// chunk index from the seeds where they hold them, and fetch only the
+// others, with ranged requests of the file's blob. Every chunk is checked
+// against its id before it is used. Without seeds, or for a file without
+// an index, Pull downloads whole blobs.
+func WithSeeds(seeds ...Seed) Option {
+	return func(o *options) error {
+		for _, s := range seeds {
+			if s.Path == "" || s.Offset < 0 || s.Size < 0 {
+				return fmt.Errorf("seed %q: path %q, offset %d, size %d", s.Name, s.Path, s.Offset, s.Size)
+			}
+		}
+		o.seeds = append(o.seeds, seeds...)
+		return nil
+	}
+}
+
+// WithMaxRange bounds how many bytes one ranged request of a delta pull
+// asks for (default 8 MiB); consecutive missing chunks share a request up
+// to it. A bound below the chunk size makes one request per chunk.
+func WithMaxRange(n int64) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("range bound %d: must be positive", n)
+		}
+		o.maxRange = n
+		return nil
+	}
+}

@@ -79,16 +79,16 @@ func pull(ctx context.Context, ref, dir string, opts []Option) (*Info, error) {
 		cacheDir: o.cacheDir,
 		logger:   o.logger,
 		progress: newTracker(o.progress, total),
+		maxRange: o.maxRange,
 	}
+	d := newDeltaPull(o, res.info, tmp)
+	defer d.close()
 	for _, l := range res.info.Layers {
-		h, err := v1.NewHash(l.Digest)
-		if err != nil {
-			return nil, err
-		}
-		if err := f.fetch(ctx, l.Name, v1.Descriptor{Digest: h, Size: l.Size}, filepath.Join(tmp, l.Name)); err != nil {
+		if err := d.fetch(ctx, f, l, filepath.Join(tmp, l.Name)); err != nil {
 			return nil, err
 		}
 	}
+	res.info.Transfer = d.transfer()
 	if err := writeSynced(filepath.Join(tmp, artifact.ManifestFile), res.config); err != nil {
 		return nil, err
 	}
@@ -103,6 +103,7 @@ func pull(ctx context.Context, ref, dir string, opts []Option) (*Info, error) {
 		return nil, err
 	}
 	stage.Keep()
+	d.cleanup()
 	o.logger.Debug("pulled artifact", "ref", res.info.Ref, "digest", res.info.Digest, "path", dir)
 	return res.info, nil
 }
@@ -174,7 +175,7 @@ func resolve(ctx context.Context, o *options, r name.Reference, scheme string) (
 	if err != nil {
 		return nil, err
 	}
-	layers, err := checkLayers(m.Layers, am)
+	layers, indexes, err := checkLayers(m.Layers, am)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +186,7 @@ func resolve(ctx context.Context, o *options, r name.Reference, scheme string) (
 			ArtifactType: m.ArtifactType,
 			Manifest:     am,
 			Layers:       layers,
+			ChunkIndexes: indexes,
 		},
 		config:  config,
 		client:  client,
@@ -194,37 +196,67 @@ func resolve(ctx context.Context, o *options, r name.Reference, scheme string) (
 
 // checkLayers matches the manifest's layers with the artifact's files: one
 // layer per file, named by its title annotation, with the file's media
-// type, size and digest.
-func checkLayers(descs []v1.Descriptor, am *artifact.Manifest) ([]Layer, error) {
-	if len(descs) != len(am.Files) {
-		return nil, fmt.Errorf("OCI manifest has %d layers for %d files", len(descs), len(am.Files))
-	}
+// type, size and digest; and at most one chunk index per file.
+func checkLayers(descs []v1.Descriptor, am *artifact.Manifest) (layers, indexes []Layer, err error) {
 	seen := map[string]bool{}
-	var layers []Layer
 	for _, d := range descs {
-		title := d.Annotations[AnnotationTitle]
-		var f artifact.File
-		for _, ff := range am.Files {
-			if ff.Name == title {
-				f = ff
+		if string(d.MediaType) == MediaTypeChunkIndex {
+			l, err := matchIndexLayer(d, am, seen)
+			if err != nil {
+				return nil, nil, err
 			}
+			indexes = append(indexes, l)
+			continue
 		}
-		switch {
-		case f.Name == "":
-			return nil, fmt.Errorf("layer %s is titled %q, which is no file of the artifact", d.Digest, title)
-		case seen[f.Name]:
-			return nil, fmt.Errorf("two layers are titled %q", title)
-		case string(d.MediaType) != roleMediaTypes[f.Role]:
-			return nil, fmt.Errorf("layer %s has media type %s, want %s", title, d.MediaType, roleMediaTypes[f.Role])
-		case d.Digest.Algorithm != "sha256" || d.Digest.Hex != f.SHA256:
-			return nil, &artifact.MismatchError{File: title, Field: "digest", Want: "sha256:" + f.SHA256, Got: d.Digest.String()}
-		case d.Size != f.Size:
-			return nil, &artifact.MismatchError{File: title, Field: "size", Want: fmt.Sprint(f.Size), Got: fmt.Sprint(d.Size)}
+		l, err := matchFileLayer(d, am, seen)
+		if err != nil {
+			return nil, nil, err
 		}
-		seen[f.Name] = true
-		layers = append(layers, Layer{Name: f.Name, Role: f.Role, MediaType: string(d.MediaType), Digest: d.Digest.String(), Size: d.Size})
+		layers = append(layers, l)
 	}
-	return layers, nil
+	if len(layers) != len(am.Files) {
+		return nil, nil, fmt.Errorf("OCI manifest has %d layers for %d files", len(layers), len(am.Files))
+	}
+	return layers, indexes, nil
+}
+
+// matchIndexLayer checks a chunk index layer.
+func matchIndexLayer(d v1.Descriptor, am *artifact.Manifest, seen map[string]bool) (Layer, error) {
+	f, err := checkIndexLayer(d, am)
+	if err != nil {
+		return Layer{}, err
+	}
+	title := f.Name + indexSuffix
+	if seen[title] {
+		return Layer{}, fmt.Errorf("two layers are titled %q", title)
+	}
+	seen[title] = true
+	return Layer{Name: title, Role: f.Role, MediaType: string(d.MediaType), Digest: d.Digest.String(), Size: d.Size}, nil
+}
+
+// matchFileLayer checks the layer of one of the artifact's files.
+func matchFileLayer(d v1.Descriptor, am *artifact.Manifest, seen map[string]bool) (Layer, error) {
+	title := d.Annotations[AnnotationTitle]
+	var f artifact.File
+	for _, ff := range am.Files {
+		if ff.Name == title {
+			f = ff
+		}
+	}
+	switch {
+	case f.Name == "":
+		return Layer{}, fmt.Errorf("layer %s is titled %q, which is no file of the artifact", d.Digest, title)
+	case seen[f.Name]:
+		return Layer{}, fmt.Errorf("two layers are titled %q", title)
+	case string(d.MediaType) != roleMediaTypes[f.Role]:
+		return Layer{}, fmt.Errorf("layer %s has media type %s, want %s", title, d.MediaType, roleMediaTypes[f.Role])
+	case d.Digest.Algorithm != "sha256" || d.Digest.Hex != f.SHA256:
+		return Layer{}, &artifact.MismatchError{File: title, Field: "digest", Want: "sha256:" + f.SHA256, Got: d.Digest.String()}
+	case d.Size != f.Size:
+		return Layer{}, &artifact.MismatchError{File: title, Field: "size", Want: fmt.Sprint(f.Size), Got: fmt.Sprint(d.Size)}
+	}
+	seen[f.Name] = true
+	return Layer{Name: f.Name, Role: f.Role, MediaType: string(d.MediaType), Digest: d.Digest.String(), Size: d.Size}, nil
 }
 
 func writeSynced(path string, b []byte) error {

@@ -30,6 +30,11 @@ type Info struct {
 	Manifest *artifact.Manifest `json:"manifest"`
 	// Layers are the manifest's layers, one per file.
 	Layers []Layer `json:"layers"`
+	// ChunkIndexes are the layers holding files' casync chunk indexes,
+	// titled "<file>.caibx".
+	ChunkIndexes []Layer `json:"chunkIndexes,omitempty"`
+	// Transfer says, after Pull, where the files' bytes came from.
+	Transfer *Transfer `json:"transfer,omitempty"`
 }
 
 // Layer is one file of an artifact in a registry.
@@ -83,7 +88,13 @@ func push(ctx context.Context, dir, ref string, opts []Option) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, info, err := newImage(a, config)
+	var indexes map[string][]byte
+	if !o.noIndex {
+		if indexes, err = makeIndexes(a); err != nil {
+			return nil, err
+		}
+	}
+	img, info, err := newImage(a, config, indexes)
 	if err != nil {
 		return nil, err
 	}
@@ -125,14 +136,15 @@ func (o *options) remote(ctx context.Context, r name.Reference, scheme string) [
 	}
 }
 
-// newImage builds the OCI artifact of a: its manifest is a deterministic
-// function of the artifact's manifest.json (config).
-func newImage(a *artifact.Artifact, config []byte) (v1.Image, *Info, error) {
+// newImage builds the OCI artifact of a, with the chunk indexes by role:
+// its manifest is a deterministic function of the artifact's
+// manifest.json (config) and the indexes.
+func newImage(a *artifact.Artifact, config []byte, indexes map[string][]byte) (v1.Image, *Info, error) {
 	cfgDigest, cfgSize, err := v1.SHA256(bytes.NewReader(config))
 	if err != nil {
 		return nil, nil, err
 	}
-	im := &image{config: config, layers: map[v1.Hash]*fileLayer{}}
+	im := &image{config: config, layers: map[v1.Hash]partial.CompressedLayer{}}
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -157,6 +169,27 @@ func newImage(a *artifact.Artifact, config []byte) (v1.Image, *Info, error) {
 		im.layers[h] = &fileLayer{path: filepath.Join(a.Dir, f.Name), digest: h, size: f.Size, mediaType: mt}
 		info.Layers = append(info.Layers, Layer{Name: f.Name, Role: role, MediaType: string(mt), Digest: h.String(), Size: f.Size})
 	}
+	for _, role := range indexedRoles {
+		f, _ := a.Manifest.File(role)
+		b, ok := indexes[role]
+		if !ok {
+			continue
+		}
+		h, _, err := v1.SHA256(bytes.NewReader(b))
+		if err != nil {
+			return nil, nil, err
+		}
+		l := &memLayer{b: b, digest: h, mediaType: MediaTypeChunkIndex}
+		title := f.Name + indexSuffix
+		m.Layers = append(m.Layers, v1.Descriptor{
+			MediaType:   MediaTypeChunkIndex,
+			Size:        int64(len(b)),
+			Digest:      h,
+			Annotations: map[string]string{AnnotationTitle: title},
+		})
+		im.layers[h] = l
+		info.ChunkIndexes = append(info.ChunkIndexes, Layer{Name: title, Role: role, MediaType: MediaTypeChunkIndex, Digest: h.String(), Size: int64(len(b))})
+	}
 	if im.manifest, err = json.Marshal(&m); err != nil {
 		return nil, nil, err
 	}
@@ -172,7 +205,7 @@ func newImage(a *artifact.Artifact, config []byte) (v1.Image, *Info, error) {
 // image is an OCI artifact whose layers are files.
 type image struct {
 	manifest, config []byte
-	layers           map[v1.Hash]*fileLayer
+	layers           map[v1.Hash]partial.CompressedLayer
 }
 
 var _ partial.CompressedImageCore = (*image)(nil)
@@ -202,3 +235,19 @@ func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil 
 func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
 func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
 func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+
+// memLayer is a small layer held in memory (a chunk index).
+type memLayer struct {
+	b         []byte
+	digest    v1.Hash
+	mediaType types.MediaType
+}
+
+var _ partial.CompressedLayer = (*memLayer)(nil)
+
+func (l *memLayer) Digest() (v1.Hash, error) { return l.digest, nil }
+func (l *memLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.b)), nil
+}
+func (l *memLayer) Size() (int64, error)                { return int64(len(l.b)), nil }
+func (l *memLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }

@@ -81,7 +81,14 @@ func Usr(t testing.TB, dir, seed string) (usrPath, verityPath string, rootHash [
 		must(t, f.Truncate(size))
 	}
 	must(t, f.Close())
+	rootHash = hashTree(t, usrPath, verityPath, size, seed)
+	return usrPath, verityPath, rootHash
+}
 
+// hashTree writes the hash tree of the size bytes of usrPath to
+// verityPath with the image stage's parameters, salted from seed.
+func hashTree(t testing.TB, usrPath, verityPath string, size int64, seed string) []byte {
+	t.Helper()
 	params := verity.DefaultParams()
 	params.DataBlockSize, params.HashBlockSize = 4096, 4096
 	params.DataBlocks = uint64(size / 4096)
@@ -92,9 +99,31 @@ func Usr(t testing.TB, dir, seed string) (usrPath, verityPath string, rootHash [
 	params.UUID[6] = params.UUID[6]&0x0f | 0x40
 	params.UUID[8] = params.UUID[8]&0x3f | 0x80
 	params.HashAreaOffset = 4096
-	rootHash, err = verity.Create(&params, usrPath, verityPath)
+	rootHash, err := verity.Create(&params, usrPath, verityPath)
 	must(t, err)
-	return usrPath, verityPath, rootHash
+	return rootHash
+}
+
+// InputsFromUsr makes artifact.Inputs in dir of version whose /usr is
+// the bytes usr (padded to whole blocks; not EROFS: for tests of how
+// artifacts move, not of what they hold). The verity salt is fixed, so
+// two versions share the hash blocks of the data they share.
+func InputsFromUsr(t testing.TB, dir, version string, usr []byte) artifact.Inputs {
+	t.Helper()
+	usrPath, verityPath := filepath.Join(dir, "usr.erofs"), filepath.Join(dir, "usr.verity")
+	if pad := len(usr) % 4096; pad != 0 {
+		usr = append(usr, make([]byte, 4096-pad)...)
+	}
+	must(t, os.WriteFile(usrPath, usr, 0o644))
+	root := hashTree(t, usrPath, verityPath, int64(len(usr)), "fixed")
+	return artifact.Inputs{
+		Version:    version,
+		Arch:       artifact.ArchX86_64,
+		UsrHash:    root,
+		UsrPath:    usrPath,
+		VerityPath: verityPath,
+		UKI:        VersionedUKI(t, version, "usrhash="+hex.EncodeToString(root)+" console=ttyS0"),
+	}
 }
 
 // UKI builds a small UKI on the host's stub with the given command line, a

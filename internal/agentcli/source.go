@@ -16,7 +16,7 @@ import (
 // temporary directory under /var/tmp (on the root partition, not in
 // memory), which cleanup removes; anything else is taken to be a
 // directory already.
-func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits) (dir string, cleanup func(), err error) {
+func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits, pullOpts []oci.Option) (dir string, cleanup func(), err error) {
 	if !strings.HasPrefix(src, "oci://") && !strings.HasPrefix(src, "https://") {
 		return src, func() {}, nil
 	}
@@ -29,7 +29,7 @@ func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits)
 	if strings.HasPrefix(src, "https://") {
 		err = download(ctx, e, src, dir, limits)
 	} else {
-		err = pull(ctx, e, src, dir, limits)
+		err = pull(ctx, e, src, dir, limits, pullOpts)
 	}
 	if err != nil {
 		cleanup()
@@ -39,20 +39,31 @@ func pullSource(ctx context.Context, e *env, src string, limits artifact.Limits)
 }
 
 // pull fetches an OCI artifact into dir, resuming from the user cache
-// directory's partial blobs.
-func pull(ctx context.Context, e *env, src, dir string, limits artifact.Limits) error {
+// directory's partial blobs and chunks; with seeds (in pullOpts), only
+// the chunks they lack.
+func pull(ctx context.Context, e *env, src, dir string, limits artifact.Limits, pullOpts []oci.Option) error {
 	bar := e.NewProgress("pull", progressInterval)
 	// The Docker config's credentials, as the workstation's ingot pull.
 	opts := []oci.Option{oci.WithKeychain(oci.ConfigKeychain()), oci.WithLogger(e.Logger()), oci.WithLimits(limits)}
 	if bar != nil {
 		opts = append(opts, oci.WithProgress(bar.Update))
 	}
-	if c, err := os.UserCacheDir(); err == nil {
-		opts = append(opts, oci.WithCacheDir(filepath.Join(c, "ingot", "oci")))
-	}
-	_, err := oci.Pull(ctx, src, dir, opts...)
+	opts = append(append(opts, pullCache()...), pullOpts...)
+	info, err := oci.Pull(ctx, src, dir, opts...)
 	bar.Finish()
+	if err == nil && info.Transfer != nil {
+		t := info.Transfer
+		fmt.Fprintf(e.Stderr, "ingot: update: downloaded %d bytes (%d from local chunks, %d from cached ones)\n", t.Downloaded, t.Seeded, t.Cached)
+	}
 	return err
+}
+
+// pullCache is where pulls keep partial blobs and fetched chunks.
+func pullCache() []oci.Option {
+	if c, err := os.UserCacheDir(); err == nil {
+		return []oci.Option{oci.WithCacheDir(filepath.Join(c, "ingot", "oci"))}
+	}
+	return nil
 }
 
 // download fetches an artifact directory published over HTTPS into dir.

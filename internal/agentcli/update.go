@@ -30,6 +30,11 @@ version is the newest entry with tries left and boots next, and the running
 one comes back if it fails its three tries. Before anything is downloaded, the sizes the manifest declares are
 checked against the slot's partitions, the ESP and the free space.
 
+From a registry that holds chunk indexes (ingot push writes them), only the
+chunks that neither slot's partitions nor the ESP hold are downloaded, each
+checked against its sha256 id before use; --check then also reports the
+bytes the update would download.
+
 Installed extensions move with the update: for each, the build for the new
 version is fetched (the same repository with the new version as tag, or
 NAME_VERSION.raw beside the file it was added from), verified, and staged
@@ -43,6 +48,7 @@ type updateFlags struct {
 	allowDowngrade         bool
 	confPath               string
 	dropExtensions         stringList
+	maxRange               int64
 }
 
 // stringList is a repeatable string flag.
@@ -61,6 +67,7 @@ func newUpdate(e *env) *verb {
 	v.flags.BoolVar(&f.allowDowngrade, "allow-downgrade", false, "install a version older than the running one and boot it next (the running entry is marked as a rollback marks it)")
 	v.flags.Var(&f.dropExtensions, "drop-extension", "update without installed extension `NAME` when the new version has no build of it (repeatable)")
 	v.flags.StringVar(&f.confPath, "config", "/etc/ingot/update.conf", "update channel configuration")
+	v.flags.Int64Var(&f.maxRange, "max-range", 8<<20, "the most bytes one ranged request for chunks asks for (for proxies that cap ranges; 1: a request per chunk)")
 	v.run = func(ctx context.Context, args []string) error {
 		var source string
 		if len(args) == 1 {
@@ -101,6 +108,11 @@ func update(ctx context.Context, e *env, f *updateFlags, source string) error {
 	if !avail.Available && !f.check && !f.channel {
 		return fmt.Errorf("update to %s: %w", avail.Version, agent.ErrSameVersion)
 	}
+	if f.check && avail.Available && strings.HasPrefix(source, "oci://") {
+		if err := planDownload(ctx, a, source, avail); err != nil {
+			return err
+		}
+	}
 	if f.check || !avail.Available {
 		return e.Render(avail, avail.print)
 	}
@@ -113,7 +125,11 @@ func install(ctx context.Context, e *env, a *agent.Agent, source string, f *upda
 	if err != nil {
 		return err
 	}
-	src, cleanup, err := pullSource(ctx, e, source, limits)
+	seeds, err := seedOptions(a)
+	if err != nil {
+		return err
+	}
+	src, cleanup, err := pullSource(ctx, e, source, limits, append(seeds, oci.WithMaxRange(f.maxRange)))
 	if err != nil {
 		return err
 	}
@@ -156,11 +172,20 @@ type Availability struct {
 	Version   string `json:"version"`
 	UsrHash   string `json:"usrhash"`
 	Running   string `json:"running"`
+	// Download is what the update would download (--check of an
+	// oci:// source that has another version; 0 when up to date), Total
+	// the size of its files.
+	Download int64 `json:"downloadBytes"`
+	Total    int64 `json:"totalBytes,omitempty"`
 }
 
 func (a *Availability) print(w io.Writer) {
 	if a.Available {
-		fmt.Fprintf(w, "update available: %s (running %s)\n", a.Version, a.Running)
+		fmt.Fprintf(w, "update available: %s (running %s)", a.Version, a.Running)
+		if a.Total > 0 {
+			fmt.Fprintf(w, "; downloads %d of its %d bytes", a.Download, a.Total)
+		}
+		fmt.Fprintln(w)
 	} else {
 		fmt.Fprintf(w, "up to date: %s\n", a.Running)
 	}
@@ -190,4 +215,42 @@ func checkSource(ctx context.Context, a *agent.Agent, source string) (*Availabil
 		m = art.Manifest
 	}
 	return &Availability{Available: m.UsrHash != st.UsrHash, Version: m.Version, UsrHash: m.UsrHash, Running: st.Version}, nil
+}
+
+// updateSeeds returns the local data a delta update reuses: both slots'
+// partitions and the ESP.
+func updateSeeds(a *agent.Agent) ([]oci.Seed, error) {
+	as, err := a.UpdateSeeds()
+	if err != nil {
+		return nil, err
+	}
+	seeds := make([]oci.Seed, len(as))
+	for i, s := range as {
+		seeds[i] = oci.Seed{Name: s.Name, Path: s.Path, Offset: s.Offset, Size: s.Size}
+	}
+	return seeds, nil
+}
+
+// seedOptions are the pull options that make it a delta pull.
+func seedOptions(a *agent.Agent) ([]oci.Option, error) {
+	seeds, err := updateSeeds(a)
+	if err != nil {
+		return nil, err
+	}
+	return []oci.Option{oci.WithSeeds(seeds...)}, nil
+}
+
+// planDownload fills in how many bytes installing source would download:
+// the chunks neither the local partitions nor the pull cache hold.
+func planDownload(ctx context.Context, a *agent.Agent, source string, avail *Availability) error {
+	seeds, err := updateSeeds(a)
+	if err != nil {
+		return err
+	}
+	p, err := oci.PlanPull(ctx, source, append(pullCache(), oci.WithSeeds(seeds...))...)
+	if err != nil {
+		return err
+	}
+	avail.Download, avail.Total = p.Download, p.Total
+	return nil
 }

@@ -20,7 +20,7 @@ import (
 // Registry verbs: push, pull and inspect update artifacts.
 
 func newPushCmd(g *globals) *cobra.Command {
-	var insecure bool
+	var insecure, chunkIndex bool
 	cmd := &cobra.Command{
 		Use:   "push DIR|FILE.raw REF",
 		Short: "Upload an update artifact or an extension to an OCI registry",
@@ -32,7 +32,13 @@ ingot ext add oci://REF on a device.
 
 Registries on loopback and private addresses are spoken to over plain HTTP;
 all others over HTTPS unless --insecure. Credentials come from the Docker
-config (~/.docker/config.json), if any.`,
+config (~/.docker/config.json), if any.
+
+Next to the files, ingot push stores a chunk index of /usr, its verity tree
+and the UKI (casync's .caibx format), so that ingot update on a machine
+fetches only the chunks its own partitions lack (docs/updates.md). Machines
+running an ingot from before chunk indexes refuse such an artifact; push for
+them with --chunk-index=false.`,
 		Example: "  ingot push out/ingot_1.0.0.update oci://localhost:5000/ingot/update:1.0.0",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,7 +46,8 @@ config (~/.docker/config.json), if any.`,
 				return pushExtension(cmd.Context(), g, args[0], args[1], insecure)
 			}
 			bar := g.NewProgress("push", progressInterval)
-			info, err := oci.Push(cmd.Context(), args[0], args[1], registryOptions(g, insecure, bar)...)
+			opts := append(registryOptions(g, insecure, bar), oci.WithChunkIndex(chunkIndex))
+			info, err := oci.Push(cmd.Context(), args[0], args[1], opts...)
 			bar.Finish()
 			if err != nil {
 				return err
@@ -48,10 +55,14 @@ config (~/.docker/config.json), if any.`,
 			return g.Render(info, func(w io.Writer) {
 				fmt.Fprintf(w, "pushed   %s\ndigest   %s\n", info.Ref, info.Digest)
 				fmt.Fprintf(w, "version  %s\nusrhash  %s\n", info.Manifest.Version, info.Manifest.UsrHash)
+				for _, l := range info.ChunkIndexes {
+					fmt.Fprintf(w, "index    %s (%d bytes)\n", l.Name, l.Size)
+				}
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a registry that is not on a loopback or private address")
+	cmd.Flags().BoolVar(&chunkIndex, "chunk-index", true, "store chunk indexes for delta updates")
 	return cmd
 }
 

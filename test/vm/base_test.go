@@ -78,7 +78,7 @@ func baseVersionWith(t testing.TB, version string, mod func(*diskimage.Options))
 
 // baseRootfsWith copies the assembled base and adds files (path →
 // content, mode 0644).
-func baseRootfsWith(t *testing.T, files map[string]string) string {
+func baseRootfsWith(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "rootfs")
 	ingottest.Run(t, "cp", "-a", baseRootfs(t), dir)

@@ -25,7 +25,7 @@ import (
 
 // waitForAddress waits until networkd has an address from QEMU's DHCP
 // server, and returns it.
-func waitForAddress(ctx context.Context, t *testing.T, m *vm.Machine) string {
+func waitForAddress(ctx context.Context, t testing.TB, m *vm.Machine) string {
 	t.Helper()
 	addr := runFor(ctx, t, m, "for i in $(seq 90); do a=$(networkctl --no-pager status 2>/dev/null | awk '$1 == \"Address:\" {print $2; exit}'); [ -n \"$a\" ] && break; sleep 1; done; echo $a", 3*time.Minute)
 	if !strings.HasPrefix(addr, "10.0.2.") {
