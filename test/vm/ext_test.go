@@ -57,7 +57,7 @@ func TestExtensionsDebian(t *testing.T) {
 			})
 		},
 		buildArgs: []string{"--base", shared.rootfs},
-		netSetup: "mkdir -p /etc/systemd/network && printf '[Match]\\nName=en* eth*\\n\\n[Network]\\nDHCP=yes\\n' > /etc/systemd/network/80-test-dhcp.network && systemctl enable systemd-networkd && systemctl restart systemd-networkd",
+		netSetup:  "mkdir -p /etc/systemd/network && printf '[Match]\\nName=en* eth*\\n\\n[Network]\\nDHCP=yes\\n' > /etc/systemd/network/80-test-dhcp.network && systemctl enable systemd-networkd && systemctl restart systemd-networkd",
 	})
 }
 
