@@ -3,6 +3,7 @@ package distro_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -22,6 +23,7 @@ import (
 	"github.com/ingot-linux/ingot/ext"
 	"github.com/ingot-linux/ingot/ext/extfs"
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/trust"
 )
 
 // stepsRecipe is a recipe without sources whose build installs files
@@ -187,4 +189,50 @@ func listFiles(t *testing.T, tree fs.FS) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestExtensionStrace: ingot ext build --packages strace against the test
+// store (the base built there, strace built on demand, not part of the
+// base) makes a signed sysext that systemd-dissect and veritysetup accept,
+// with strace's binary and an SBOM that names strace and its version.
+func TestExtensionStrace(t *testing.T) {
+	keys, err := trust.InitKeys(filepath.Join(t.TempDir(), "keys"), trust.KeyOptions{Name: "ingot test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := distrotest.Strace(t, keys, "1.0.0", filepath.Join(t.TempDir(), "out"))
+	if filepath.Base(res.Path) != "debug_1.raw" || !res.Signed {
+		t.Errorf("made %s (signed %v), want debug_1.raw, signed", res.Path, res.Signed)
+	}
+	if got := fmt.Sprint(res.Carried); !strings.HasPrefix(got, "[{strace 6.1 ") || strings.Count(got, "{") != 1 {
+		t.Errorf("carries %s, want strace alone (its musl is the base's)", got)
+	}
+	im := openImage(t, res.Path)
+	if _, err := im.Verify([]*x509.Certificate{keys.Verity.Cert}); err != nil {
+		t.Errorf("signature: %v", err)
+	}
+	distrotest.Validate(t, res.ExtensionResult, "SYSEXT_LEVEL=1.0.0", "usr/bin/strace", distro.SBOMImagePath("debug"))
+	sbom, err := os.ReadFile(res.SBOM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	distrotest.CheckSBOM(t, sbom, map[string]string{"strace": "6.1"})
+}
+
+// TestConfextFromDirectory: a confext of a directory passes the same
+// checks (systemd-dissect, veritysetup verify).
+func TestConfextFromDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "etc/site"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc/site/site.conf"), []byte("x=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := diskimage.BuildExtension(context.Background(), diskimage.ExtensionOptions{Name: "site", Kind: ext.Confext,
+		Version: "3", For: "1.0.0", Contents: dir, OutputDir: filepath.Join(t.TempDir(), "out"), Epoch: 1_700_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	distrotest.Validate(t, res, "CONFEXT_LEVEL=1.0.0", "etc/site/site.conf")
 }

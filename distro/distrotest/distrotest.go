@@ -78,8 +78,9 @@ func Strace(t testing.TB, keys *trust.Keys, forVersion, outDir string) *distro.E
 }
 
 // Validate checks an extension image with the host's reference tools:
-// systemd-dissect must take it for an extension of its kind whose release
-// says release (e.g. "SYSEXT_LEVEL=1.0.0"), and copy each of files (image
+// systemd-dissect must find its EROFS and verity partitions, take a sysext
+// for one whose release says release (e.g. "SYSEXT_LEVEL=1.0.0"; a
+// confext's release file must say it), and copy each of files (image
 // paths such as "usr/bin/strace") out of it, which mounts it through
 // dm-verity; veritysetup verify must accept its data
 // partition against its hash partition and root hash.
@@ -94,12 +95,16 @@ func Validate(t testing.TB, res *diskimage.ExtensionResult, release string, file
 	if err := os.WriteFile(named, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	use := `"useSystemExtension":true`
-	if res.Kind == string(ext.Confext) {
-		use = `"useConfigurationExtension":true`
-	}
 	out := ingottest.SystemdDissect(t, named, "--json=short")
-	for _, want := range []string{use, `"designator":"root-verity"`, release} {
+	wants := []string{`"designator":"root-verity"`, `"fstype":"erofs"`}
+	if res.Kind == string(ext.Sysext) {
+		wants = append(wants, `"useSystemExtension":true`, release)
+	} else {
+		// systemd before 254 knows no confext: it is checked by the
+		// release file systemd-dissect copies out.
+		files = append(files, ext.Confext.ReleasePath(res.Name))
+	}
+	for _, want := range wants {
 		if !strings.Contains(out, want) {
 			t.Errorf("systemd-dissect says no %s:\n%s", want, out)
 		}
@@ -110,8 +115,12 @@ func Validate(t testing.TB, res *diskimage.ExtensionResult, release string, file
 		}
 		got := filepath.Join(dir, "copy-"+filepath.Base(f))
 		ingottest.Run(t, "systemd-dissect", "--copy-from", named, "/"+f, got)
-		if fi, err := os.Stat(got); err != nil || fi.Size() == 0 {
+		b, err := os.ReadFile(got)
+		if err != nil || len(b) == 0 {
 			t.Errorf("systemd-dissect --copy-from %s: %v", f, err)
+		}
+		if strings.Contains(f, "extension-release.") && !strings.Contains(string(b), release) {
+			t.Errorf("%s (as systemd-dissect copies it) says no %s:\n%s", f, release, b)
 		}
 	}
 	im, err := ext.Open(bytes.NewReader(b), int64(len(b)))
