@@ -135,7 +135,11 @@ func extFromPackages(ctx context.Context, g *globals, o diskimage.ExtensionOptio
 	if err != nil {
 		return err
 	}
+	pr := newBuildProgress(g.Stderr)
+	b.Progress = pr.update
+	stop := pr.run(ctx)
 	res, err := distro.Extension(ctx, distro.ExtensionOptions{Ext: o, Build: b, Packages: packages, Tool: "ingot-" + Version})
+	stop()
 	if err != nil {
 		return extFlagErrors(err)
 	}
