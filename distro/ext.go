@@ -252,7 +252,7 @@ func exists(p string) bool {
 }
 
 // sbom is the SPDX document of the carried packages: each with its
-// sources, and what they were built from (not shipped).
+// sources, and what they need from the base or to build (not shipped).
 func (p *extPlan) sbom(o ExtensionOptions) ([]byte, error) {
 	pkgs, err := sbom.FromDistribution(p.dist, p.names(), p.keys)
 	if err != nil {
@@ -261,6 +261,9 @@ func (p *extPlan) sbom(o ExtensionOptions) ([]byte, error) {
 	carried := p.names()
 	for i := range pkgs {
 		pkgs[i].Shipped = slices.Contains(carried, pkgs[i].Name)
+		if slices.Contains(p.base, pkgs[i].Name) {
+			pkgs[i].Why = "part of the base the extension extends, not shipped in it"
+		}
 	}
 	created := o.Ext.Epoch
 	if created == diskimage.EpochFromContent {

@@ -111,6 +111,9 @@ func TestExtensionFromPackages(t *testing.T) {
 			t.Errorf("the SBOM inside (%v) differs from the one next to the image", err)
 		}
 		distrotest.CheckSBOM(t, sbom, map[string]string{"tool": "2.4", "libdep": "2.6"})
+		if !bytes.Contains(sbom, []byte("part of the base the extension extends")) {
+			t.Errorf("the SBOM does not say core is the base's:\n%s", sbom)
+		}
 		if i == 0 {
 			distrotest.Validate(t, res.ExtensionResult, "SYSEXT_LEVEL=1.0.0", "usr/bin/tool")
 		}
