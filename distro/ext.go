@@ -156,6 +156,10 @@ func planExtension(ctx context.Context, o ExtensionOptions) (*extPlan, error) {
 		dep := !slices.Contains(named, n)
 		p.carried = append(p.carried, CarriedPackage{Name: n, Version: d.Recipe(n).Version, Key: p.keys[n], Dependency: dep})
 	}
+	if len(p.carried) == 0 {
+		return nil, &diskimage.FieldError{Field: "Packages", Value: strings.Join(o.Packages, ","),
+			Problem: "the base has all of it already; an extension carries only what the base lacks"}
+	}
 	return p, nil
 }
 

@@ -138,6 +138,7 @@ func TestExtensionFromPackagesRefused(t *testing.T) {
 		{"shadows the base", []string{"shadow"}, nil, []string{"package shadow ships /usr/bin/core", "shadow /usr/bin/core of the base"}},
 		{"part of the base", []string{"core"}, nil, []string{"core", "part of the base"}},
 		{"unknown", []string{"nosuch"}, nil, []string{"nosuch"}},
+		{"the base set", []string{"base"}, nil, []string{"base has all of it"}},
 		{"no packages", nil, nil, []string{"Packages", "at least one"}},
 		{"and a directory", []string{"tool"}, func(o *distro.ExtensionOptions) { o.Ext.Contents = t.TempDir() }, []string{"not both"}},
 	}
