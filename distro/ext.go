@@ -235,6 +235,9 @@ func (p *extPlan) checkPackages(k ext.Kind, storeDir, baseDir string) error {
 			rel, _ := filepath.Rel(tree, path)
 			switch {
 			case rel == ".":
+			case ext.IsReserved(rel):
+				errs = append(errs, fmt.Errorf("package %s ships /%s: only the image may hold it (%s)", c.Name, rel, strings.Join(ext.Reserved, ", ")))
+				return fs.SkipDir
 			case !k.Allows(rel):
 				errs = append(errs, fmt.Errorf("package %s ships /%s: a %s may only hold /%s", c.Name, rel, k, strings.Join(k.Tops(), " and /")))
 				return fs.SkipDir

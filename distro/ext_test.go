@@ -51,6 +51,7 @@ func miniDistribution(t *testing.T) builder.Options {
 		"tool":   stepsRecipe("tool", []string{"libdep", "core"}, map[string]string{"usr/bin/tool": "tool", "opt/tool/data": "d"}),
 		"libdep": stepsRecipe("libdep", nil, map[string]string{"usr/lib/libdep.so.1": "lib"}),
 		"etcpkg": stepsRecipe("etcpkg", nil, map[string]string{"usr/bin/etcpkg": "x", "etc/etcpkg.conf": "y"}),
+		"trusty": stepsRecipe("trusty", nil, map[string]string{"usr/lib/ingot/keys/verity.crt": "not ours"}),
 		"shadow": stepsRecipe("shadow", nil, map[string]string{"usr/bin/core": "another core"}),
 	} {
 		fsys[name+"/recipe.yaml"] = &fstest.MapFile{Data: []byte(r)}
@@ -135,6 +136,7 @@ func TestExtensionFromPackagesRefused(t *testing.T) {
 		want     []string
 	}{
 		{"outside /usr and /opt", []string{"etcpkg"}, nil, []string{"package etcpkg ships /etc", "may only hold /usr and /opt"}},
+		{"reserved for the image", []string{"trusty"}, nil, []string{"package trusty ships /usr/lib/ingot", "only the image may hold it"}},
 		{"shadows the base", []string{"shadow"}, nil, []string{"package shadow ships /usr/bin/core", "shadow /usr/bin/core of the base"}},
 		{"part of the base", []string{"core"}, nil, []string{"core", "part of the base"}},
 		{"unknown", []string{"nosuch"}, nil, []string{"nosuch"}},
