@@ -43,6 +43,16 @@ type ExtensionOptions struct {
 	// Epoch caps every timestamp (EpochFromContent: the newest in
 	// Contents).
 	Epoch int64
+	// Files are added to the contents (dated Epoch, mode 0644) and checked
+	// like them, e.g. the SBOM of the packages an extension carries.
+	Files []ExtraFile
+}
+
+// ExtraFile is a file BuildExtension adds to an extension's contents.
+type ExtraFile struct {
+	// Path is relative to the image's root, e.g. "usr/share/…".
+	Path string
+	Data []byte
 }
 
 // ExtensionResult is what BuildExtension made.
@@ -131,16 +141,19 @@ func extensionTree(o ExtensionOptions, work string) (*rootfs.Tree, ext.Release, 
 	if err != nil {
 		return nil, rel, fmt.Errorf("read extension contents: %w", err)
 	}
+	epoch := o.Epoch
+	if epoch == EpochFromContent {
+		epoch = newestMtime(t)
+	}
+	for _, f := range o.Files {
+		t.PutFile(f.Path, f.Data, 0o644, epoch)
+	}
 	if err = checkTops(t, o.Kind); err == nil && o.Base != "" {
 		rel, err = checkBase(t, o, rel, work)
 	}
 	if err != nil {
 		t.Close()
 		return nil, rel, err
-	}
-	epoch := o.Epoch
-	if epoch == EpochFromContent {
-		epoch = newestMtime(t)
 	}
 	t.PutFile(o.Kind.ReleasePath(o.Name), rel.Bytes(), 0o644, epoch)
 	t.ClampMtimes(epoch)

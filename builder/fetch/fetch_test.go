@@ -8,10 +8,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +185,32 @@ func makeTar(t testing.TB, entries []entry) []byte {
 	return buf.Bytes()
 }
 
+// toV7 rewrites a USTAR archive as a pre-POSIX one, as automake's tar-v7
+// makes: no magic, version, owner names or prefix, checksums made anew.
+func toV7(t testing.TB, ustar []byte) []byte {
+	t.Helper()
+	out := append([]byte{}, ustar...)
+	for off := 0; off+512 <= len(out); {
+		h := out[off : off+512]
+		if h[0] == 0 {
+			break
+		}
+		size, err := strconv.ParseInt(strings.Trim(string(h[124:136]), " \x00"), 8, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(h[257:])
+		copy(h[148:156], "        ")
+		sum := 0
+		for _, b := range h {
+			sum += int(b)
+		}
+		copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+		off += 512 + int((size+511)/512*512)
+	}
+	return out
+}
+
 // unpackInto unpacks archive into dest under the source tree src (made if
 // needed).
 func unpackInto(t testing.TB, archive, src, dest string) error {
@@ -215,7 +243,12 @@ func TestUnpack(t *testing.T) {
 	sw, _ := zstd.NewWriter(&zst)
 	sw.Write(plain)
 	sw.Close()
-	for name, data := range map[string][]byte{"tar": plain, "gzip": gz.Bytes(), "xz": xzb.Bytes(), "zstd": zst.Bytes()} {
+	v7 := toV7(t, plain)
+	var v7xz bytes.Buffer
+	xw, _ = xz.NewWriter(&v7xz)
+	xw.Write(v7)
+	xw.Close()
+	for name, data := range map[string][]byte{"tar": plain, "gzip": gz.Bytes(), "xz": xzb.Bytes(), "zstd": zst.Bytes(), "v7": v7, "v7-xz": v7xz.Bytes()} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			a := filepath.Join(dir, "a")

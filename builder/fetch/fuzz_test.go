@@ -13,10 +13,14 @@ func FuzzUnpack(f *testing.F) {
 	f.Add(makeTar(f, []entry{{name: "x/", typ: tar.TypeDir}, {name: "x/a", body: "a"}, {name: "x/l", typ: tar.TypeSymlink, link: "a"}}))
 	f.Add(makeTar(f, []entry{{name: "l", typ: tar.TypeSymlink, link: ".."}, {name: "l/escape", body: "x"}}))
 	f.Add(makeTar(f, []entry{{name: "h", typ: tar.TypeLink, link: "../h"}}))
+	f.Add(toV7(f, makeTar(f, []entry{{name: "x/", typ: tar.TypeDir}, {name: "x/a", body: "a"}})))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		a := filepath.Join(dir, "archive")
 		if err := os.WriteFile(a, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := IsArchive(a); err != nil {
 			t.Fatal(err)
 		}
 		unpackInto(t, a, filepath.Join(dir, "src"), "")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,7 +36,33 @@ func IsArchive(p string) (bool, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return false, nil
 	}
-	return string(hdr[257:262]) == "ustar" || bytes.Equal(hdr[257:265], []byte("ustar  \x00")), nil
+	if string(hdr[257:262]) == "ustar" || bytes.Equal(hdr[257:265], []byte("ustar  \x00")) {
+		return true, nil
+	}
+	return isV7Header(hdr), nil
+}
+
+// isV7Header reports whether hdr is a pre-POSIX (V7) tar header, which
+// has no magic: a name and a checksum that matches. automake's tar-v7
+// option still makes such archives (strace's release tarballs).
+func isV7Header(hdr [512]byte) bool {
+	if hdr[0] == 0 {
+		return false
+	}
+	field := strings.Trim(string(hdr[148:156]), " \x00")
+	want, err := strconv.ParseUint(field, 8, 32)
+	if err != nil {
+		return false
+	}
+	var unsigned, signed int64
+	for i, b := range hdr {
+		if i >= 148 && i < 156 {
+			b = ' '
+		}
+		unsigned += int64(b)
+		signed += int64(int8(b))
+	}
+	return int64(want) == unsigned || int64(want) == signed
 }
 
 // Unpack extracts the tar archive at archive into dest, a directory inside

@@ -39,6 +39,9 @@ type Package struct {
 	Key string
 	// Shipped says the package is in the image (not only needed to build).
 	Shipped bool
+	// Why says why a package not shipped is in the bill (default:
+	// "needed to build, not shipped").
+	Why string
 }
 
 // Source is an upstream file.
@@ -186,7 +189,10 @@ func New(pkgs []Package, o Options) *Document {
 		if p.Key != "" {
 			comment = append(comment, "ingot store key "+p.Key)
 		}
-		if !p.Shipped {
+		switch {
+		case !p.Shipped && p.Why != "":
+			comment = append(comment, p.Why)
+		case !p.Shipped:
 			comment = append(comment, "needed to build, not shipped")
 		}
 		sp.Comment = strings.Join(comment, "; ")

@@ -33,6 +33,10 @@ func TestCLI(t *testing.T) {
 		{"vm without image", []string{"vm"}, 1, "", "none in out/"},
 		{"vm missing image", []string{"vm", "/nonexistent.raw"}, 1, "", "disk image: stat /nonexistent.raw"},
 		{"device verb help", []string{"update", "--help"}, 0, "      --allow-downgrade", ""},
+		{"ext build dir and packages", []string{"ext", "build", "--name", "d", "--version", "1", "--for", "1.0.0", "--dir", "/tmp", "--packages", "strace"}, 1, "", "--dir and --packages exclude each other"},
+		{"ext build without contents", []string{"ext", "build", "--name", "d", "--version", "1", "--for", "1.0.0"}, 1, "", "--dir DIR (a directory or tarball) or --packages"},
+		{"ext build packages with base", []string{"ext", "build", "--name", "d", "--version", "1", "--packages", "strace", "--base", "/"}, 1, "", "--base is for --dir"},
+		{"ext build packages of the base", []string{"ext", "build", "--name", "d", "--version", "1", "--for", "1.0.0", "--packages", "busybox", "--store", "/nonexistent-store"}, 1, "", "--packages busybox: is part of the base already"},
 		{"device verb flags forwarded", []string{"--json", "update", "--channel", "--config", "/nonexistent.conf"}, 1, "", "read update channel configuration"},
 	}
 	for _, tc := range tests {
