@@ -14,6 +14,7 @@ import (
 
 	"github.com/ingot-linux/ingot/agent"
 	"github.com/ingot-linux/ingot/diskimage"
+	"github.com/ingot-linux/ingot/distro/distrotest"
 	"github.com/ingot-linux/ingot/ext"
 	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/oci"
@@ -31,6 +32,9 @@ type extBase struct {
 	// netSetup is a guest command that brings up DHCP on the user
 	// network, where the image has no network configuration of its own.
 	netSetup string
+	// strace adds the debug extension, strace built from its recipe
+	// through the store, for 1.0.0 and 2.0.0.
+	strace bool
 }
 
 // TestExtensionsBase runs the extension scenario on ingot's musl base.
@@ -42,6 +46,7 @@ func TestExtensionsBase(t *testing.T) {
 			return baseVersionWith(t, version, mod)
 		},
 		buildArgs: []string{"--base", rootfs},
+		strace:    true,
 	})
 }
 
@@ -141,6 +146,15 @@ func runExtensionScenario(t *testing.T, b extBase) {
 	signed := func(o *diskimage.Options) { o.Keys, o.KeyDir = keys, keyDir }
 	v1, v2 := b.image(t, "1.0.0", signed), b.image(t, "2.0.0", signed)
 	f := buildExtensions(t, b, keyDir, otherDir)
+	if b.strace {
+		// debug_<os version>.raw, where ingot update looks for the next build.
+		for _, v := range []string{"1.0.0", "2.0.0"} {
+			res := distrotest.Strace(t, keys, v, t.TempDir())
+			if err := os.Rename(res.Path, filepath.Join(f.dir, ext.FileName("debug", v))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 
 	registry, _ := ingottest.DockerRegistry(t)
 	for _, p := range []struct{ file, tag string }{{f.hello1, "1.0.0"}, {f.hello2, "2.0.0"}} {
@@ -185,6 +199,13 @@ func runExtensionScenario(t *testing.T, b extBase) {
 	expectGuest(ctx, t, m, map[string]string{"hello-ext": "hello-1"})
 	t.Logf("ext add (registry) to the tool running: %v", time.Since(start).Round(100*time.Millisecond))
 	runFor(ctx, t, m, "ingot ext add "+u+"site_1.0.0.raw && ingot ext add "+u+"flip_1.raw", 10*time.Minute)
+	if b.strace {
+		runFor(ctx, t, m, "ingot ext add "+u+"debug_1.0.0.raw", 10*time.Minute)
+		if out := run(ctx, t, m, "strace -V | head -1"); !strings.Contains(out, "strace -- version 6.1") {
+			t.Errorf("strace -V: %q", out)
+		}
+		run(ctx, t, m, "strace -f -o /dev/null true")
+	}
 	expectGuest(ctx, t, m, map[string]string{
 		"cat /etc/site.conf":           "site-1",
 		"cat /etc/site-local.conf":     "local", // the machine's own change wins
@@ -207,11 +228,17 @@ func runExtensionScenario(t *testing.T, b extBase) {
 	if out, code, err := m.Run(ctx, "ingot ext remove ../hello", time.Minute); err != nil || code == 0 || !strings.Contains(out, "invalid extension name") {
 		t.Errorf("ext remove ../hello: exit %d, %v:\n%s", code, err, out)
 	}
-	expectGuest(ctx, t, m, map[string]string{
+	want := map[string]string{
 		"ls -A /var/lib/ingot/extensions/1.0.0 | tr '\\n' ' '": "flip.raw flip.source hello.raw hello.source site.raw site.source",
 		"ls -A /run/extensions | tr '\\n' ' '":                 "flip hello",
 		"ls /dev/mapper | grep -c ingot-ext-":                  "3",
-	})
+	}
+	if b.strace {
+		want["ls -A /var/lib/ingot/extensions/1.0.0 | tr '\\n' ' '"] = "debug.raw debug.source flip.raw flip.source hello.raw hello.source site.raw site.source"
+		want["ls -A /run/extensions | tr '\\n' ' '"] = "debug flip hello"
+		want["ls /dev/mapper | grep -c ingot-ext-"] = "4"
+	}
+	expectGuest(ctx, t, m, want)
 
 	// At boot: a flipped byte in flip's EROFS and an extension for another
 	// version are refused, each with one console line, and the rest merge.
@@ -253,6 +280,9 @@ func runExtensionScenario(t *testing.T, b extBase) {
 	m.Send("systemctl reboot\n")
 	expectMarker(t, booted(ctx, t, m), "2.0.0", "b")
 	expectGuest(ctx, t, m, map[string]string{"hello-ext": "hello-2", "cat /etc/site.conf": "site-2", "cat /etc/site-local.conf": "local"})
+	if b.strace {
+		expectGuest(ctx, t, m, map[string]string{"strace -V | head -1 | cut -d' ' -f1-3": "strace -- version"})
+	}
 
 	// A rollback boots 1.0.0 with its own set.
 	run(ctx, t, m, "ingot rollback")
@@ -262,6 +292,9 @@ func runExtensionScenario(t *testing.T, b extBase) {
 
 	// remove leaves nothing merged; the machine's own file stays.
 	run(ctx, t, m, "ingot ext remove hello && ingot ext remove site")
+	if b.strace {
+		run(ctx, t, m, "ingot ext remove debug")
+	}
 	expectGuest(ctx, t, m, map[string]string{
 		"command -v hello-ext || echo gone":           "gone",
 		"cat /etc/site.conf 2>/dev/null || echo gone": "gone",
