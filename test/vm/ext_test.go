@@ -296,7 +296,7 @@ func runExtensionScenario(t *testing.T, b extBase) {
 		run(ctx, t, m, "ingot ext remove debug")
 	}
 	expectGuest(ctx, t, m, map[string]string{
-		"command -v hello-ext || echo gone":           "gone",
+		"test -e /usr/bin/hello-ext || echo gone":     "gone",
 		"cat /etc/site.conf 2>/dev/null || echo gone": "gone",
 		"cat /etc/site-local.conf":                    "local",
 		"ls -A /run/extensions | wc -l":               "0",
