@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
@@ -15,8 +16,8 @@ import (
 // pcluster of whole blocks. Bigger extents compress better and lose less
 // to the padding of their last block; a read decompresses a whole one.
 const (
-	lz4Extent  = 64 << 10
-	zstdExtent = 128 << 10
+	lz4Extent  = 128 << 10
+	zstdExtent = 256 << 10
 )
 
 // Default levels.
@@ -40,7 +41,7 @@ func newEncoder(c Compression, workers int) (encoder, int, error) {
 		if lvl == 0 {
 			lvl = lz4DefaultLevel
 		}
-		return lz4Encoder{level: lz4.CompressionLevel(1 << (8 + lvl))}, lz4Extent, nil
+		return lz4Encoder{level: lz4.CompressionLevel(1 << (8 + lvl)), pool: &sync.Pool{}}, lz4Extent, nil
 	case Zstd:
 		lvl := c.Level
 		if lvl == 0 {
@@ -57,7 +58,11 @@ func newEncoder(c Compression, workers int) (encoder, int, error) {
 	return nil, 0, nil
 }
 
-type lz4Encoder struct{ level lz4.CompressionLevel }
+// lz4Encoder keeps a pool of compressors: each holds 384 KiB of tables.
+type lz4Encoder struct {
+	level lz4.CompressionLevel
+	pool  *sync.Pool
+}
 
 func (e lz4Encoder) encode(src []byte) []byte {
 	limit := blocksOf(len(src))*blkSize - blkSize
@@ -65,7 +70,11 @@ func (e lz4Encoder) encode(src []byte) []byte {
 		return nil
 	}
 	dst := make([]byte, limit)
-	c := lz4.CompressorHC{Level: e.level}
+	c, _ := e.pool.Get().(*lz4.CompressorHC)
+	if c == nil {
+		c = &lz4.CompressorHC{Level: e.level}
+	}
+	defer e.pool.Put(c)
 	n, err := c.CompressBlock(src, dst)
 	if err != nil || n == 0 {
 		return nil
