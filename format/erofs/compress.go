@@ -16,13 +16,14 @@ import (
 // pcluster of whole blocks. Bigger extents compress better and lose less
 // to the padding of their last block; a read decompresses a whole one.
 const (
-	lz4Extent  = 128 << 10
+	lz4Extent  = 256 << 10
 	zstdExtent = 256 << 10
 )
 
-// Default levels.
+// Default levels. pierrec/lz4's HC at level 9 costs 4× the CPU of level 1
+// for 0.4 % of size (Debian's kernel modules), so LZ4 defaults to 1.
 const (
-	lz4DefaultLevel  = 9
+	lz4DefaultLevel  = 1
 	zstdDefaultLevel = 19
 )
 
