@@ -88,7 +88,8 @@ type File struct {
 	Path string
 	// Mode holds type and permission bits, with fs.ModeSetuid,
 	// fs.ModeSetgid and fs.ModeSticky.
-	Mode     fs.FileMode
+	Mode fs.FileMode
+	// UID and GID own the file; above 65535 the inode is an extended one.
 	UID, GID uint32
 	// Mtime is seconds since the epoch.
 	Mtime int64
