@@ -149,8 +149,12 @@ func (p *Plan) make(ctx context.Context, disk diskFile, work string) (*made, err
 	}
 	t.ClampMtimes(epoch)
 
-	p.report("write /usr (EROFS) and its dm-verity tree")
-	usr, err := buildUsr(t, work, epoch)
+	comp, err := usrCompression(p.compression, t, in.KernelVersion)
+	if err != nil {
+		return nil, err
+	}
+	p.report("write /usr (EROFS, compression " + comp.String() + ") and its dm-verity tree")
+	usr, err := buildUsr(t, work, epoch, comp)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ingot-linux/ingot/diskimage/rootfs"
 	"github.com/ingot-linux/ingot/ext"
+	"github.com/ingot-linux/ingot/format/erofs"
 	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
@@ -215,7 +216,7 @@ func checkBase(t *rootfs.Tree, o ExtensionOptions, rel ext.Release, work string)
 // writeExtension writes the tree as EROFS with its verity tree, signs the
 // root hash and lays out the image, renamed into place when complete.
 func writeExtension(o ExtensionOptions, t *rootfs.Tree, rel ext.Release, work string) (*ExtensionResult, error) {
-	fsImg, err := buildVerityFS(t, ".", work, "ext", newestMtime(t))
+	fsImg, err := buildVerityFS(t, ".", work, "ext", newestMtime(t), erofs.Compression{})
 	if err != nil {
 		return nil, fmt.Errorf("extension %s: %w", o.Name, err)
 	}

@@ -28,6 +28,11 @@ type Options struct {
 	AgentPath string
 	// KernelVersion picks a kernel when the root filesystem has several.
 	KernelVersion string
+	// Compression is how /usr's files are compressed: "none" (the
+	// default, written by go-erofs), "lz4hc" or "zstd", optionally with
+	// ":LEVEL", or CompressionAuto for the best the image's kernel mounts
+	// (zstd from Linux 6.10, else LZ4).
+	Compression string
 	// Cmdline is appended to the kernel command line.
 	Cmdline []string
 	// BootDeadline is how long a boot may take to reach

@@ -24,6 +24,7 @@ type Plan struct {
 	epoch                               int64 // or EpochFromContent
 	initPath, agentPath                 string
 	kernelVersion                       string
+	compression                         string
 	// cmdline follows usrhash=: the platform's, ingot-init's and the
 	// caller's parameters.
 	cmdline        layout.Cmdline
@@ -52,6 +53,7 @@ func NewPlan(o Options) (*Plan, error) {
 		rootFS: o.RootFS, version: o.Version, outputDir: o.OutputDir, tempDir: o.TempDir,
 		epoch:    o.Epoch,
 		initPath: o.InitPath, agentPath: o.AgentPath, kernelVersion: o.KernelVersion,
+		compression:    o.Compression,
 		cmdline:        bootCmdline(o),
 		healthChecks:   slices.Clone(o.HealthChecks),
 		machineConfig:  slices.Clone(o.MachineConfig),
@@ -104,6 +106,9 @@ func check(o *Options) error {
 	}
 	if o.EncryptRoot == "" {
 		o.EncryptRoot = layout.EncryptNone
+	}
+	if err := compressionProblem(o.Compression); err != nil {
+		bad("Compression", o.Compression, "not a compression", err)
 	}
 	switch o.EncryptRoot {
 	case layout.EncryptNone:

@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/go-dmverity/pkg/verity"
 
 	"github.com/ingot-linux/ingot/diskimage/rootfs"
+	"github.com/ingot-linux/ingot/format/erofs"
 	"github.com/ingot-linux/ingot/layout"
 )
 
@@ -27,21 +28,27 @@ type usrImage struct {
 // buildUsr writes /usr of t as EROFS into dir and computes its verity tree.
 // Salt and verity UUID are derived from the EROFS content, so equal inputs
 // give equal bytes.
-func buildUsr(t *rootfs.Tree, dir string, epoch int64) (*usrImage, error) {
-	return buildVerityFS(t, "usr", dir, "usr", epoch)
+func buildUsr(t *rootfs.Tree, dir string, epoch int64, comp erofs.Compression) (*usrImage, error) {
+	return buildVerityFS(t, "usr", dir, "usr", epoch, comp)
 }
 
 // buildVerityFS writes subtree of t as EROFS into dir (as
 // name.erofs and name.verity) and computes its verity tree, salt and
-// verity UUID derived from the EROFS content.
-func buildVerityFS(t *rootfs.Tree, subtree, dir, name string, epoch int64) (*usrImage, error) {
+// verity UUID derived from the EROFS content. Without compression go-erofs
+// writes the image, with it format/erofs.
+func buildVerityFS(t *rootfs.Tree, subtree, dir, name string, epoch int64, comp erofs.Compression) (*usrImage, error) {
 	u := &usrImage{DataPath: filepath.Join(dir, name+".erofs"), HashPath: filepath.Join(dir, name+".verity")}
 	f, err := os.Create(u.DataPath)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", u.DataPath, err)
 	}
 	defer f.Close()
-	if err := t.WriteEROFS(f, subtree, epoch, dir); err != nil {
+	if comp.Algorithm == erofs.None {
+		err = t.WriteEROFS(f, subtree, epoch, dir)
+	} else {
+		_, err = t.WriteCompressedEROFS(f, subtree, epoch, comp)
+	}
+	if err != nil {
 		return nil, err
 	}
 	size, err := f.Seek(0, io.SeekEnd)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	erofs "github.com/erofs/go-erofs"
+
+	ingoterofs "github.com/ingot-linux/ingot/format/erofs"
 )
 
 // ImageFile is what WriteEROFS writes to: it reads back and patches what
@@ -191,4 +193,38 @@ func unixType(m fs.FileMode) uint16 {
 		return 0o140000
 	}
 	return 0
+}
+
+// WriteCompressedEROFS writes the subtree at root as EROFS to out with
+// ingot's own writer (format/erofs), its regular files compressed with c
+// where that saves space, and returns the image's size. Limits, hard links,
+// xattrs and POSIX ACLs are as in WriteEROFS; buildTime is the superblock's
+// time.
+func (t *Tree) WriteCompressedEROFS(out io.WriterAt, root string, buildTime int64, c ingoterofs.Compression) (int64, error) {
+	root = Clean(root)
+	if e := t.Lookup(root); e == nil || !e.IsDir() {
+		return 0, fmt.Errorf("write EROFS: %s is not a directory", root)
+	}
+	links := t.hardLinks(root)
+	var files []ingoterofs.File
+	err := t.Walk(root, func(e *Entry) error {
+		if err := CheckEntry(e); err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(erofsName(root, e.Path), "/")
+		if name == "" {
+			name = "."
+		}
+		if first := links[e]; first != nil {
+			files = append(files, ingoterofs.File{Path: name, HardLink: strings.TrimPrefix(erofsName(root, first.Path), "/")})
+			return nil
+		}
+		files = append(files, ingoterofs.File{Path: name, Mode: e.Mode, UID: uint32(e.UID), GID: uint32(e.GID),
+			Mtime: e.MtimeUnix, Xattrs: e.Xattrs, LinkTarget: e.LinkTarget, Rdev: uint32(e.Rdev), Size: e.Size, Open: e.Open})
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("write EROFS: %w", err)
+	}
+	return ingoterofs.Write(out, files, ingoterofs.Options{BuildTime: buildTime, Compression: c})
 }

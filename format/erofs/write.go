@@ -1,0 +1,280 @@
+package erofs
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"io/fs"
+	"runtime"
+)
+
+// Write writes files as an EROFS image to out, from offset 0, and returns
+// its size (a whole number of blocks).
+//
+// Image layout: the superblock block, then the regular files' data in
+// image order, then the metadata (inodes with their xattrs and inline
+// tails or compressed indexes, the root first), then the blocks of large
+// directories and long symlinks.
+func Write(out io.WriterAt, files []File, o Options) (int64, error) {
+	root, order, err := buildTree(files)
+	if err != nil {
+		return 0, fmt.Errorf("write EROFS: %w", err)
+	}
+	w := &writer{out: out, o: o, cursor: 1}
+	if w.workers = o.Workers; w.workers <= 0 {
+		w.workers = runtime.GOMAXPROCS(0)
+	}
+	if w.enc, w.extSize, err = newEncoder(o.Compression, w.workers); err != nil {
+		return 0, fmt.Errorf("write EROFS: %w", err)
+	}
+	if err := w.prepareInodes(order); err != nil {
+		return 0, fmt.Errorf("write EROFS: %w", err)
+	}
+	if err := w.writeData(order); err != nil {
+		return 0, fmt.Errorf("write EROFS: %w", err)
+	}
+	size, err := w.finish(root, order)
+	if err != nil {
+		return 0, fmt.Errorf("write EROFS: %w", err)
+	}
+	return size, nil
+}
+
+type writer struct {
+	out     io.WriterAt
+	o       Options
+	workers int
+	enc     encoder
+	extSize int
+	cursor  uint32 // next free block
+	// compressed says whether any file is: the superblock then
+	// announces the algorithm.
+	compressed bool
+}
+
+// prepareInodes fills in everything but data placement and nids.
+func (w *writer) prepareInodes(order []*node) error {
+	for _, n := range order {
+		f := n.f
+		var err error
+		if n.xattr, err = xattrArea(f.Xattrs); err != nil {
+			return fmt.Errorf("/%s: %w (%w)", f.Path, err, ErrInvalid)
+		}
+		if _, err := unixMode(f.Mode); err != nil {
+			return fmt.Errorf("/%s: %w (%w)", f.Path, err, ErrInvalid)
+		}
+		switch {
+		case f.Mode.IsDir():
+			n.dir = dirBlocks(n)
+			n.size = uint64(dirSize(n.dir))
+		case f.Mode&fs.ModeSymlink != 0:
+			if len(f.LinkTarget) == 0 || len(f.LinkTarget) > blkSize-1 {
+				return fmt.Errorf("/%s: symlink target of %d bytes (%w)", f.Path, len(f.LinkTarget), ErrInvalid)
+			}
+			n.size = uint64(len(f.LinkTarget))
+		case f.Mode.IsRegular():
+			n.size = uint64(f.Size)
+		default:
+			n.iu = f.Rdev
+		}
+		n.isize = 64
+		if f.UID <= 0xffff && f.GID <= 0xffff && n.nlink <= 0xffff && n.size <= 0xffffffff && f.Mtime == w.o.BuildTime {
+			n.isize = 32
+		}
+	}
+	return nil
+}
+
+// inlineFits says whether n can carry tail bytes inline: inode, xattrs and
+// tail within one block.
+func (n *node) inlineFits(tail int) bool {
+	return n.isize+len(n.xattr)+tail <= blkSize
+}
+
+// writeData compresses the regular files on w.workers goroutines and
+// writes their data in image order.
+func (w *writer) writeData(order []*node) error {
+	var regs []*node
+	for _, n := range order {
+		if n.f.Mode.IsRegular() {
+			regs = append(regs, n)
+		}
+	}
+	results := make([]chan content, len(regs))
+	for i := range results {
+		results[i] = make(chan content, 1)
+	}
+	jobs := make(chan int)
+	done := make(chan struct{})
+	defer close(done)
+	// At most 2×workers files are held at once: job i is handed out only
+	// after the writer has taken result i-2×workers.
+	window := make(chan struct{}, 2*w.workers)
+	go func() {
+		defer close(jobs)
+		for i := range regs {
+			select {
+			case window <- struct{}{}:
+			case <-done:
+				return
+			}
+			select {
+			case jobs <- i:
+			case <-done:
+				return
+			}
+		}
+	}()
+	for range w.workers {
+		go func() {
+			for i := range jobs {
+				results[i] <- encodeFile(regs[i].f, w.enc, w.extSize)
+			}
+		}()
+	}
+	dedupe := map[[32]byte]*node{}
+	for i, n := range regs {
+		c := <-results[i]
+		<-window
+		if c.err != nil {
+			return fmt.Errorf("/%s: %w", n.f.Path, c.err)
+		}
+		if err := w.place(n, c, dedupe); err != nil {
+			return fmt.Errorf("/%s: %w", n.f.Path, err)
+		}
+	}
+	return nil
+}
+
+// place writes c's blocks (unless an identical file has them) and sets
+// n's layout.
+func (w *writer) place(n *node, c content, dedupe map[[32]byte]*node) error {
+	if d := dedupe[c.sum]; d != nil && d.size == uint64(len(c.raw)) {
+		switch {
+		case d.layout == layoutCompressedFull, d.layout == layoutFlatPlain:
+			n.layout, n.blkaddr, n.iu, n.tail = d.layout, d.blkaddr, d.iu, d.tail
+			return nil
+		case n.inlineFits(len(d.tail)):
+			n.layout, n.blkaddr, n.tail = d.layout, d.blkaddr, d.tail
+			return nil
+		}
+	}
+	var err error
+	if c.extents != nil {
+		err = w.placeCompressed(n, c)
+	} else {
+		err = w.placePlain(n, c.raw)
+	}
+	if err == nil {
+		dedupe[c.sum] = n
+	}
+	return err
+}
+
+// placePlain writes raw's whole blocks; the tail goes inline when it fits.
+func (w *writer) placePlain(n *node, raw []byte) error {
+	full := len(raw) / blkSize * blkSize
+	tail := raw[full:]
+	n.layout, n.blkaddr = layoutFlatPlain, w.cursor
+	if len(raw) == 0 {
+		n.blkaddr = 0
+		return nil
+	}
+	if len(tail) > 0 && n.inlineFits(len(tail)) {
+		n.layout, n.tail = layoutFlatInline, tail
+		raw = raw[:full]
+	}
+	return w.writeBlocks(raw)
+}
+
+// writeBlocks writes b at the cursor, zero-padded to whole blocks.
+func (w *writer) writeBlocks(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	nb := blocksOf(len(b))
+	if uint64(w.cursor)+uint64(nb) > 1<<32-1 {
+		return fmt.Errorf("image over 2^32 blocks (%w)", ErrInvalid)
+	}
+	if pad := nb*blkSize - len(b); pad > 0 {
+		b = append(b[:len(b):len(b)], make([]byte, pad)...)
+	}
+	if _, err := w.out.WriteAt(b, int64(w.cursor)*blkSize); err != nil {
+		return err
+	}
+	w.cursor += uint32(nb)
+	return nil
+}
+
+// Lcluster index types and flags (z_erofs_lcluster_index).
+const (
+	lcPlain   = 0
+	lcHead1   = 1
+	lcNonhead = 2
+	d0CblkCnt = 1 << 11
+	// adviseBigPcluster1 marks HEAD1 pclusters as possibly several blocks.
+	adviseBigPcluster1 = 0x0002
+)
+
+// placeCompressed writes c's pclusters and builds n's map header and full
+// lcluster index, which go inline after the inode.
+func (w *writer) placeCompressed(n *node, c content) error {
+	lcn := 0
+	idx := make([]byte, 16, 16+8*blocksOf(len(c.raw)))
+	binary.LittleEndian.PutUint16(idx[4:], adviseBigPcluster1)
+	idx[6] = algorithmID(w.o.Compression.Algorithm)
+	idx[7] = 0 // logical cluster bits - 12
+	var total uint32
+	for _, e := range c.extents {
+		if e.data == nil {
+			for k := range e.lclusters {
+				off := (lcn + k) * blkSize
+				idx = appendIndex(idx, lcPlain, 0, w.cursor, 0)
+				if err := w.writeBlocks(c.raw[off:min(off+blkSize, len(c.raw))]); err != nil {
+					return err
+				}
+				total++
+			}
+			lcn += e.lclusters
+			continue
+		}
+		cblocks := uint16(len(e.data) / blkSize)
+		idx = appendIndex(idx, lcHead1, 0, w.cursor, 0)
+		for k := 1; k < e.lclusters; k++ {
+			d0 := uint16(k)
+			if k == 1 {
+				d0 = d0CblkCnt | cblocks
+			}
+			idx = appendIndex(idx, lcNonhead, d0, 0, uint16(e.lclusters-k))
+		}
+		if err := w.writeBlocks(e.data); err != nil {
+			return err
+		}
+		total += uint32(cblocks)
+		lcn += e.lclusters
+	}
+	n.layout, n.tail, n.iu = layoutCompressedFull, idx, total
+	w.compressed = true
+	return nil
+}
+
+// appendIndex appends one z_erofs_lcluster_index.
+func appendIndex(b []byte, typ, d0 uint16, blkaddr uint32, d1 uint16) []byte {
+	var e [8]byte
+	binary.LittleEndian.PutUint16(e[0:], typ)
+	if typ == lcNonhead {
+		binary.LittleEndian.PutUint16(e[4:], d0)
+		binary.LittleEndian.PutUint16(e[6:], d1)
+	} else {
+		binary.LittleEndian.PutUint32(e[4:], blkaddr)
+	}
+	return append(b, e[:]...)
+}
+
+// algorithmID is the on-disk Z_EROFS_COMPRESSION_* of a.
+func algorithmID(a Algorithm) uint8 {
+	if a == Zstd {
+		return 3
+	}
+	return 0
+}
