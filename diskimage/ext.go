@@ -39,6 +39,10 @@ type ExtensionOptions struct {
 	AnyVersion bool
 	// Keys, if set, sign the verity root hash with the verity key.
 	Keys *trust.Keys
+	// Compression of the extension's files: "none" (the default, which
+	// every kernel with EROFS mounts), "lz4hc" or "zstd", optionally with
+	// ":LEVEL". The kernel of the OS it is for must mount it.
+	Compression string
 	// OutputDir receives NAME_VERSION.raw.
 	OutputDir string
 	// Epoch caps every timestamp (EpochFromContent: the newest in
@@ -124,6 +128,9 @@ func checkExtension(o *ExtensionOptions) error {
 	}
 	if o.Contents == "" {
 		field("Contents", o.Contents, "required")
+	}
+	if _, err := erofs.ParseCompression(compressionOrNone(o.Compression)); err != nil {
+		field("Compression", o.Compression, err.Error())
 	}
 	if o.OutputDir == "" {
 		field("OutputDir", o.OutputDir, "required")
@@ -216,7 +223,11 @@ func checkBase(t *rootfs.Tree, o ExtensionOptions, rel ext.Release, work string)
 // writeExtension writes the tree as EROFS with its verity tree, signs the
 // root hash and lays out the image, renamed into place when complete.
 func writeExtension(o ExtensionOptions, t *rootfs.Tree, rel ext.Release, work string) (*ExtensionResult, error) {
-	fsImg, err := buildVerityFS(t, ".", work, "ext", newestMtime(t), erofs.Compression{})
+	comp, err := erofs.ParseCompression(compressionOrNone(o.Compression))
+	if err != nil {
+		return nil, err
+	}
+	fsImg, err := buildVerityFS(t, ".", work, "ext", newestMtime(t), comp)
 	if err != nil {
 		return nil, fmt.Errorf("extension %s: %w", o.Name, err)
 	}
@@ -266,4 +277,12 @@ func commitFile(f *os.File, path string) error {
 		return fmt.Errorf("rename %s into place: %w", path, err)
 	}
 	return fileutil.SyncDir(filepath.Dir(path))
+}
+
+// compressionOrNone is s, or "none" when empty.
+func compressionOrNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -98,6 +98,7 @@ next to the image as NAME_VERSION.spdx.json.`,
 	f.StringVar(&o.Contents, "dir", "", "contents: a directory or tarball laid out as the root (usr/…, opt/… or etc/…)")
 	f.StringSliceVar(&packages, "packages", nil, "contents: these packages (comma-separated), built from their recipes")
 	f.StringVar(&o.Base, "base", "", "with --dir: root filesystem the extension is for: refuse files that shadow it; its os-release gives ID and version")
+	f.StringVar(&o.Compression, "compression", "none", "compression of the files: lz4hc or zstd (optionally :LEVEL), or none; the OS kernel must mount it (LZ4: every EROFS kernel, zstd: Linux 6.10 with EROFS_FS_ZIP_ZSTD)")
 	f.StringVar(&o.For, "for", "", "OS image version the extension fits")
 	f.BoolVar(&o.AnyVersion, "any-version", false, "fits any OS (ID=_any)")
 	f.StringVar(&keyDir, "keys", "", "sign the root hash with the verity key in DIR (made by ingot keys init)")
@@ -166,6 +167,8 @@ func extFlagErrors(err error) error {
 		switch field {
 		case "Name":
 			return "--name"
+		case "Compression":
+			return "--compression"
 		case "Kind":
 			return "--type"
 		case "Version":
