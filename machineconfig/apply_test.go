@@ -68,6 +68,7 @@ func TestApply(t *testing.T) {
 		"etc/ingot/update.conf":             "CHANNEL=oci://registry.example.com/fleet/ingot:stable\nWINDOW=02:00-04:00\n",
 		"etc/systemd/network/10-ingot-config-00.network": "[Match]\nName=eth0\n\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\nDNS=192.0.2.53\n\n[Route]\nDestination=198.51.100.0/24\nGateway=192.0.2.254\n",
 		"etc/systemd/system/hello.service.d/10-env.conf": "[Service]\n",
+		"var/lib/ingot/config/extensions.json":           "[\n  {\n    \"source\": \"oci://registry.example.com/ext/debug-tools:1.0\"\n  },\n  {\n    \"source\": \"/var/lib/ext/net.raw\",\n    \"sha256\": \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\n  }\n]\n",
 	} {
 		b, err := os.ReadFile(filepath.Join(root, name))
 		if err != nil || string(b) != want {
@@ -96,6 +97,14 @@ func TestApply(t *testing.T) {
 	}
 	if after := mtimes(t, root); after != before {
 		t.Error("second apply rewrote files")
+	}
+
+	// A configuration without extensions removes the list.
+	if _, err := Apply(root, render(t, root, "version: 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ExtensionsPath)); err == nil {
+		t.Errorf("%s left after the extensions were dropped", ExtensionsPath)
 	}
 }
 
