@@ -17,6 +17,7 @@ import (
 
 	"github.com/ingot-linux/ingot/format/fat"
 	"github.com/ingot-linux/ingot/format/gpt"
+	"github.com/ingot-linux/ingot/format/iso9660"
 	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/machineconfig"
@@ -201,6 +202,9 @@ func readImageConfig(s *State) ([]byte, []byte, error) {
 // readESPConfig reads ingot/config.yaml and its signature from the boot
 // disk's ESP with the FAT reader: nothing is mounted.
 func readESPConfig(s *State) ([]byte, []byte, error) {
+	if s.Disk == "" {
+		return nil, nil, fs.ErrNotExist // no boot disk found: no ESP
+	}
 	disk, err := s.openDisk()
 	if err != nil {
 		return nil, nil, err
@@ -224,6 +228,11 @@ func readFATPair(r io.ReaderAt, name string) (data, sig []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read FAT volume: %w", err)
 	}
+	return readPair(fsys, name)
+}
+
+// readPair reads name and, if there, its signature (name.sig).
+func readPair(fsys fs.FS, name string) (data, sig []byte, err error) {
 	if data, err = readLimited(fsys, name); err != nil {
 		return nil, nil, err
 	}
@@ -261,8 +270,10 @@ func readCredentialConfig(s *State) ([]byte, []byte, error) {
 	return data, sig, nil
 }
 
-// readNoCloudConfig reads user-data from a FAT32 volume labelled CIDATA
-// on a disk or partition other than the boot disk's.
+// readNoCloudConfig reads user-data from a NoCloud seed: a FAT12, FAT16
+// or FAT32 volume or an ISO 9660 image labelled CIDATA (in any case), on
+// a disk or partition other than the boot disk's. The first one found,
+// in the kernel's order of block devices, is the seed.
 func readNoCloudConfig(s *State) ([]byte, []byte, error) {
 	names, err := os.ReadDir(s.path("/sys/class/block"))
 	if err != nil {
@@ -290,23 +301,68 @@ func readSeed(dev string) ([]byte, []byte, error) {
 		return nil, nil, fs.ErrNotExist
 	}
 	defer f.Close()
-	var bs [512]byte
-	if _, err := f.ReadAt(bs[:], 0); err != nil || !isSeed(bs[:]) {
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		return nil, nil, fs.ErrNotExist
 	}
-	size, err := f.Seek(0, io.SeekEnd)
+	fsys, kind, err := openSeed(io.NewSectionReader(f, 0, size))
 	if err != nil {
 		return nil, nil, err
 	}
-	data, sig, err := readFATPair(io.NewSectionReader(f, 0, size), "user-data")
+	data, sig, err := readPair(fsys, "user-data")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%s is labelled %s but has no user-data", dev, layout.ConfigNoCloudLabel)
+		return nil, nil, fmt.Errorf("%s (%s) is labelled %s but has no user-data", dev, kind, layout.ConfigNoCloudLabel)
 	}
-	return data, sig, err
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s (%s): %w", dev, kind, err)
+	}
+	return data, sig, nil
 }
 
-// isSeed reports whether a FAT32 boot sector carries the NoCloud label.
-func isSeed(bs []byte) bool {
-	return string(bs[0x52:0x57]) == "FAT32" &&
-		strings.EqualFold(strings.TrimRight(string(bs[0x47:0x52]), " "), layout.ConfigNoCloudLabel)
+// openSeed opens r's filesystem when it is a NoCloud seed, and says which
+// kind it is; fs.ErrNotExist when it is not a seed.
+func openSeed(r *io.SectionReader) (fs.FS, string, error) {
+	var bs [512]byte
+	if _, err := r.ReadAt(bs[:], 0); err != nil {
+		return nil, "", fs.ErrNotExist
+	}
+	if kind, ok := fatSeed(bs[:]); ok {
+		fsys, err := fat.Open(r)
+		if err != nil {
+			return nil, "", fmt.Errorf("the %s seed: %w", kind, err)
+		}
+		return fsys, kind, nil
+	}
+	var pvd [iso9660.SectorSize]byte
+	if _, err := r.ReadAt(pvd[:], 16*iso9660.SectorSize); err != nil || !iso9660.IsISO9660(pvd[:]) {
+		return nil, "", fs.ErrNotExist
+	}
+	v, err := iso9660.Open(r)
+	if err != nil {
+		if strings.EqualFold(strings.TrimRight(string(pvd[40:72]), " "), layout.ConfigNoCloudLabel) {
+			return nil, "", fmt.Errorf("the ISO 9660 seed: %w", err)
+		}
+		return nil, "", fs.ErrNotExist // some other damaged image
+	}
+	if !strings.EqualFold(v.Label(), layout.ConfigNoCloudLabel) {
+		return nil, "", fs.ErrNotExist
+	}
+	return v, "ISO 9660", nil
+}
+
+// fatSeed reports whether a boot sector is a FAT volume's with the
+// NoCloud label, and which FAT: the label and type are at 0x47 and 0x52
+// in a FAT32 boot sector, at 0x2B and 0x36 in a FAT12 or FAT16 one.
+func fatSeed(bs []byte) (string, bool) {
+	if bs[510] != 0x55 || bs[511] != 0xAA {
+		return "", false
+	}
+	for _, off := range []struct{ label, kind int }{{0x47, 0x52}, {0x2B, 0x36}} {
+		kind := strings.TrimRight(string(bs[off.kind:off.kind+8]), " ")
+		if (kind == "FAT32" || kind == "FAT12" || kind == "FAT16") &&
+			strings.EqualFold(strings.TrimRight(string(bs[off.label:off.label+11]), " "), layout.ConfigNoCloudLabel) {
+			return kind, true
+		}
+	}
+	return "", false
 }
