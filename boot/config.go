@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ingot-linux/ingot/format/fat"
 	"github.com/ingot-linux/ingot/format/gpt"
@@ -31,22 +32,30 @@ const dmiTablePath = "/sys/firmware/dmi/tables/DMI"
 type configSource struct {
 	name string // "image", "esp", "credential", "nocloud"
 	data []byte
+	bad  bool // could not be read or verified: a problem says why
 }
 
 // applyConfig reads the machine configuration's sources in their fixed
 // order, and when any changed since the last boot, merges them and
-// applies the result into /etc (the overlay) and /var. A source that
+// applies the result into /etc (the overlay) and /var. Each source that
 // cannot be read or does not validate is one console line naming it and
 // the reason; then nothing is applied and the boot goes on with what the
-// machine had. It never fails the boot.
+// machine had. It never fails the boot. The status it leaves for ingot
+// status also says how long the step took (tookMs).
 func applyConfig(_ context.Context, s *State) error {
-	st := configStep(s)
-	if st.Error != "" {
-		s.logf("config: %s; nothing applied", st.Error)
-	} else if len(st.Changed) > 0 {
+	start := time.Now()
+	st, problems := configStep(s)
+	for _, p := range problems {
+		s.logf("config: %s; nothing applied", p)
+	}
+	if len(problems) == 0 && len(st.Changed) > 0 {
 		s.logf("config: applied %d changes from %s", len(st.Changed), sourceNames(st.Sources))
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
+	rec := struct {
+		*layout.ConfigStatus
+		TookMS int64 `json:"tookMs"`
+	}{st, time.Since(start).Milliseconds()}
+	b, err := json.MarshalIndent(rec, "", "  ")
 	if err == nil {
 		p := s.path(layout.ConfigStatusPath)
 		if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
@@ -67,33 +76,37 @@ func sourceNames(srcs []layout.ConfigSource) string {
 	return strings.Join(names, ", ")
 }
 
-// configStep does the work of applyConfig and says how it went.
-func configStep(s *State) *layout.ConfigStatus {
-	st := &layout.ConfigStatus{}
-	srcs, err := readConfigSources(s)
+// configStep does the work of applyConfig and says how it went, with
+// each problem on its own (st.Error joins them).
+func configStep(s *State) (st *layout.ConfigStatus, problems []string) {
+	st = &layout.ConfigStatus{}
+	defer func() { st.Error = strings.Join(problems, "; ") }()
+	srcs, problems := readConfigSources(s)
 	for _, src := range srcs {
 		sum := sha256.Sum256(src.data)
 		st.Sources = append(st.Sources, layout.ConfigSource{Name: src.name, SHA256: hex.EncodeToString(sum[:])})
 	}
-	if err != nil {
-		st.Error = err.Error()
-		return st
-	}
 	var cfgs []*machineconfig.Config
 	for _, src := range srcs {
+		if src.bad {
+			continue
+		}
 		c, ignored, err := machineconfig.ParseAny(src.name, src.data)
 		st.Ignored = append(st.Ignored, ignored...)
 		if err != nil {
-			st.Error = strings.ReplaceAll(err.Error(), "\n", "; ")
-			return st
+			problems = append(problems, strings.ReplaceAll(err.Error(), "\n", "; "))
+			continue
 		}
 		cfgs = append(cfgs, c)
+	}
+	if len(problems) > 0 {
+		return st, problems
 	}
 	merged := machineconfig.Merge(cfgs...)
 	st.Merged = merged.Redacted()
 	statePath := s.path(sysroot + "/" + layout.ConfigStatePath)
 	if old, err := os.ReadFile(statePath); err == nil && sameSources(old, st.Sources) {
-		return st // unchanged: nothing is rendered, nothing rewritten
+		return st, nil // unchanged: nothing is rendered, nothing rewritten
 	}
 	root := s.path(sysroot)
 	entries, err := machineconfig.Render(root, merged)
@@ -101,13 +114,12 @@ func configStep(s *State) *layout.ConfigStatus {
 		st.Changed, err = machineconfig.Apply(root, entries)
 	}
 	if err != nil {
-		st.Error = fmt.Sprintf("apply %s: %s", sourceNames(st.Sources), strings.ReplaceAll(err.Error(), "\n", "; "))
-		return st
+		return st, []string{fmt.Sprintf("apply %s: %s", sourceNames(st.Sources), strings.ReplaceAll(err.Error(), "\n", "; "))}
 	}
 	if err := writeConfigState(statePath, st.Sources); err != nil {
-		st.Error = fmt.Sprintf("record applied sources: %v", err)
+		return st, []string{fmt.Sprintf("record applied sources: %v", err)}
 	}
-	return st
+	return st, nil
 }
 
 func sameSources(old []byte, srcs []layout.ConfigSource) bool {
@@ -131,10 +143,11 @@ func writeConfigState(p string, srcs []layout.ConfigSource) error {
 
 // readConfigSources reads the sources in order: the image's defaults,
 // the ESP's file, the SMBIOS credential, the NoCloud seed. Absent ones
-// are skipped; one that is there and cannot be read is an error naming it.
-// When the image requires signed configuration, every source but the
-// image's own must carry a valid signature, or it is such an error.
-func readConfigSources(s *State) ([]configSource, error) {
+// are skipped; each one that is there and cannot be read is a problem
+// naming it, and is marked bad. When the image requires signed
+// configuration, every source but the image's own must carry a valid
+// signature, or it is such a problem.
+func readConfigSources(s *State) (srcs []configSource, problems []string) {
 	readers := []struct {
 		name string
 		read func(*State) (data, sig []byte, err error)
@@ -146,27 +159,26 @@ func readConfigSources(s *State) ([]configSource, error) {
 	}
 	roots, err := configRoots(s)
 	if err != nil {
-		return nil, err
+		return nil, []string{err.Error()}
 	}
-	var srcs []configSource
 	for _, r := range readers {
 		data, sig, err := r.read(s)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
-		case err != nil:
-			return srcs, fmt.Errorf("%s: %w", r.name, err)
-		case len(data) > machineconfig.MaxBytes:
-			return srcs, fmt.Errorf("%s: larger than %d bytes", r.name, machineconfig.MaxBytes)
+		case err == nil && len(data) > machineconfig.MaxBytes:
+			err = fmt.Errorf("larger than %d bytes", machineconfig.MaxBytes)
+		case err == nil && roots != nil && r.name != "image":
+			err = verifyConfigSig(data, sig, roots)
 		}
-		srcs = append(srcs, configSource{r.name, data})
-		if roots != nil && r.name != "image" {
-			if err := verifyConfigSig(data, sig, roots); err != nil {
-				return srcs, fmt.Errorf("%s: %w", r.name, err)
-			}
+		src := configSource{name: r.name, data: data}
+		if err != nil {
+			src.bad = true
+			problems = append(problems, fmt.Sprintf("%s: %v", r.name, err))
 		}
+		srcs = append(srcs, src)
 	}
-	return srcs, nil
+	return srcs, problems
 }
 
 // configRoots loads the certificate signed sources must chain to, when

@@ -288,3 +288,29 @@ func TestApplyConfigNoCloud(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyConfigReportsEachBadSource gives two bad sources at once: each
+// is its own console line, ingot status gets both, nothing is applied,
+// and a good source beside them is not applied either.
+func TestApplyConfigReportsEachBadSource(t *testing.T) {
+	root := configRoot(t, "version: 1\nhostname: factory\n")
+	writeRooted(t, root, dmiTablePath, dmiTable(smbios11("io.systemd.credential:ingot.config=version: 1\nhostname: [vm-8]\n")))
+	writeRooted(t, root, "sys/class/block/vdb/dev", "254:16\n")
+	img, err := os.ReadFile(seedImage(t, "FAT12", "CIDATA", "#cloud-config\nwrite_files: [{path: /usr/bin/x, content: x}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRooted(t, root, "dev/vdb", string(img))
+	st, console := runConfig(t, root)
+	lines := strings.Split(strings.TrimSpace(console), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "config: credential:2:11: hostname: want a string; nothing applied") ||
+		!strings.Contains(lines[1], "config: nocloud: files[0].path: want a clean absolute path under /etc or /var; nothing applied") {
+		t.Errorf("console:\n%s", console)
+	}
+	if !strings.Contains(st.Error, "credential:") || !strings.Contains(st.Error, "nocloud") || len(st.Sources) != 3 || len(st.Changed) != 0 {
+		t.Errorf("status %+v", st)
+	}
+	if got := readRooted(t, root, "etc/hostname"); got != "" {
+		t.Errorf("the image's hostname was applied beside bad sources: %q", got)
+	}
+}
