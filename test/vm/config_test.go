@@ -287,20 +287,26 @@ func checkAddresses(ctx context.Context, t *testing.T, m *vm.Machine, addrs ...s
 // espConfig is the ESP's configuration: a user with the key, a file,
 // a unit, static addresses, and bulk files and users.
 func espConfig(pub, note string, bulk int) string {
+	return espConfigFor(pub, note, "wheel", bulk)
+}
+
+// espConfigFor is espConfig with the user in group (which must exist on
+// the image) and the file owned by it.
+func espConfigFor(pub, note, group string, bulk int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `version: 1
 hostname: from-esp
 users:
   - name: ops
-    groups: [wheel]
+    groups: [%s]
     ssh_authorized_keys: [%q]
-`, pub)
+`, group, pub)
 	for i := range min(bulk, 10) {
 		fmt.Fprintf(&b, "  - {name: u%d, ssh_authorized_keys: [%q]}\n", i, pub)
 	}
 	fmt.Fprintf(&b, `files:
-  - {path: /etc/ops-note, mode: "0640", owner: "ops:wheel", content: %q}
-`, note)
+  - {path: /etc/ops-note, mode: "0640", owner: "ops:%s", content: %q}
+`, group, note)
 	for i := range bulk {
 		fmt.Fprintf(&b, "  - {path: /etc/bulk/f%02d, content: \"file %d\\n\"}\n", i, i)
 	}
