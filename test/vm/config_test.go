@@ -196,12 +196,13 @@ func logSlowSteps(t *testing.T, m *vm.Machine) {
 	}
 }
 
-// TestConfigSigned boots the musl base made with --require-signed-config
-// once: the ESP's file and the credential, each signed with ingot config
+// TestConfigSigned boots the musl base made with --require-signed-config:
+// first the ESP's file and the credential, each signed with ingot config
 // sign by the image's verity key, are read with their signatures (ESP
 // ingot/config.yaml.sig, credential ingot.config.sig), verified against
 // /usr's config.crt, and applied. The refusals (unsigned, other key,
-// tampered) are TestApplyConfigSigned's.
+// tampered) are TestApplyConfigSigned's; a second boot checks one of
+// them in the VM: the ESP file changed after signing.
 func TestConfigSigned(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -246,6 +247,20 @@ func TestConfigSigned(t *testing.T) {
 		"cat /etc/signed-note": "esp",
 		"grep -c '" + layout.KeyConfigSigned + "=yes' /proc/cmdline": "1",
 		"test -s /usr/" + layout.ConfigCertPath + " && echo there":   "there",
+	})
+	c.poweroff(ctx)
+
+	// The ESP file changed after signing (its signature kept): refused
+	// with one line, nothing changed, the reason in ingot status.
+	espWrite(t, c.disk, layout.ConfigESPPath, strings.Replace(string(espData), "content: esp", "content: forged", 1))
+	m = c.start(ctx)
+	if _, err := m.WaitForRegexp(ctx, regexp.MustCompile(`ingot-init: config: esp: signature: [^\n]*; nothing applied`), 8*time.Minute); err != nil {
+		t.Errorf("no console line refusing the tampered ESP file: %v", err)
+	}
+	booted(ctx, t, m)
+	expectGuest(ctx, t, m, map[string]string{
+		"cat /etc/signed-note":                     "esp",
+		"ingot status | grep -c 'esp: signature:'": "1",
 	})
 }
 
