@@ -102,9 +102,9 @@ func open(r io.ReaderAt, pvd, svd []byte) (*Volume, error) {
 		return nil, fmt.Errorf("logical block size %d, want %d", bs, SectorSize)
 	}
 	v := &Volume{r: r, label: strings.TrimRight(string(pvd[40:72]), " \x00")}
-	root, err := parseRecord(pvd[156:190], false)
-	if err != nil || !root.dir {
-		return nil, fmt.Errorf("primary root directory record: %v", err)
+	root, err := rootRecord(pvd, false)
+	if err != nil {
+		return nil, fmt.Errorf("primary root directory record: %w", err)
 	}
 	v.root = root
 	recs, err := v.readDir(root)
@@ -113,13 +113,22 @@ func open(r io.ReaderAt, pvd, svd []byte) (*Volume, error) {
 	}
 	v.rock = hasRockRidge(recs)
 	if !v.rock && svd != nil {
-		jroot, err := parseRecord(svd[156:190], true)
-		if err != nil || !jroot.dir {
-			return nil, fmt.Errorf("Joliet root directory record: %v", err)
+		jroot, err := rootRecord(svd, true)
+		if err != nil {
+			return nil, fmt.Errorf("the Joliet root directory record: %w", err)
 		}
 		v.root, v.joliet = jroot, true
 	}
 	return v, nil
+}
+
+// rootRecord is the root directory record of a volume descriptor.
+func rootRecord(desc []byte, joliet bool) (record, error) {
+	r, err := parseRecord(desc[156:190], joliet)
+	if err == nil && !r.dir {
+		err = errors.New("not a directory")
+	}
+	return r, err
 }
 
 // isJoliet reports whether a supplementary descriptor's escape sequences
