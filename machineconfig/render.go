@@ -141,7 +141,18 @@ func (r *renderer) files(c *Config) error {
 	return nil
 }
 
+// networkdUnit is the service that reads the .network files.
+const networkdUnit = "systemd-networkd.service"
+
 func (r *renderer) network(c *Config) error {
+	if len(c.Network) > 0 && !slices.ContainsFunc(c.Units, func(u Unit) bool { return u.Name == networkdUnit }) {
+		// The files do nothing without networkd, which some images
+		// (Debian's) have but do not enable; a units: entry for it
+		// decides instead.
+		if err := r.enable("network", Unit{Name: networkdUnit}, true); err != nil {
+			return err
+		}
+	}
 	for i, n := range c.Network {
 		var b strings.Builder
 		fmt.Fprintf(&b, "[Match]\nName=%s\n\n[Network]\n", n.Name)
