@@ -153,9 +153,9 @@ write_files:
 	if st := run(ctx, t, m, "ingot status"); !strings.Contains(st, "credential:2:11") || !strings.Contains(st, "ingot's own state") {
 		t.Errorf("ingot status does not give the reasons:\n%s", st)
 	}
-	t.Logf("the configuration step in ingot-init (TCG, load %s): first boot, 4 sources, %d changes: %d ms; "+
+	t.Logf("the configuration step in ingot-init (TCG, load %s): first boot, %d sources, %d changes: %d ms; "+
 		"50 files + 10 users added (%d changes): %d ms; an empty configuration alone: %d ms; three bad sources refused: %d ms",
-		loadavg(), len(first.Changed), first.TookMS, len(bulk.Changed), bulk.TookMS, empty.TookMS, configStatus(ctx, t, m).TookMS)
+		loadavg(), len(first.Sources), len(first.Changed), first.TookMS, len(bulk.Changed), bulk.TookMS, empty.TookMS, configStatus(ctx, t, m).TookMS)
 }
 
 // configStatus reads what ingot-init left of the configuration step.
