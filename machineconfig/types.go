@@ -78,7 +78,7 @@ type Route struct {
 
 // Extension is one system extension image to add on the device.
 type Extension struct {
-	Source string `json:"source" yaml:"source" doc:"the image: oci://registry/repo:tag (or @sha256:…), an https:// URL, or an absolute path on the device" schema:"required" pattern:"^(oci://|https://|/)\\S+$"`
+	Source string `json:"source" yaml:"source" doc:"what ingot ext add takes: oci://registry/repo:tag (or @sha256:…), or an absolute path on the device of an extension image or of a directory holding one" schema:"required" pattern:"^(oci://|/)\\S+$"`
 	SHA256 string `json:"sha256,omitempty" yaml:"sha256,omitempty" doc:"hex sha256 the image must have" pattern:"^[0-9a-f]{64}$"`
 }
 
