@@ -6,6 +6,7 @@ require (
 	github.com/containerd/go-dmverity v0.1.0
 	github.com/erofs/go-erofs v0.3.1
 	github.com/foxboron/go-uefi v0.0.0-20251010190908-d29549a44f29
+	github.com/goccy/go-yaml v1.19.2
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/go-tpm v0.9.8
 	github.com/klauspost/compress v1.20.4

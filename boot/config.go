@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ingot-linux/ingot/format/fat"
 	"github.com/ingot-linux/ingot/format/gpt"
+	"github.com/ingot-linux/ingot/format/iso9660"
 	"github.com/ingot-linux/ingot/internal/fileutil"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/machineconfig"
@@ -30,22 +32,30 @@ const dmiTablePath = "/sys/firmware/dmi/tables/DMI"
 type configSource struct {
 	name string // "image", "esp", "credential", "nocloud"
 	data []byte
+	bad  bool // could not be read or verified: a problem says why
 }
 
 // applyConfig reads the machine configuration's sources in their fixed
 // order, and when any changed since the last boot, merges them and
-// applies the result into /etc (the overlay) and /var. A source that
+// applies the result into /etc (the overlay) and /var. Each source that
 // cannot be read or does not validate is one console line naming it and
 // the reason; then nothing is applied and the boot goes on with what the
-// machine had. It never fails the boot.
+// machine had. It never fails the boot. The status it leaves for ingot
+// status also says how long the step took (tookMs).
 func applyConfig(_ context.Context, s *State) error {
-	st := configStep(s)
-	if st.Error != "" {
-		s.logf("config: %s; nothing applied", st.Error)
-	} else if len(st.Changed) > 0 {
+	start := time.Now()
+	st, problems := configStep(s)
+	for _, p := range problems {
+		s.logf("config: %s; nothing applied", p)
+	}
+	if len(problems) == 0 && len(st.Changed) > 0 {
 		s.logf("config: applied %d changes from %s", len(st.Changed), sourceNames(st.Sources))
 	}
-	b, err := json.MarshalIndent(st, "", "  ")
+	rec := struct {
+		*layout.ConfigStatus
+		TookMS int64 `json:"tookMs"`
+	}{st, time.Since(start).Milliseconds()}
+	b, err := json.MarshalIndent(rec, "", "  ")
 	if err == nil {
 		p := s.path(layout.ConfigStatusPath)
 		if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
@@ -66,33 +76,37 @@ func sourceNames(srcs []layout.ConfigSource) string {
 	return strings.Join(names, ", ")
 }
 
-// configStep does the work of applyConfig and says how it went.
-func configStep(s *State) *layout.ConfigStatus {
-	st := &layout.ConfigStatus{}
-	srcs, err := readConfigSources(s)
+// configStep does the work of applyConfig and says how it went, with
+// each problem on its own (st.Error joins them).
+func configStep(s *State) (st *layout.ConfigStatus, problems []string) {
+	st = &layout.ConfigStatus{}
+	defer func() { st.Error = strings.Join(problems, "; ") }()
+	srcs, problems := readConfigSources(s)
 	for _, src := range srcs {
 		sum := sha256.Sum256(src.data)
 		st.Sources = append(st.Sources, layout.ConfigSource{Name: src.name, SHA256: hex.EncodeToString(sum[:])})
 	}
-	if err != nil {
-		st.Error = err.Error()
-		return st
-	}
 	var cfgs []*machineconfig.Config
 	for _, src := range srcs {
+		if src.bad {
+			continue
+		}
 		c, ignored, err := machineconfig.ParseAny(src.name, src.data)
 		st.Ignored = append(st.Ignored, ignored...)
 		if err != nil {
-			st.Error = strings.ReplaceAll(err.Error(), "\n", "; ")
-			return st
+			problems = append(problems, strings.ReplaceAll(err.Error(), "\n", "; "))
+			continue
 		}
 		cfgs = append(cfgs, c)
+	}
+	if len(problems) > 0 {
+		return st, problems
 	}
 	merged := machineconfig.Merge(cfgs...)
 	st.Merged = merged.Redacted()
 	statePath := s.path(sysroot + "/" + layout.ConfigStatePath)
 	if old, err := os.ReadFile(statePath); err == nil && sameSources(old, st.Sources) {
-		return st // unchanged: nothing is rendered, nothing rewritten
+		return st, nil // unchanged: nothing is rendered, nothing rewritten
 	}
 	root := s.path(sysroot)
 	entries, err := machineconfig.Render(root, merged)
@@ -100,13 +114,12 @@ func configStep(s *State) *layout.ConfigStatus {
 		st.Changed, err = machineconfig.Apply(root, entries)
 	}
 	if err != nil {
-		st.Error = fmt.Sprintf("apply %s: %s", sourceNames(st.Sources), strings.ReplaceAll(err.Error(), "\n", "; "))
-		return st
+		return st, []string{fmt.Sprintf("apply %s: %s", sourceNames(st.Sources), strings.ReplaceAll(err.Error(), "\n", "; "))}
 	}
 	if err := writeConfigState(statePath, st.Sources); err != nil {
-		st.Error = fmt.Sprintf("record applied sources: %v", err)
+		return st, []string{fmt.Sprintf("record applied sources: %v", err)}
 	}
-	return st
+	return st, nil
 }
 
 func sameSources(old []byte, srcs []layout.ConfigSource) bool {
@@ -130,10 +143,11 @@ func writeConfigState(p string, srcs []layout.ConfigSource) error {
 
 // readConfigSources reads the sources in order: the image's defaults,
 // the ESP's file, the SMBIOS credential, the NoCloud seed. Absent ones
-// are skipped; one that is there and cannot be read is an error naming it.
-// When the image requires signed configuration, every source but the
-// image's own must carry a valid signature, or it is such an error.
-func readConfigSources(s *State) ([]configSource, error) {
+// are skipped; each one that is there and cannot be read is a problem
+// naming it, and is marked bad. When the image requires signed
+// configuration, every source but the image's own must carry a valid
+// signature, or it is such a problem.
+func readConfigSources(s *State) (srcs []configSource, problems []string) {
 	readers := []struct {
 		name string
 		read func(*State) (data, sig []byte, err error)
@@ -145,27 +159,26 @@ func readConfigSources(s *State) ([]configSource, error) {
 	}
 	roots, err := configRoots(s)
 	if err != nil {
-		return nil, err
+		return nil, []string{err.Error()}
 	}
-	var srcs []configSource
 	for _, r := range readers {
 		data, sig, err := r.read(s)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
-		case err != nil:
-			return srcs, fmt.Errorf("%s: %w", r.name, err)
-		case len(data) > machineconfig.MaxBytes:
-			return srcs, fmt.Errorf("%s: larger than %d bytes", r.name, machineconfig.MaxBytes)
+		case err == nil && len(data) > machineconfig.MaxBytes:
+			err = fmt.Errorf("larger than %d bytes", machineconfig.MaxBytes)
+		case err == nil && roots != nil && r.name != "image":
+			err = verifyConfigSig(data, sig, roots)
 		}
-		srcs = append(srcs, configSource{r.name, data})
-		if roots != nil && r.name != "image" {
-			if err := verifyConfigSig(data, sig, roots); err != nil {
-				return srcs, fmt.Errorf("%s: %w", r.name, err)
-			}
+		src := configSource{name: r.name, data: data}
+		if err != nil {
+			src.bad = true
+			problems = append(problems, fmt.Sprintf("%s: %v", r.name, err))
 		}
+		srcs = append(srcs, src)
 	}
-	return srcs, nil
+	return srcs, problems
 }
 
 // configRoots loads the certificate signed sources must chain to, when
@@ -201,6 +214,9 @@ func readImageConfig(s *State) ([]byte, []byte, error) {
 // readESPConfig reads ingot/config.yaml and its signature from the boot
 // disk's ESP with the FAT reader: nothing is mounted.
 func readESPConfig(s *State) ([]byte, []byte, error) {
+	if s.Disk == "" {
+		return nil, nil, fs.ErrNotExist // no boot disk found: no ESP
+	}
 	disk, err := s.openDisk()
 	if err != nil {
 		return nil, nil, err
@@ -224,6 +240,11 @@ func readFATPair(r io.ReaderAt, name string) (data, sig []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read FAT volume: %w", err)
 	}
+	return readPair(fsys, name)
+}
+
+// readPair reads name and, if there, its signature (name.sig).
+func readPair(fsys fs.FS, name string) (data, sig []byte, err error) {
 	if data, err = readLimited(fsys, name); err != nil {
 		return nil, nil, err
 	}
@@ -261,8 +282,10 @@ func readCredentialConfig(s *State) ([]byte, []byte, error) {
 	return data, sig, nil
 }
 
-// readNoCloudConfig reads user-data from a FAT32 volume labelled CIDATA
-// on a disk or partition other than the boot disk's.
+// readNoCloudConfig reads user-data from a NoCloud seed: a FAT12, FAT16
+// or FAT32 volume or an ISO 9660 image labelled CIDATA (in any case), on
+// a disk or partition other than the boot disk's. The first one found,
+// in the kernel's order of block devices, is the seed.
 func readNoCloudConfig(s *State) ([]byte, []byte, error) {
 	names, err := os.ReadDir(s.path("/sys/class/block"))
 	if err != nil {
@@ -290,23 +313,68 @@ func readSeed(dev string) ([]byte, []byte, error) {
 		return nil, nil, fs.ErrNotExist
 	}
 	defer f.Close()
-	var bs [512]byte
-	if _, err := f.ReadAt(bs[:], 0); err != nil || !isSeed(bs[:]) {
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
 		return nil, nil, fs.ErrNotExist
 	}
-	size, err := f.Seek(0, io.SeekEnd)
+	fsys, kind, err := openSeed(io.NewSectionReader(f, 0, size))
 	if err != nil {
 		return nil, nil, err
 	}
-	data, sig, err := readFATPair(io.NewSectionReader(f, 0, size), "user-data")
+	data, sig, err := readPair(fsys, "user-data")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%s is labelled %s but has no user-data", dev, layout.ConfigNoCloudLabel)
+		return nil, nil, fmt.Errorf("%s (%s) is labelled %s but has no user-data", dev, kind, layout.ConfigNoCloudLabel)
 	}
-	return data, sig, err
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s (%s): %w", dev, kind, err)
+	}
+	return data, sig, nil
 }
 
-// isSeed reports whether a FAT32 boot sector carries the NoCloud label.
-func isSeed(bs []byte) bool {
-	return string(bs[0x52:0x57]) == "FAT32" &&
-		strings.EqualFold(strings.TrimRight(string(bs[0x47:0x52]), " "), layout.ConfigNoCloudLabel)
+// openSeed opens r's filesystem when it is a NoCloud seed, and says which
+// kind it is; fs.ErrNotExist when it is not a seed.
+func openSeed(r *io.SectionReader) (fs.FS, string, error) {
+	var bs [512]byte
+	if _, err := r.ReadAt(bs[:], 0); err != nil {
+		return nil, "", fs.ErrNotExist
+	}
+	if kind, ok := fatSeed(bs[:]); ok {
+		fsys, err := fat.Open(r)
+		if err != nil {
+			return nil, "", fmt.Errorf("the %s seed: %w", kind, err)
+		}
+		return fsys, kind, nil
+	}
+	var pvd [iso9660.SectorSize]byte
+	if _, err := r.ReadAt(pvd[:], 16*iso9660.SectorSize); err != nil || !iso9660.IsISO9660(pvd[:]) {
+		return nil, "", fs.ErrNotExist
+	}
+	v, err := iso9660.Open(r)
+	if err != nil {
+		if strings.EqualFold(strings.TrimRight(string(pvd[40:72]), " "), layout.ConfigNoCloudLabel) {
+			return nil, "", fmt.Errorf("the ISO 9660 seed: %w", err)
+		}
+		return nil, "", fs.ErrNotExist // some other damaged image
+	}
+	if !strings.EqualFold(v.Label(), layout.ConfigNoCloudLabel) {
+		return nil, "", fs.ErrNotExist
+	}
+	return v, "ISO 9660", nil
+}
+
+// fatSeed reports whether a boot sector is a FAT volume's with the
+// NoCloud label, and which FAT: the label and type are at 0x47 and 0x52
+// in a FAT32 boot sector, at 0x2B and 0x36 in a FAT12 or FAT16 one.
+func fatSeed(bs []byte) (string, bool) {
+	if bs[510] != 0x55 || bs[511] != 0xAA {
+		return "", false
+	}
+	for _, off := range []struct{ label, kind int }{{0x47, 0x52}, {0x2B, 0x36}} {
+		kind := strings.TrimRight(string(bs[off.kind:off.kind+8]), " ")
+		if (kind == "FAT32" || kind == "FAT12" || kind == "FAT16") &&
+			strings.EqualFold(strings.TrimRight(string(bs[off.label:off.label+11]), " "), layout.ConfigNoCloudLabel) {
+			return kind, true
+		}
+	}
+	return "", false
 }

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ingot-linux/ingot/ingottest"
 	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/trust"
 )
@@ -196,4 +198,119 @@ func loadTestKey(t *testing.T, dir, role string) *trust.SigningKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// seedImage makes a NoCloud seed with the real tools, holding user-data
+// (and meta-data, as cloud-localds writes it), and returns its path.
+func seedImage(t *testing.T, kind, label, userData string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeRooted(t, src, "meta-data", "instance-id: i-1\n")
+	if userData != "" {
+		writeRooted(t, src, "user-data", userData)
+	}
+	img := filepath.Join(dir, "seed.img")
+	run := func(tool string, args ...string) {
+		t.Helper()
+		ingottest.LookTool(t, tool, tool)
+		cmd := exec.Command(tool, args...)
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", tool, strings.Join(args, " "), err, out)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(src, "*"))
+	switch kind {
+	case "FAT12", "FAT16", "FAT32":
+		size := map[string]string{"FAT12": "2048", "FAT16": "32768", "FAT32": "66000"}[kind]
+		run("mkfs.vfat", "-n", label, "-C", img, size) // the type mkfs.vfat picks for the size
+		run("mcopy", append(append([]string{"-i", img}, files...), "::/")...)
+	case "genisoimage":
+		run("genisoimage", "-quiet", "-output", img, "-volid", label, "-joliet", "-rock", src)
+	case "xorriso":
+		run("xorriso", "-as", "mkisofs", "-quiet", "-o", img, "-V", label, "-J", "-r", src)
+	default:
+		t.Fatalf("seed kind %s", kind)
+	}
+	return img
+}
+
+// TestApplyConfigNoCloud finds NoCloud seeds as mkfs.vfat + mcopy and
+// genisoimage/xorriso (cloud-localds) make them on a second disk, ignores
+// disks that are not seeds, and names a seed without user-data.
+func TestApplyConfigNoCloud(t *testing.T) {
+	cc := "#cloud-config\nhostname: seeded\nwrite_files:\n  - {path: /etc/seeded, content: yes}\n"
+	for _, tc := range []struct {
+		name, kind, label, userData string
+		wantErr                     string // in the error; "" when applied
+		notSeed                     bool
+	}{
+		{"FAT12 by mkfs.vfat", "FAT12", "CIDATA", cc, "", false},
+		{"FAT16 by mkfs.vfat", "FAT16", "cidata", cc, "", false},
+		{"FAT32 by mkfs.vfat", "FAT32", "CIDATA", cc, "", false},
+		{"ISO 9660 by genisoimage", "genisoimage", "cidata", cc, "", false},
+		{"ISO 9660 by xorriso", "xorriso", "CIDATA", cc, "", false},
+		{"FAT, another label", "FAT16", "DATA", cc, "", true},
+		{"ISO 9660, another label", "genisoimage", "install", cc, "", true},
+		{"seed without user-data", "genisoimage", "cidata", "", "/dev/vdb (ISO 9660) is labelled CIDATA but has no user-data", false},
+		{"seed with a bad user-data", "FAT12", "CIDATA", "#cloud-config\nhostname: [x\n", "nocloud:2:11: YAML: sequence end token ']' not found", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := configRoot(t, "version: 1\nhostname: factory\n")
+			writeRooted(t, root, "sys/class/block/vdb/dev", "254:16\n")
+			img, err := os.ReadFile(seedImage(t, tc.kind, tc.label, tc.userData))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeRooted(t, root, "dev/vdb", string(img))
+			st, console := runConfig(t, root)
+			switch {
+			case tc.wantErr != "":
+				if !strings.HasPrefix(st.Error, "nocloud") || !strings.Contains(st.Error, tc.wantErr) || !strings.Contains(console, "nothing applied") {
+					t.Errorf("status %+v, console %q; want the error %q", st, console, tc.wantErr)
+				}
+				if got := readRooted(t, root, "etc/hostname"); got != "" {
+					t.Errorf("a bad seed applied the hostname %q", got)
+				}
+			case tc.notSeed:
+				if st.Error != "" || len(st.Sources) != 1 || readRooted(t, root, "etc/hostname") != "factory\n" {
+					t.Errorf("a disk that is no seed: status %+v", st)
+				}
+			default:
+				if st.Error != "" || len(st.Sources) != 2 || st.Sources[1].Name != "nocloud" {
+					t.Fatalf("status %+v", st)
+				}
+				if got := readRooted(t, root, "etc/hostname") + readRooted(t, root, "etc/seeded"); got != "seeded\nyes" {
+					t.Errorf("applied %q", got)
+				}
+			}
+		})
+	}
+}
+
+// TestApplyConfigReportsEachBadSource gives two bad sources at once: each
+// is its own console line, ingot status gets both, nothing is applied,
+// and a good source beside them is not applied either.
+func TestApplyConfigReportsEachBadSource(t *testing.T) {
+	root := configRoot(t, "version: 1\nhostname: factory\n")
+	writeRooted(t, root, dmiTablePath, dmiTable(smbios11("io.systemd.credential:ingot.config=version: 1\nhostname: [vm-8]\n")))
+	writeRooted(t, root, "sys/class/block/vdb/dev", "254:16\n")
+	img, err := os.ReadFile(seedImage(t, "FAT12", "CIDATA", "#cloud-config\nwrite_files: [{path: /usr/bin/x, content: x}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeRooted(t, root, "dev/vdb", string(img))
+	st, console := runConfig(t, root)
+	lines := strings.Split(strings.TrimSpace(console), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "config: credential:2:11: hostname: want a string; nothing applied") ||
+		!strings.Contains(lines[1], "config: nocloud: files[0].path: want a clean absolute path under /etc or /var; nothing applied") {
+		t.Errorf("console:\n%s", console)
+	}
+	if !strings.Contains(st.Error, "credential:") || !strings.Contains(st.Error, "nocloud") || len(st.Sources) != 3 || len(st.Changed) != 0 {
+		t.Errorf("status %+v", st)
+	}
+	if got := readRooted(t, root, "etc/hostname"); got != "" {
+		t.Errorf("the image's hostname was applied beside bad sources: %q", got)
+	}
 }

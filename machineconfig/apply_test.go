@@ -18,6 +18,7 @@ func fakeRoot(t *testing.T) string {
 		"etc/group":                           "root:x:0:\nwheel:x:10:root\nsshd:x:22:\n",
 		"etc/shadow":                          "root:*:::::::\nsshd:!:::::::\n",
 		"usr/lib/systemd/system/sshd.service": "[Service]\nExecStart=/usr/sbin/sshd -D\n[Install]\nWantedBy=multi-user.target\n",
+		"usr/lib/systemd/system/systemd-networkd.service":        "[Service]\n[Install]\nWantedBy=multi-user.target\nAlso=systemd-networkd.socket\nAlias=dbus-org.freedesktop.network1.service\n",
 		"etc/systemd/system/multi-user.target.wants/old.service": "",
 		"usr/share/zoneinfo/Europe/Berlin":                       "TZif",
 	}
@@ -68,6 +69,7 @@ func TestApply(t *testing.T) {
 		"etc/ingot/update.conf":             "CHANNEL=oci://registry.example.com/fleet/ingot:stable\nWINDOW=02:00-04:00\n",
 		"etc/systemd/network/10-ingot-config-00.network": "[Match]\nName=eth0\n\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\nDNS=192.0.2.53\n\n[Route]\nDestination=198.51.100.0/24\nGateway=192.0.2.254\n",
 		"etc/systemd/system/hello.service.d/10-env.conf": "[Service]\n",
+		"var/lib/ingot/config/extensions.json":           "[\n  {\n    \"source\": \"oci://registry.example.com/ext/debug-tools:1.0\"\n  },\n  {\n    \"source\": \"/var/lib/ext/net.raw\",\n    \"sha256\": \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\n  }\n]\n",
 	} {
 		b, err := os.ReadFile(filepath.Join(root, name))
 		if err != nil || string(b) != want {
@@ -80,6 +82,11 @@ func TestApply(t *testing.T) {
 	checkMode(t, root, "home/alice", 0o700, 1000)
 	if l, _ := os.Readlink(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/sshd.service")); l != "/usr/lib/systemd/system/sshd.service" {
 		t.Errorf("sshd.service not enabled: %q", l)
+	}
+	for _, l := range []string{"multi-user.target.wants/systemd-networkd.service", "dbus-org.freedesktop.network1.service"} {
+		if got, _ := os.Readlink(filepath.Join(root, "etc/systemd/system", l)); got != "/usr/lib/systemd/system/systemd-networkd.service" {
+			t.Errorf("network: without networkd enabled: %s → %q", l, got)
+		}
 	}
 	if _, err := os.Lstat(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/old.service")); err == nil {
 		t.Error("old.service still enabled")
@@ -96,6 +103,14 @@ func TestApply(t *testing.T) {
 	}
 	if after := mtimes(t, root); after != before {
 		t.Error("second apply rewrote files")
+	}
+
+	// A configuration without extensions removes the list.
+	if _, err := Apply(root, render(t, root, "version: 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ExtensionsPath)); err == nil {
+		t.Errorf("%s left after the extensions were dropped", ExtensionsPath)
 	}
 }
 
@@ -168,4 +183,17 @@ func TestRenderRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("network without networkd", func(t *testing.T) {
+		root := fakeRoot(t)
+		if err := os.Remove(filepath.Join(root, "usr/lib/systemd/system/systemd-networkd.service")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Parse("m.yaml", []byte("version: 1\nnetwork: [{name: eth0, dhcp: true}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Render(root, c); err == nil || !strings.Contains(err.Error(), "network: enable systemd-networkd.service: no unit") {
+			t.Errorf("err %v", err)
+		}
+	})
 }

@@ -65,9 +65,12 @@ var cloudKeys = map[string][]string{
 // key is returned in ignored as "file:line:column: KEY ignored". The
 // result is checked as Parse checks a document.
 func ImportCloudConfig(file string, data []byte) (cfg *Config, ignored []string, err error) {
+	if len(data) > MaxBytes {
+		return nil, nil, &Error{File: file, Msg: fmt.Sprintf("larger than %d bytes", MaxBytes)}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, nil, yamlError(file, err)
+		return nil, nil, yamlError(file, data, err)
 	}
 	if len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
 		return nil, nil, &Error{File: file, Msg: "#cloud-config: want a mapping"}

@@ -6,7 +6,7 @@ import "maps"
 // ones key by key: hostname, timezone and each update field when set; a
 // user, file, unit or network entry by its name or path (the later entry
 // replaces the earlier one whole); each sysctl key; extensions are the
-// union. nil configurations are skipped; the inputs are not changed.
+// union by source (a later sha256 wins). nil configurations are skipped; the inputs are not changed.
 func Merge(cfgs ...*Config) *Config {
 	out := &Config{Version: Version}
 	for _, c := range cfgs {
@@ -33,7 +33,7 @@ func Merge(cfgs ...*Config) *Config {
 			u.Channel, u.Window = override(u.Channel, c.Update.Channel), override(u.Window, c.Update.Window)
 			out.Update = &u
 		}
-		out.Extensions = mergeBy(out.Extensions, c.Extensions, func(s string) string { return s })
+		out.Extensions = mergeBy(out.Extensions, c.Extensions, func(e Extension) string { return e.Source })
 	}
 	return out
 }

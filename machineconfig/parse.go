@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	goccy "github.com/goccy/go-yaml"
+	goccyparser "github.com/goccy/go-yaml/parser"
 	"gopkg.in/yaml.v3"
 )
 
@@ -46,7 +48,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
-		return nil, yamlError(file, err)
+		return nil, yamlError(file, data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -72,19 +74,62 @@ func Parse(file string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
-// yamlError turns the YAML parser's error into an *Error with its line.
-func yamlError(file string, err error) error {
-	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: "YAML: " + m[2]}
-	}
+// yamlParserProblems are the problems gopkg.in/yaml.v3 reports from its
+// parser rather than its scanner: for those it gives the line counted
+// from 0, and no line at all for the first.
+var yamlParserProblems = []string{
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected '-' indicator",
+	"did not find expected <document start>",
+	"did not find expected <stream-start>",
+	"did not find expected key",
+	"did not find expected node content",
+	"found duplicate %TAG directive",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found undefined tag handle",
+}
+
+// yamlError turns the YAML parser's error into an *Error with its line
+// and column. gopkg.in/yaml.v3 says only a line, counted differently by
+// its scanner and its parser, so the position and the message come from
+// goccy/go-yaml's parser when it finds the document broken too; else
+// from yaml.v3's message, its line set right.
+func yamlError(file string, data []byte, err error) error {
 	if err.Error() == "EOF" {
 		return &Error{File: file, Msg: "empty: want a mapping with version: 1"}
 	}
-	return &Error{File: file, Msg: "YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	if e := syntaxError(file, data); e != nil {
+		return e
+	}
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &Error{File: file, Msg: "YAML: " + err.Error()}
+	}
+	line, _ := strconv.Atoi(m[1])
+	if slices.Contains(yamlParserProblems, m[2]) || line == 0 {
+		line++
+	}
+	return &Error{File: file, Line: line, Msg: "YAML: " + m[2]}
+}
+
+// syntaxError locates a syntax error with goccy/go-yaml's parser; nil
+// when that parser finds none (or fails in a way it does not place).
+func syntaxError(file string, data []byte) (e *Error) {
+	defer func() {
+		if recover() != nil { // a second opinion only: never fail on it
+			e = nil
+		}
+	}()
+	_, err := goccyparser.ParseBytes(data, 0)
+	var se *goccy.SyntaxError
+	if !errors.As(err, &se) || se.Token == nil || se.Token.Position == nil {
+		return nil
+	}
+	return &Error{File: file, Line: se.Token.Position.Line, Column: se.Token.Position.Column, Msg: "YAML: " + se.Message}
 }
 
 // decoder fills Go values from YAML nodes by their yaml tags, refusing

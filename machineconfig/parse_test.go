@@ -2,6 +2,7 @@ package machineconfig
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -39,7 +40,9 @@ sysctl:
 update:
   channel: oci://registry.example.com/fleet/ingot:stable
   window: "02:00-04:00"
-extensions: [debug-tools]
+extensions:
+  - source: oci://registry.example.com/ext/debug-tools:1.0
+  - {source: /var/lib/ext/net.raw, sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef}
 `
 
 func TestParseFull(t *testing.T) {
@@ -58,7 +61,7 @@ func TestParseErrors(t *testing.T) {
 		want      []string // each a line of the joined error
 	}{
 		{"empty", ``, []string{"m.yaml: empty: want a mapping with version: 1"}},
-		{"syntax", "version: 1\nhostname: [a\n", []string{"m.yaml:1: YAML: did not find expected ',' or ']'"}},
+		{"syntax", "version: 1\nhostname: [a\n", []string{"m.yaml:2:11: YAML: sequence end token ']' not found"}},
 		{"no version", "hostname: a\n", []string{"m.yaml:1:1: the document: version is required"}},
 		{"wrong version", "version: 2\n", []string{"m.yaml:1:10: version: want 1 (this ingot reads version 1)"}},
 		{"unknown key", "version: 1\nhostnme: a\n", []string{`m.yaml:2:1: the document: unknown key "hostnme" (known: version, hostname, timezone, users, files, units, network, sysctl, update, extensions)`}},
@@ -76,7 +79,8 @@ func TestParseErrors(t *testing.T) {
 		{"address", "version: 1\nnetwork: [{name: eth0, addresses: [10.0.0.1]}]\n", []string{"m.yaml:2:36: network[0].addresses[0]: want an address with its prefix length"}},
 		{"alias", "version: 1\nhostname: &h a\ntimezone: *h\n", []string{"m.yaml:2:11: hostname: YAML anchors and aliases are not allowed", "m.yaml:3:11: timezone: YAML anchors"}},
 		{"two errors", "version: 1\nhostname: [1]\ntimezone: {}\n", []string{"m.yaml:2:11: hostname: want a string", "m.yaml:3:11: timezone: want a string"}},
-		{"two rules", "version: 1\nusers: [{name: a, uid: 0}]\nextensions: [a, a]\n", []string{"m.yaml:2:24: users[0].uid: want 1–65533", `m.yaml:3:17: extensions[1]: "a" is given twice`}},
+		{"two rules", "version: 1\nusers: [{name: a, uid: 0}]\nextensions: [{source: /a.raw}, {source: /a.raw}]\n", []string{"m.yaml:2:24: users[0].uid: want 1–65533", `m.yaml:3:32: extensions[1]: "/a.raw" is given twice`}},
+		{"extension source", "version: 1\nextensions: [{source: registry/x:1}]\n", []string{"m.yaml:2:23: extensions[0].source: does not match"}},
 		{"second document", "version: 1\n---\nversion: 1\n", []string{"m.yaml:2:1: a second YAML document"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,6 +98,61 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestErrorPositions pins the line:column of each kind of problem that
+// ingot config validate and the console report: syntax errors (the
+// scanner's and the parser's), unknown keys and wrong types, on the first
+// line, in the middle and at the end of a document.
+func TestErrorPositions(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		want      string // file:line:column
+	}{
+		{"unclosed flow sequence, first line", "hostname: [a\n", "m.yaml:1:11"},
+		{"unclosed flow sequence", "version: 1\nhostname: [broken\n", "m.yaml:2:11"},
+		{"unclosed flow mapping", "version: 1\nx: {a: 1\ny: 2\n", "m.yaml:3:1"},
+		{"unclosed double quote", "version: 1\nhostname: \"abc\n", "m.yaml:2:11"},
+		{"unclosed single quote", "version: 1\nhostname: 'abc\n", "m.yaml:2:11"},
+		{"bad indentation", "version: 1\nusers:\n  - name: a\n   shell: x\n", "m.yaml:4:4"},
+		{"mapping in a plain scalar", "version: 1\nfoo: bar: baz\n", "m.yaml:2:6"},
+		{"tab", "version: 1\n\tx: 1\n", "m.yaml:2:1"},
+		{"sequence after a mapping", "version: 1\n- a\n", "m.yaml:2:1"},
+		{"reserved character", "version: 1\n@x: 1\n", "m.yaml:2:1"},
+		{"unknown key, first line", "hostnme: a\nversion: 1\n", "m.yaml:1:1"},
+		{"unknown key, nested", "version: 1\nfiles:\n  - path: /etc/a\n    mod: 0644\n", "m.yaml:4:5"},
+		{"unknown key, last line", "version: 1\nhostname: a\nupdate: {chanel: x}\n", "m.yaml:3:10"},
+		{"wrong type, list for string", "version: 1\nhostname: [a]\n", "m.yaml:2:11"},
+		{"wrong type, string for list", "version: 1\nusers:\n  - name: a\n    groups: wheel\n", "m.yaml:4:13"},
+		{"wrong type, string for int", "version: one\n", "m.yaml:1:10"},
+		{"wrong type, mapping for bool", "version: 1\nunits: [{name: a.service, mask: {}}]\n", "m.yaml:2:33"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("m.yaml", []byte(tc.doc))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := err.Error(); !strings.HasPrefix(got, tc.want+": ") {
+				t.Errorf("got %q, want it at %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestYAMLLineFallback checks the line taken from yaml.v3's own message
+// when the second parser finds nothing: its parser counts lines from 0
+// and omits the first, its scanner counts from 1.
+func TestYAMLLineFallback(t *testing.T) {
+	for _, tc := range []struct{ msg, want string }{
+		{"yaml: line 1: did not find expected key", "m.yaml:2: YAML: did not find expected key"},
+		{"yaml: did not find expected node content", "m.yaml:1: YAML: did not find expected node content"},
+		{"yaml: line 3: mapping values are not allowed in this context", "m.yaml:3: YAML: mapping values are not allowed in this context"},
+		{"yaml: control characters are not allowed", "m.yaml:1: YAML: control characters are not allowed"},
+	} {
+		if got := yamlError("m.yaml", []byte("version: 1\n"), errors.New(tc.msg)).Error(); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.msg, got, tc.want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package machineconfig
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,7 +40,7 @@ type Entry struct {
 // url is refused: nothing fetches at boot (the initrd has no network).
 func Render(root string, c *Config) ([]Entry, error) {
 	r := &renderer{root: root}
-	steps := []func(*Config) error{r.system, r.users, r.files, r.units, r.network}
+	steps := []func(*Config) error{r.system, r.users, r.files, r.units, r.network, r.extensions}
 	for _, step := range steps {
 		if err := step(c); err != nil {
 			return nil, err
@@ -140,7 +141,18 @@ func (r *renderer) files(c *Config) error {
 	return nil
 }
 
+// networkdUnit is the service that reads the .network files.
+const networkdUnit = "systemd-networkd.service"
+
 func (r *renderer) network(c *Config) error {
+	if len(c.Network) > 0 && !slices.ContainsFunc(c.Units, func(u Unit) bool { return u.Name == networkdUnit }) {
+		// The files do nothing without networkd, which some images
+		// (Debian's) have but do not enable; a units: entry for it
+		// decides instead.
+		if err := r.enable("network", Unit{Name: networkdUnit}, true); err != nil {
+			return err
+		}
+	}
 	for i, n := range c.Network {
 		var b strings.Builder
 		fmt.Fprintf(&b, "[Match]\nName=%s\n\n[Network]\n", n.Name)
@@ -162,5 +174,25 @@ func (r *renderer) network(c *Config) error {
 		// 10-: before the image's own catch-all files, so the first match wins.
 		r.file(fmt.Sprintf("network[%d]", i), fmt.Sprintf("/etc/systemd/network/10-ingot-config-%02d.network", i), 0o644, b.String())
 	}
+	return nil
+}
+
+// ExtensionsPath is where the applied configuration leaves its
+// extensions, a JSON list of {"source", "sha256"} in the configuration's
+// order, for the device-side step that adds them (ingot ext add); it is
+// removed when the configuration names none. It is under ingot's own
+// state, which files: may not write.
+const ExtensionsPath = "/var/lib/ingot/config/extensions.json"
+
+func (r *renderer) extensions(c *Config) error {
+	if len(c.Extensions) == 0 {
+		r.add(Entry{From: "extensions", Path: ExtensionsPath, Remove: true})
+		return nil
+	}
+	b, err := json.MarshalIndent(c.Extensions, "", "  ")
+	if err != nil {
+		return fmt.Errorf("extensions: %w", err)
+	}
+	r.add(Entry{From: "extensions", Path: ExtensionsPath, Mode: 0o644, Data: append(b, '\n')})
 	return nil
 }

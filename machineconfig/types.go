@@ -19,7 +19,7 @@ type Config struct {
 	Network    []Network         `yaml:"network,omitempty" doc:"network interfaces, rendered as systemd-networkd .network files"`
 	Sysctl     map[string]string `yaml:"sysctl,omitempty" doc:"kernel parameters (/etc/sysctl.d/50-ingot-config.conf), e.g. net.ipv4.ip_forward: 1" schema:"scalar"`
 	Update     *Update           `yaml:"update,omitempty" doc:"the update channel and window (/etc/ingot/update.conf)"`
-	Extensions []string          `yaml:"extensions,omitempty" doc:"system extensions to activate (accepted and checked; applied once extensions land)" pattern:"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"`
+	Extensions []Extension       `yaml:"extensions,omitempty" doc:"system extensions to add: the list is written to /var/lib/ingot/config/extensions.json for the device's ingot ext add"`
 }
 
 // User is one account.
@@ -74,6 +74,12 @@ type Network struct {
 type Route struct {
 	To  string `yaml:"to" doc:"destination prefix, e.g. 198.51.100.0/24" schema:"required"`
 	Via string `yaml:"via" doc:"gateway address" schema:"required"`
+}
+
+// Extension is one system extension image to add on the device.
+type Extension struct {
+	Source string `json:"source" yaml:"source" doc:"what ingot ext add takes: oci://registry/repo:tag (or @sha256:…), or an absolute path on the device of an extension image or of a directory holding one" schema:"required" pattern:"^(oci://|/)\\S+$"`
+	SHA256 string `json:"sha256,omitempty" yaml:"sha256,omitempty" doc:"hex sha256 the image must have" pattern:"^[0-9a-f]{64}$"`
 }
 
 // Update is the device's update configuration.

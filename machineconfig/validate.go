@@ -45,7 +45,7 @@ func (c *Config) check() []fieldError {
 			add(fmt.Sprintf("sysctl[%q]", k), "want a key like net.ipv4.ip_forward and a one-line value")
 		}
 	}
-	unique(c.Extensions, func(i int) string { return c.Extensions[i] }, "extensions", add)
+	unique(c.Extensions, func(i int) string { return c.Extensions[i].Source }, "extensions", add)
 	return errs
 }
 
@@ -117,7 +117,7 @@ func CheckPath(p string) error {
 	}
 	for _, r := range refusedPrefixes {
 		if strings.HasPrefix(p, r) {
-			return fmt.Errorf("%s is ingot's own (the update key writes update.conf)", r)
+			return fmt.Errorf("%s is ingot's own state: use the update: and extensions: keys, not files", r)
 		}
 	}
 	return nil

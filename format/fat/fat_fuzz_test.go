@@ -55,6 +55,60 @@ func fuzzSeed(t testing.TB) []byte {
 	return out
 }
 
+// fat12Seed is a FAT12 volume built by hand, 3.5 KiB: one reserved
+// sector, one FAT sector, a one-sector fixed root directory with a
+// two-cluster file and a subdirectory holding a one-cluster file.
+func fat12Seed(t testing.TB) []byte {
+	t.Helper()
+	const sectors = 7
+	img := make([]byte, sectors*sectorSize)
+	le := binary.LittleEndian
+	b := img[:sectorSize]
+	copy(b, []byte{0xEB, 0x3C, 0x90})
+	le.PutUint16(b[11:], sectorSize)
+	b[13], b[16], b[21] = 1, 1, 0xF8      // sectors per cluster, FATs, media
+	le.PutUint16(b[14:], 1)               // reserved sectors
+	le.PutUint16(b[17:], 16)              // root directory entries
+	le.PutUint16(b[19:], sectors)         // total sectors
+	le.PutUint16(b[22:], 1)               // FAT sectors
+	copy(b[0x2B:], "CIDATA     FAT12   ") // label, type
+	b[510], b[511] = 0x55, 0xAA
+	// Clusters 2→3→end (the file), 4 (the directory), 5 (its file).
+	entries := []uint16{0xFF8, 0xFFF, 3, 0xFFF, 0xFFF, 0xFFF}
+	fat := img[sectorSize:]
+	for i := 0; i < len(entries); i += 2 {
+		e0, e1 := entries[i], entries[i+1]
+		o := i * 3 / 2
+		fat[o], fat[o+1], fat[o+2] = byte(e0), byte(e0>>8&0xF|e1<<4), byte(e1>>4)
+	}
+	dirent := func(b []byte, name string, attr byte, cluster uint16, size uint32) {
+		copy(b, name)
+		b[11] = attr
+		le.PutUint16(b[26:], cluster)
+		le.PutUint32(b[28:], size)
+	}
+	root := img[2*sectorSize:]
+	dirent(root, "USERDATA   ", 0, 2, 600)
+	dirent(root[32:], "SUB        ", attrDirectory, 4, 0)
+	sub := img[(3+2)*sectorSize:]
+	dirent(sub, ".          ", attrDirectory, 4, 0)
+	dirent(sub[32:], "..         ", attrDirectory, 0, 0)
+	dirent(sub[64:], "X          ", 0, 5, 1)
+	copy(img[3*sectorSize:], pattern(12, 600))
+	img[(3+3)*sectorSize] = 'x'
+	fsys, err := Open(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fs.ReadFile(fsys, "USERDATA"); err != nil || !bytes.Equal(got, pattern(12, 600)) {
+		t.Fatalf("the FAT12 seed: %d bytes, %v", len(got), err)
+	}
+	if err := fstest.TestFS(fsys, "USERDATA", "SUB/X"); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
 // FuzzOpen feeds damaged volumes to Open and reads everything it finds. It
 // must not panic or hang; walkAll reports inconsistent reads.
 func FuzzOpen(f *testing.F) {
@@ -79,6 +133,8 @@ func FuzzOpen(f *testing.F) {
 	alt[13] = 2
 	le.PutUint16(alt[40:], 0x80)
 	f.Add(alt)
+	// FAT12 with its fixed root directory (FAT16 shares that code).
+	f.Add(fat12Seed(f))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsys, err := Open(bytes.NewReader(data))

@@ -21,6 +21,11 @@ type volume struct {
 	dataOffset  int64 // byte offset of cluster 2
 	maxCluster  uint32
 	root        *entry
+	// bits is 12, 16 or 32: the width of a FAT entry.
+	bits int
+	// rootOffset and rootSize place the fixed root directory of FAT12
+	// and FAT16 (on FAT32 the root is a cluster chain).
+	rootOffset, rootSize int64
 }
 
 // entry is a file or directory found while reading the directory tree.
@@ -41,9 +46,10 @@ type extent struct {
 	count uint32 // number of clusters
 }
 
-// Open reads the FAT32 volume at offset 0 of r and returns its files as an
-// [io/fs.FS]; for a partition of a disk image pass an [io.SectionReader].
-// FAT12 and FAT16 volumes are rejected. Long file names are used where
+// Open reads the FAT12, FAT16 or FAT32 volume at offset 0 of r (FAT32
+// by its boot sector, FAT12 or FAT16 by the cluster count) and
+// returns its files as an [io/fs.FS]; for a partition of a disk image pass
+// an [io.SectionReader]. Long file names are used where
 // present; short names are reported as stored, with the lower-case flags
 // that Windows and mtools set. Lookups first try the exact name and then a
 // case-insensitive match, as FAT names are case-insensitive. The directory
@@ -70,59 +76,105 @@ func openVolume(r io.ReaderAt) (*volume, error) {
 	if b[510] != 0x55 || b[511] != 0xAA {
 		return nil, errors.New("no boot sector signature")
 	}
+	bpb, err := parseBPB(b)
+	if err != nil {
+		return nil, err
+	}
+	v, err := bpb.volume(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.readTree(); err != nil {
+		return nil, fmt.Errorf("read root directory: %w", err)
+	}
+	return v, nil
+}
+
+// bpb is the part of the BIOS parameter block the reader uses.
+type bpb struct {
+	bps, spc, rsv, nfats, total, fatSize, rootEntries uint64
+	extFlags                                          uint16
+	rootCluster                                       uint32
+	fat32                                             bool // the FAT32 BPB: no fixed root directory
+}
+
+func parseBPB(b []byte) (bpb, error) {
 	le := binary.LittleEndian
-	bps := uint64(le.Uint16(b[11:]))
-	spc := uint64(b[13])
-	rsv := uint64(le.Uint16(b[14:]))
-	nfats := uint64(b[16])
-	total := uint64(le.Uint16(b[19:]))
-	if total == 0 {
-		total = uint64(le.Uint32(b[32:]))
+	p := bpb{
+		bps: uint64(le.Uint16(b[11:])), spc: uint64(b[13]), rsv: uint64(le.Uint16(b[14:])),
+		nfats: uint64(b[16]), rootEntries: uint64(le.Uint16(b[17:])), total: uint64(le.Uint16(b[19:])),
+		fatSize: uint64(le.Uint16(b[22:])),
 	}
-	fatSize := uint64(le.Uint32(b[36:]))
-	extFlags := le.Uint16(b[40:])
-	root := le.Uint32(b[44:])
+	if p.total == 0 {
+		p.total = uint64(le.Uint32(b[32:]))
+	}
+	if p.fatSize == 0 { // the FAT32 extension of the BPB
+		p.fat32, p.fatSize = true, uint64(le.Uint32(b[36:]))
+		p.extFlags, p.rootCluster = le.Uint16(b[40:]), le.Uint32(b[44:])
+	}
 	switch {
-	case bps != 512 && bps != 1024 && bps != 2048 && bps != 4096:
-		return nil, fmt.Errorf("unsupported sector size %d", bps)
-	case spc == 0 || spc&(spc-1) != 0:
-		return nil, fmt.Errorf("invalid sectors per cluster %d", spc)
-	case rsv == 0 || nfats == 0:
-		return nil, errors.New("invalid reserved sector or FAT count")
-	case le.Uint16(b[17:]) != 0 || le.Uint16(b[22:]) != 0 || fatSize == 0:
-		return nil, errors.New("not a FAT32 volume")
+	case p.bps != 512 && p.bps != 1024 && p.bps != 2048 && p.bps != 4096:
+		return p, fmt.Errorf("unsupported sector size %d", p.bps)
+	case p.spc == 0 || p.spc&(p.spc-1) != 0:
+		return p, fmt.Errorf("invalid sectors per cluster %d", p.spc)
+	case p.rsv == 0 || p.nfats == 0:
+		return p, errors.New("invalid reserved sector or FAT count")
+	case p.fatSize == 0:
+		return p, errors.New("no FAT size")
+	case p.fat32 && p.rootEntries != 0:
+		return p, errors.New("a FAT32 BPB with a FAT12/16 root directory size")
+	case !p.fat32 && p.rootEntries == 0:
+		return p, errors.New("a FAT12/16 volume without root directory entries")
 	}
+	return p, nil
+}
+
+// volume lays out the volume the BPB describes.
+func (p bpb) volume(r io.ReaderAt) (*volume, error) {
 	active := uint64(0)
-	if extFlags&0x80 != 0 {
-		active = uint64(extFlags & 0x0F)
-		if active >= nfats {
+	if p.extFlags&0x80 != 0 {
+		active = uint64(p.extFlags & 0x0F)
+		if active >= p.nfats {
 			return nil, fmt.Errorf("active FAT %d does not exist", active)
 		}
 	}
-	dataStart := rsv + nfats*fatSize
-	if dataStart >= total {
+	rootStart := p.rsv + p.nfats*p.fatSize
+	rootSectors := (p.rootEntries*dirEntrySize + p.bps - 1) / p.bps
+	dataStart := rootStart + rootSectors
+	if dataStart >= p.total {
 		return nil, errors.New("no data region")
 	}
-	clusters := (total - dataStart) / spc
-	clusters = min(clusters, fatSize*bps/4-2, 0x0FFFFFF5-2)
+	clusters := (p.total - dataStart) / p.spc
+	// A FAT32 BPB makes FAT32 whatever the cluster count (small FAT32
+	// volumes are common); else the count tells FAT12 from FAT16, as
+	// Linux's vfat does.
+	bits := 32
+	switch {
+	case p.fat32:
+	case clusters <= 4084:
+		bits = 12
+	default:
+		bits = 16
+	}
+	clusters = min(clusters, p.fatSize*p.bps*8/uint64(bits)-2, 0x0FFFFFF5-2)
 	if clusters == 0 {
 		return nil, errors.New("no data clusters")
 	}
 	v := &volume{
 		r:           r,
-		sectorSize:  int64(bps),
-		clusterSize: int64(spc * bps),
-		fatOffset:   int64((rsv + active*fatSize) * bps),
-		dataOffset:  int64(dataStart * bps),
+		sectorSize:  int64(p.bps),
+		clusterSize: int64(p.spc * p.bps),
+		fatOffset:   int64((p.rsv + active*p.fatSize) * p.bps),
+		dataOffset:  int64(dataStart * p.bps),
 		maxCluster:  uint32(clusters + 1),
+		bits:        bits,
 	}
-	if root < 2 || root > v.maxCluster {
-		return nil, fmt.Errorf("invalid root cluster %d", root)
+	if !p.fat32 {
+		v.rootOffset, v.rootSize = int64(rootStart*p.bps), int64(p.rootEntries*dirEntrySize)
+	} else if p.rootCluster < 2 || p.rootCluster > v.maxCluster {
+		return nil, fmt.Errorf("invalid root cluster %d", p.rootCluster)
 	}
-	v.root = &entry{dir: true, cluster: root, mod: fromDOSTime(0, 0)}
-	if err := v.readTree(); err != nil {
-		return nil, fmt.Errorf("read root directory: %w", err)
-	}
+	v.root = &entry{dir: true, cluster: p.rootCluster, mod: fromDOSTime(0, 0)}
 	return v, nil
 }
 
@@ -162,6 +214,14 @@ func (v *volume) readDir(d *entry, seen map[uint32]bool) error {
 		}
 		seen[d.cluster] = true
 	}
+	if d == v.root && v.bits != 32 {
+		data := make([]byte, v.rootSize)
+		if _, err := v.r.ReadAt(data, v.rootOffset); err != nil {
+			return fmt.Errorf("read the root directory region: %w", err)
+		}
+		d.children, d.mod = parseRoot(data, d.mod)
+		return nil
+	}
 	limit := max(1, maxDirEntries*dirEntrySize/v.clusterSize)
 	exts, n, more, err := v.chain(d.cluster, limit)
 	if err != nil {
@@ -187,12 +247,22 @@ func (v *volume) readDir(d *entry, seen map[uint32]bool) error {
 		}
 		off += int64(len(buf))
 	}
-	var label time.Time
-	d.children, label = parseDir(data)
-	if d == v.root && !label.IsZero() {
-		d.mod = label
+	if d == v.root {
+		d.children, d.mod = parseRoot(data, d.mod)
+	} else {
+		d.children, _ = parseDir(data)
 	}
 	return nil
+}
+
+// parseRoot decodes the root directory; its time is the volume label's,
+// else mod.
+func parseRoot(data []byte, mod time.Time) ([]*entry, time.Time) {
+	children, label := parseDir(data)
+	if !label.IsZero() {
+		mod = label
+	}
+	return children, mod
 }
 
 // clusterOffset returns the byte offset of cluster c.
@@ -209,8 +279,7 @@ func (v *volume) chain(start uint32, limit int64) (exts []extent, n int64, more 
 		return nil, 0, false, fmt.Errorf("invalid first cluster %d", start)
 	}
 	seen := make(map[uint32]bool)
-	block := make([]byte, v.sectorSize)
-	blockNum := int64(-1)
+	fat := fatReader{v: v, block: make([]byte, v.sectorSize), num: -1}
 	for c := start; ; n++ {
 		if n == limit {
 			return exts, n, true, nil
@@ -224,22 +293,63 @@ func (v *volume) chain(start uint32, limit int64) (exts []extent, n int64, more 
 		} else {
 			exts = append(exts, extent{first: c, count: 1})
 		}
-		off := int64(c) * 4
-		if bn := off / v.sectorSize; bn != blockNum {
-			if _, err := v.r.ReadAt(block, v.fatOffset+bn*v.sectorSize); err != nil {
-				return nil, 0, false, fmt.Errorf("read FAT: %w", err)
-			}
-			blockNum = bn
+		next, end, err := fat.next(c)
+		if err != nil {
+			return nil, 0, false, err
 		}
-		next := binary.LittleEndian.Uint32(block[off%v.sectorSize:]) & fatMask
 		switch {
-		case next >= 0x0FFFFFF8:
+		case end:
 			return exts, n + 1, false, nil
 		case next < 2 || next > v.maxCluster:
 			return nil, 0, false, fmt.Errorf("cluster %d links to invalid cluster %#x", c, next)
 		}
 		c = next
 	}
+}
+
+// fatReader reads FAT entries through a one-sector cache.
+type fatReader struct {
+	v     *volume
+	block []byte
+	num   int64 // the cached sector of the FAT, -1 for none
+}
+
+// byteAt is the FAT's byte at off.
+func (f *fatReader) byteAt(off int64) (byte, error) {
+	if n := off / f.v.sectorSize; n != f.num {
+		if _, err := f.v.r.ReadAt(f.block, f.v.fatOffset+n*f.v.sectorSize); err != nil {
+			return 0, fmt.Errorf("read FAT: %w", err)
+		}
+		f.num = n
+	}
+	return f.block[off%f.v.sectorSize], nil
+}
+
+// next is the FAT entry of cluster c, and whether it ends the chain.
+// A FAT12 entry may straddle two sectors, hence byte by byte.
+func (f *fatReader) next(c uint32) (uint32, bool, error) {
+	off := int64(c) * int64(f.v.bits) / 8 // FAT12: c*1.5, rounded down
+	var raw uint32
+	for i := range int64(f.v.bits+7) / 8 {
+		b, err := f.byteAt(off + i)
+		if err != nil {
+			return 0, false, err
+		}
+		raw |= uint32(b) << (8 * i)
+	}
+	switch f.v.bits {
+	case 12:
+		if c&1 == 1 {
+			raw >>= 4
+		}
+		raw &= 0xFFF
+		return raw, raw >= 0xFF8, nil
+	case 16:
+		raw &= 0xFFFF
+		return raw, raw >= 0xFFF8, nil
+	}
+	raw &= fatMask
+	return raw, raw >= 0x0FFFFFF8, nil
 }
 
 // parseDir decodes the entries of a directory and returns them with the

@@ -100,6 +100,70 @@ func TestReaderLookup(t *testing.T) {
 	}
 }
 
+// TestReaderForeignFAT12And16 reads FAT12 and FAT16 volumes as mkfs.fat
+// makes them by default for small disks (a NoCloud seed, a USB stick):
+// files in the fixed root directory and in a subdirectory, long names,
+// and a file whose cluster chain crosses FAT sectors (and, on FAT12,
+// entries that straddle two sectors).
+func TestReaderForeignFAT12And16(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags []string // mkfs.fat's, before the size in 1 KiB blocks
+	}{
+		{"FAT12 default", []string{"1440"}},
+		{"FAT12 forced, near the cluster limit", []string{"-F", "12", "-s", "4", "8000"}},
+		{"FAT16 default", []string{"65536"}},
+		{"FAT16 forced, 1 sector per cluster", []string{"-F", "16", "-s", "1", "20000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			img := filepath.Join(dir, "v.img")
+			args := append([]string{"-n", "CIDATA", "-C", img}, tc.flags...)
+			out := run(t, "mkfs.fat", append([]string{"-v"}, args...)...)
+			files := map[string][]byte{
+				"user-data":             []byte("#cloud-config\nhostname: a\n"),
+				"meta-data":             []byte("instance-id: i-1\n"),
+				"sub/Long name.txt":     []byte("long"),
+				"sub/deeper/chain.bin":  pattern(7, 300<<10),
+				"a-much-longer-name.md": pattern(8, 5000),
+			}
+			run(t, "mmd", "-i", img, "::sub", "::sub/deeper")
+			for name, data := range files {
+				src := filepath.Join(dir, "src")
+				if err := os.WriteFile(src, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				run(t, "mcopy", "-o", "-i", img, src, "::"+name)
+			}
+			f, err := os.Open(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fsys, err := Open(f)
+			if err != nil {
+				t.Fatalf("%v\nmkfs.fat said:\n%s", err, out)
+			}
+			want := "FAT12"
+			if v := fsys.(*volume); v.bits != 12 {
+				want = "FAT16"
+				if v.bits != 16 {
+					t.Errorf("read as FAT%d", v.bits)
+				}
+			}
+			if !bytes.Contains(out, []byte(want)) && !bytes.Contains(out, []byte(strings.TrimPrefix(want, "FAT")+"-bit")) {
+				t.Errorf("read as %s, but mkfs.fat made:\n%s", want, out)
+			}
+			for name, data := range files {
+				got, err := fs.ReadFile(fsys, name)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Errorf("%s: %d bytes, %v", name, len(got), err)
+				}
+			}
+		})
+	}
+}
+
 // TestReaderForeign reads a volume made by mkfs.fat and mtools, including
 // short names with lower-case flags and a fragmented file.
 func TestReaderForeign(t *testing.T) {
@@ -227,7 +291,8 @@ func TestReaderCorrupt(t *testing.T) {
 		{name: "signature", modify: func(b []byte, _ *volume) { b[510] = 0 }, openErr: "no boot sector signature"},
 		{name: "sector size", modify: func(b []byte, _ *volume) { b[11] = 1 }, openErr: "unsupported sector size"},
 		{name: "cluster size", modify: func(b []byte, _ *volume) { b[13] = 3 }, openErr: "invalid sectors per cluster"},
-		{name: "FAT16", modify: func(b []byte, _ *volume) { b[22] = 1 }, openErr: "not a FAT32 volume"},
+		{name: "FAT16 BPB without a root directory", modify: func(b []byte, _ *volume) { b[22] = 1 }, openErr: "a FAT12/16 volume without root directory entries"},
+		{name: "FAT32 BPB with a root directory", modify: func(b []byte, _ *volume) { b[17] = 16 }, openErr: "a FAT32 BPB with a FAT12/16 root directory size"},
 		{name: "root cluster", modify: func(b []byte, _ *volume) { le.PutUint32(b[44:], 1000) }, openErr: "invalid root cluster"},
 		{name: "no data", modify: func(b []byte, _ *volume) { le.PutUint32(b[32:], 20) }, openErr: "no data region"},
 		{

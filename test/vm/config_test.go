@@ -196,12 +196,13 @@ func logSlowSteps(t *testing.T, m *vm.Machine) {
 	}
 }
 
-// TestConfigSigned boots the musl base made with --require-signed-config
-// once: the ESP's file and the credential, each signed with ingot config
+// TestConfigSigned boots the musl base made with --require-signed-config:
+// first the ESP's file and the credential, each signed with ingot config
 // sign by the image's verity key, are read with their signatures (ESP
 // ingot/config.yaml.sig, credential ingot.config.sig), verified against
 // /usr's config.crt, and applied. The refusals (unsigned, other key,
-// tampered) are TestApplyConfigSigned's.
+// tampered) are TestApplyConfigSigned's; a second boot checks one of
+// them in the VM: the ESP file changed after signing.
 func TestConfigSigned(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -247,6 +248,20 @@ func TestConfigSigned(t *testing.T) {
 		"grep -c '" + layout.KeyConfigSigned + "=yes' /proc/cmdline": "1",
 		"test -s /usr/" + layout.ConfigCertPath + " && echo there":   "there",
 	})
+	c.poweroff(ctx)
+
+	// The ESP file changed after signing (its signature kept): refused
+	// with one line, nothing changed, the reason in ingot status.
+	espWrite(t, c.disk, layout.ConfigESPPath, strings.Replace(string(espData), "content: esp", "content: forged", 1))
+	m = c.start(ctx)
+	if _, err := m.WaitForRegexp(ctx, regexp.MustCompile(`ingot-init: config: esp: signature: [^\n]*; nothing applied`), 8*time.Minute); err != nil {
+		t.Errorf("no console line refusing the tampered ESP file: %v", err)
+	}
+	booted(ctx, t, m)
+	expectGuest(ctx, t, m, map[string]string{
+		"cat /etc/signed-note":                     "esp",
+		"ingot status | grep -c 'esp: signature:'": "1",
+	})
 }
 
 // timeToMarker waits for the boot (marker, then the autologin shell)
@@ -287,20 +302,26 @@ func checkAddresses(ctx context.Context, t *testing.T, m *vm.Machine, addrs ...s
 // espConfig is the ESP's configuration: a user with the key, a file,
 // a unit, static addresses, and bulk files and users.
 func espConfig(pub, note string, bulk int) string {
+	return espConfigFor(pub, note, "wheel", bulk)
+}
+
+// espConfigFor is espConfig with the user in group (which must exist on
+// the image) and the file owned by it.
+func espConfigFor(pub, note, group string, bulk int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `version: 1
 hostname: from-esp
 users:
   - name: ops
-    groups: [wheel]
+    groups: [%s]
     ssh_authorized_keys: [%q]
-`, pub)
+`, group, pub)
 	for i := range min(bulk, 10) {
 		fmt.Fprintf(&b, "  - {name: u%d, ssh_authorized_keys: [%q]}\n", i, pub)
 	}
 	fmt.Fprintf(&b, `files:
-  - {path: /etc/ops-note, mode: "0640", owner: "ops:wheel", content: %q}
-`, note)
+  - {path: /etc/ops-note, mode: "0640", owner: "ops:%s", content: %q}
+`, group, note)
 	for i := range bulk {
 		fmt.Fprintf(&b, "  - {path: /etc/bulk/f%02d, content: \"file %d\\n\"}\n", i, i)
 	}
