@@ -17,7 +17,7 @@ const module = "github.com/ingot-linux/ingot/"
 // layer), so the stages read top to bottom and nothing reaches up.
 var layers = [][]string{
 	{"cmd/ingot", "cmd/ingot-init", "cmd/ingot-agent"},
-	{"internal/cli"},
+	{"internal/cli", "distro/distrotest"},
 	{"distro"},
 	{"diskimage", "builder", "vm", "recipes", "builder/sandbox/sandboxtest", "internal/agentcli"},
 	{"agent", "boot", "bootcheck", "oci", "diskimage/rootfs", "diskimage/kmod", "diskimage/binaries", "builder/fetch", "builder/sandbox", "builder/store",
@@ -47,15 +47,17 @@ var never = map[string][]string{
 
 // formatModules are the modules outside the standard library a format
 // package may use: LUKS2's key derivation and cipher (argon2id, PBKDF2,
-// XTS) are not in it, and x/crypto needs x/sys/cpu; no system calls.
+// XTS) are not in it, and x/crypto needs x/sys/cpu; EROFS's compressors
+// (LZ4, zstd) are not either. No system calls.
 var formatModules = map[string][]string{
 	"format/luks2": {"golang.org/x/crypto/*", "golang.org/x/sys/cpu"}, // x/crypto detects CPU features through x/sys/cpu
+	"format/erofs": {"github.com/pierrec/lz4/v4", "github.com/pierrec/lz4/v4/*", "github.com/klauspost/compress", "github.com/klauspost/compress/*"},
 }
 
 // trustUsers are the only packages that import trust: who signs (image,
 // the CLI's keys verb), who verifies (initrd, agent, artifact, ext), and test
 // helpers.
-var trustUsers = []string{"diskimage", "boot", "bootcheck", "agent", "artifact", "ext", "internal/cli", "artifact/artifacttest"}
+var trustUsers = []string{"diskimage", "boot", "bootcheck", "agent", "artifact", "ext", "internal/cli", "artifact/artifacttest", "distro/distrotest"}
 
 func match(pattern, pkg string) bool {
 	if pattern == "*" {
