@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "8b3428e95ba6f7a3501a8aec34092fba4016f6fe9bbe1d0b256cd14caa846d64",
-		"ingot_1.0.0.update/ingot.efi":     "6a5c22484366fa5d01e1d2233a41072403113f1894cd9111f0faa9fb33a68a73",
-		"ingot_1.0.0.update/manifest.json": "54a9ab026b0c62b67f95356e54ef39ad33c88f023ea471387468cad88123457b",
-		"ingot_1.0.0.update/usr.erofs":     "ab21b18285004e2eac27414c0ecb4f6a8526aec31a460bbd568f8f3d9dfac6de",
-		"ingot_1.0.0.update/usr.verity":    "3bde0880fcee9062c5e377186b20b8a8cbeebe0ada273ba18bd3a9b434f5331f",
+		"ingot_1.0.0.raw":                  "e14bde688d7a044921b3c5aabeffef2a82699fbc9f1f4d87e135ecbba0643216",
+		"ingot_1.0.0.update/ingot.efi":     "e416dd8b5278b6961c5d114e014bdf004790324afad757824b35e5b83368baf1",
+		"ingot_1.0.0.update/manifest.json": "e091092b807f387992e8e280b0b733766025e2c8c079f966df09a21657460b30",
+		"ingot_1.0.0.update/usr.erofs":     "c8f2dcbd57aedef278bc27f3b399e43674cc5d4cba22e41b2ba8fa397cfccaae",
+		"ingot_1.0.0.update/usr.verity":    "423232ec04ae2358b18d3ca88b5addb58b9560d32025b145faf6107dec5f20cb",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "2ff97437ee555fe5977f75e454a88a48876b4d9ef65603c25e298540b0d7dfc8",
+		"ingot_1.0.0.raw":                   "a2939a1349c13338c9a3b9c6c5010dc5390b3ce87413053a1a5ce3f1e6c6eb9f",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "aba4a61df3fb929cb30b99b0a627232c6ea206a457794e5f9479c7d1767f99a1",
-		"ingot_1.0.0.update/manifest.json":  "c3c071a25d6dfda6c1d3e2c3a297cbcfa941dd3d251fb85fe302417244fbb88f",
-		"ingot_1.0.0.update/usr.erofs":      "4af005bfaa48de73e3131f0ee46ed8fc00e599b8cc95101da3345d1afb2e5b9f",
-		"ingot_1.0.0.update/usr.verity":     "fc9569b3db0b93980b6b8ebffb40d641359e6220d2f45fc9ae078859bd7a0c3e",
-		"ingot_1.0.0.update/usr.verity-sig": "b834f1516d72c52f73a6b4e66825be40091997c2aad3750c69f63d89f40b0b7f",
+		"ingot_1.0.0.update/ingot.efi":      "0dbff8fc745cf8b85ac8fa07ef22546b4f322f36dc655c6647c117f9c7f0f42a",
+		"ingot_1.0.0.update/manifest.json":  "22cfe52780d4141c46ce41cb08d51fa2b3e9044aac39906816b46bac2b6a96aa",
+		"ingot_1.0.0.update/usr.erofs":      "f225ba47371a4b7a95aec1547e3f4bb328811710d88bdee502fd1479f43148ca",
+		"ingot_1.0.0.update/usr.verity":     "e1ea8b85e9589bfee313c1c3784de4e92c812515879984d349a3bafe0eed981b",
+		"ingot_1.0.0.update/usr.verity-sig": "4ba89733b1a6058650033314c376f3e1f1cc64c58b8862b1bab5b1d69d9d51a5",
 	}},
 }
 

@@ -90,6 +90,10 @@ func ingotUnits(deadline time.Duration, healthChecks []string, autologin bool) u
 	// /run/extensions/NAME before systemd starts; systemd-sysext merges
 	// them into /usr and /opt early (before sysinit.target).
 	s.link("sysinit.target.wants/systemd-sysext.service", "../systemd-sysext.service")
+	// Extensions a machine configuration names (extensions:) are added
+	// once the network is up: ingot-init cannot reach a registry.
+	s.file("ingot-config-extensions.service", "ingot-config-extensions.service")
+	s.link("multi-user.target.wants/ingot-config-extensions.service", "../ingot-config-extensions.service")
 	// The update channel: off until the owner enables the timer and
 	// writes /etc/ingot/update.conf (CHANNEL=oci://…,
 	// WINDOW=HH:MM-HH:MM).

@@ -22,6 +22,22 @@ const (
 	ExtensionStatusPath = RunDir + "/extensions.json"
 )
 
+// ConfigExtensionsPath is where the applied machine configuration leaves
+// its extensions, a JSON list of ConfigExtension in the configuration's
+// order, for ingot-config-extensions.service (ingot ext sync), which adds
+// them once the network is up; it is removed when the configuration
+// names none. It is under ingot's own state, which a configuration's
+// files: may not write.
+const ConfigExtensionsPath = "/var/lib/ingot/config/extensions.json"
+
+// ConfigExtension is one extension a machine configuration asks for.
+type ConfigExtension struct {
+	// Source is what ingot ext add takes.
+	Source string `json:"source"`
+	// SHA256, if set, is the hex sha256 the image must have.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
 // ExtensionStatus is one extension as ingot-init found it at boot.
 type ExtensionStatus struct {
 	Name    string `json:"name"`

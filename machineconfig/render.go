@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ingot-linux/ingot/layout"
 )
 
 // Entry is one thing Apply puts in place on the booted system: a file, a
@@ -178,11 +180,8 @@ func (r *renderer) network(c *Config) error {
 }
 
 // ExtensionsPath is where the applied configuration leaves its
-// extensions, a JSON list of {"source", "sha256"} in the configuration's
-// order, for the device-side step that adds them (ingot ext add); it is
-// removed when the configuration names none. It is under ingot's own
-// state, which files: may not write.
-const ExtensionsPath = "/var/lib/ingot/config/extensions.json"
+// extensions (layout.ConfigExtensionsPath).
+const ExtensionsPath = layout.ConfigExtensionsPath
 
 func (r *renderer) extensions(c *Config) error {
 	if len(c.Extensions) == 0 {

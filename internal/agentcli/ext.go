@@ -2,6 +2,8 @@ package agentcli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/ingot-linux/ingot/agent"
+	"github.com/ingot-linux/ingot/internal/fileutil"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/oci"
 )
 
@@ -18,6 +22,9 @@ const extLong = `Runtime layers on the device.
                      holding one NAME_VERSION.raw, or oci://REGISTRY/REPO:TAG
   ext list           the image's and the installed extensions, merged or why not
   ext remove NAME    unmerge and delete an installed extension
+  ext sync           add the extensions the machine configuration names
+                     (extensions:) that are not installed yet; what
+                     ingot-config-extensions.service runs once the network is up
 
 An extension must be signed by the key that signs this image's /usr
 (its verity certificate); on an unsigned image, --allow-unsigned accepts an
@@ -46,13 +53,15 @@ func newExt(e *env) *verb {
 				return err
 			}
 			return e.Render(list, func(w io.Writer) { printExtensions(w, list) })
+		case args[0] == "sync" && len(args) == 1:
+			return extSync(ctx, e, a)
 		case args[0] == "remove" && len(args) == 2:
 			if err := a.ExtRemove(args[1]); err != nil {
 				return err
 			}
 			return e.Render(map[string]string{"removed": args[1]}, func(w io.Writer) { fmt.Fprintf(w, "%s removed\n", args[1]) })
 		}
-		return fmt.Errorf("ext: want add SOURCE, list or remove NAME (see ingot ext --help)")
+		return fmt.Errorf("ext: want add SOURCE, list, remove NAME or sync (see ingot ext --help)")
 	}
 	return v
 }
@@ -144,4 +153,78 @@ func printExtensions(w io.Writer, list []agent.Extension) {
 		}
 		fmt.Fprintf(w, "%-16s %-8s %-6s signed=%-5v %s\n", x.Name, x.Kind, origin, x.Signed, state)
 	}
+}
+
+// maxConfigExtensionsBytes bounds the configuration's extension list.
+const maxConfigExtensionsBytes = 1 << 20
+
+// extSync adds each extension the applied machine configuration names
+// that is not installed from that source yet; one that fails is named and
+// the others are still added.
+func extSync(ctx context.Context, e *env, a *agent.Agent) error {
+	want, err := configExtensions(layout.ConfigExtensionsPath)
+	if err != nil || len(want) == 0 {
+		return err
+	}
+	list, err := a.ExtList()
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, x := range list {
+		have[x.Source] = true
+	}
+	var errs []error
+	for _, w := range want {
+		if have[w.Source] {
+			continue
+		}
+		if err := syncOne(ctx, e, a, w); err != nil {
+			errs = append(errs, fmt.Errorf("extension %s: %w", w.Source, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// configExtensions reads the configuration's extension list.
+func configExtensions(path string) ([]layout.ConfigExtension, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var list []layout.ConfigExtension
+	dec := json.NewDecoder(io.LimitReader(f, maxConfigExtensionsBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&list); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return list, nil
+}
+
+// syncOne fetches one configured extension, checks its sha256 if the
+// configuration gives one, and adds it.
+func syncOne(ctx context.Context, e *env, a *agent.Agent, w layout.ConfigExtension) error {
+	file, cleanup, err := fetchExtension(ctx, e, w.Source)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if w.SHA256 != "" {
+		got, err := fileutil.SHA256(file)
+		if err != nil {
+			return err
+		}
+		if got != w.SHA256 {
+			return fmt.Errorf("sha256 is %s, the configuration says %s", got, w.SHA256)
+		}
+	}
+	x, err := a.ExtAdd(ctx, file, agent.ExtOptions{Source: w.Source})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "%s (%s) added from %s\n", x.Name, x.Kind, w.Source)
+	return nil
 }

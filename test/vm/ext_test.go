@@ -17,6 +17,7 @@ import (
 	"github.com/ingot-linux/ingot/distro/distrotest"
 	"github.com/ingot-linux/ingot/ext"
 	"github.com/ingot-linux/ingot/ingottest"
+	"github.com/ingot-linux/ingot/layout"
 	"github.com/ingot-linux/ingot/oci"
 	"github.com/ingot-linux/ingot/trust"
 	"github.com/ingot-linux/ingot/vm"
@@ -32,6 +33,9 @@ type extBase struct {
 	// netSetup is a guest command that brings up DHCP on the user
 	// network, where the image has no network configuration of its own.
 	netSetup string
+	// viaConfig has the machine configuration (an SMBIOS credential) name
+	// the first extension, so ingot-config-extensions.service adds it.
+	viaConfig bool
 	// strace adds the debug extension, strace built from its recipe
 	// through the store, for 1.0.0 and 2.0.0.
 	strace bool
@@ -47,6 +51,7 @@ func TestExtensionsBase(t *testing.T) {
 		},
 		buildArgs: []string{"--base", rootfs},
 		strace:    true,
+		viaConfig: true,
 	})
 }
 
@@ -174,8 +179,13 @@ func runExtensionScenario(t *testing.T, b extBase) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	logPath := filepath.Join(os.TempDir(), "ingot-vm-"+t.Name()+".log")
-	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 2<<30, ExtraDisks: []string{payload}, LogFile: logPath,
-		UserNet: &vm.UserNet{GuestForwards: []vm.GuestForward{{GuestAddr: "10.0.2.100", GuestPort: 5000, Target: registry}}}})
+	cfg := vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 2<<30, ExtraDisks: []string{payload}, LogFile: logPath,
+		UserNet: &vm.UserNet{GuestForwards: []vm.GuestForward{{GuestAddr: "10.0.2.100", GuestPort: 5000, Target: registry}}}}
+	if b.viaConfig {
+		cfg.SMBIOSCredentials = map[string][]byte{layout.ConfigCredential: []byte(
+			"version: 1\nextensions:\n  - source: oci://" + guestRegistry + "/ingot-ext/hello:1.0.0\n")}
+	}
+	m, err := vm.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +202,18 @@ func runExtensionScenario(t *testing.T, b extBase) {
 		run(ctx, t, m, b.netSetup)
 	}
 	waitForAddress(ctx, t, m)
+
+	if b.viaConfig {
+		// The configuration's extension arrives once the network is up.
+		out := runFor(ctx, t, m, "for i in $(seq 90); do hello-ext 2>/dev/null && break; sleep 2; done", 5*time.Minute)
+		if out != "hello-1" {
+			t.Fatalf("the configuration's extension did not arrive: %q\n%s", out, run(ctx, t, m, "systemctl status --no-pager ingot-config-extensions.service || true"))
+		}
+		if x := extList(ctx, t, m)["hello"]; !x.Merged || x.Source != "oci://"+guestRegistry+"/ingot-ext/hello:1.0.0" {
+			t.Errorf("ext list after ext sync: %+v", x)
+		}
+		run(ctx, t, m, "ingot ext remove hello")
+	}
 
 	// Add from the registry, and time it to the tool running.
 	start := time.Now()
