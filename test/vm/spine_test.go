@@ -224,8 +224,14 @@ func runFor(ctx context.Context, t testing.TB, m *vm.Machine, cmd string, timeou
 	if code != 0 {
 		t.Fatalf("guest: %s: exit status %d\n%s", cmd, code, out)
 	}
-	return strings.TrimSpace(out)
+	return strings.TrimSpace(kernelLines.ReplaceAllString(out, ""))
 }
+
+// kernelLines are console messages of the guest's kernel that land
+// between a command's output lines: the serial console is shared, and an
+// overloaded host makes even `dmesg -n 1` let some through (soft lockup
+// reports are emergencies).
+var kernelLines = regexp.MustCompile(`(?m)^\[ *[0-9]+\.[0-9]{6}\] [^\n]*\n?`)
 
 // runJSON runs cmd in the guest and decodes its output into v.
 func runJSON(ctx context.Context, t testing.TB, m *vm.Machine, cmd string, v any) {
