@@ -248,18 +248,8 @@ func TestDeltaUpdate(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestDeltaUpdate.log")
-	m, err := vm.Start(ctx, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 1<<30, LogFile: logPath,
+	m := startVM(ctx, t, vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 1<<30,
 		UserNet: &vm.UserNet{GuestForwards: []vm.GuestForward{{GuestAddr: "10.0.2.100", GuestPort: 5000, Target: host}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(8000))
-		}
-	})
 	expectMarker(t, booted(ctx, t, m), "1.0.0", "a")
 	waitForAddress(ctx, t, m)
 

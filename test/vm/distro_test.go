@@ -37,18 +37,8 @@ func TestDistroBoot(t *testing.T) {
 	sshPort := freePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestDistroBoot.log")
-	m, err := vm.Start(ctx, vm.Config{Image: res.Disk, DiskSizeBytes: res.DiskBytes + 1<<30, LogFile: logPath,
+	m := startVM(ctx, t, vm.Config{Image: res.Disk, DiskSizeBytes: res.DiskBytes + 1<<30,
 		UserNet: &vm.UserNet{HostForwards: []vm.Forward{{HostPort: sshPort, GuestPort: 22}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(8000))
-		}
-	})
 	expectMarker(t, booted(ctx, t, m), "1.0.0", "a")
 
 	if got := run(ctx, t, m, "readlink /proc/1/exe"); got != "/usr/lib/systemd/systemd" {

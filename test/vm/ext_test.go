@@ -178,23 +178,13 @@ func runExtensionScenario(t *testing.T, b extBase) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	logPath := filepath.Join(os.TempDir(), "ingot-vm-"+t.Name()+".log")
-	cfg := vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 2<<30, ExtraDisks: []string{payload}, LogFile: logPath,
+	cfg := vm.Config{Image: v1.DiskPath, DiskSizeBytes: v1.DiskBytes + 2<<30, ExtraDisks: []string{payload},
 		UserNet: &vm.UserNet{GuestForwards: []vm.GuestForward{{GuestAddr: "10.0.2.100", GuestPort: 5000, Target: registry}}}}
 	if b.viaConfig {
 		cfg.SMBIOSCredentials = map[string][]byte{layout.ConfigCredential: []byte(
 			"version: 1\nextensions:\n  - source: oci://" + guestRegistry + "/ingot-ext/hello:1.0.0\n")}
 	}
-	m, err := vm.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(8000))
-		}
-	})
+	m := startVM(ctx, t, cfg)
 	expectMarker(t, booted(ctx, t, m), "1.0.0", "a")
 	u := "/var/tmp/u/" + filepath.Base(f.dir) + "/"
 	runFor(ctx, t, m, "mkdir -p /var/tmp/u && tar -xf /dev/vdb -C /var/tmp/u && echo local > /etc/site-local.conf", 10*time.Minute)

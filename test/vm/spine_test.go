@@ -208,6 +208,27 @@ func bootedWithin(ctx context.Context, t testing.TB, m *vm.Machine, timeout time
 	return marker
 }
 
+// startVM boots cfg, its console logged to a file named after the test
+// unless cfg names one; the machine is closed when the test ends, and
+// the console's tail is logged if it failed.
+func startVM(ctx context.Context, t *testing.T, cfg vm.Config) *vm.Machine {
+	t.Helper()
+	if cfg.LogFile == "" {
+		cfg.LogFile = filepath.Join(os.TempDir(), "ingot-vm-"+strings.ReplaceAll(t.Name(), "/", "_")+".log")
+	}
+	m, err := vm.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Close()
+		if t.Failed() {
+			t.Logf("console (full log in %s):\n%s", cfg.LogFile, m.Tail(8000))
+		}
+	})
+	return m
+}
+
 // run runs a shell command in the guest and fails the test if it fails.
 func run(ctx context.Context, t testing.TB, m *vm.Machine, cmd string) string {
 	t.Helper()

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -67,17 +66,7 @@ func TestDebianCompressedBoot(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	logPath := filepath.Join(os.TempDir(), "ingot-vm-TestDebianCompressedBoot.log")
-	m, err := vm.Start(ctx, vm.Config{Image: res.DiskPath, DiskSizeBytes: res.DiskBytes + 1<<30, LogFile: logPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("console (full log in %s):\n%s", logPath, m.Tail(8000))
-		}
-	})
+	m := startVM(ctx, t, vm.Config{Image: res.DiskPath, DiskSizeBytes: res.DiskBytes + 1<<30})
 	expectMarker(t, booted(ctx, t, m), "1.0.0", "a")
 	for p, sum := range want {
 		if got := run(ctx, t, m, "sha256sum /"+p+" | cut -d' ' -f1"); got != sum {
