@@ -74,6 +74,10 @@ type State struct {
 	// Measured is true when "enter-initrd" was measured into PCR 11, so
 	// "leave-initrd" must be too.
 	Measured bool
+	// Timings are the steps done so far and how long each took.
+	Timings []StepTime
+	// started is when ingot-init started, after the kernel's start.
+	started time.Duration
 }
 
 // The fixed places of the boot.
@@ -128,16 +132,58 @@ func Run(ctx context.Context, cfg Config) (*State, error) {
 		cfg.Root = "/"
 	}
 	s := &State{Config: cfg, Params: layout.DefaultBoot()}
+	s.started = sinceKernel()
 	for _, st := range Plan() {
 		start := time.Now()
 		if err := st.Run(ctx, s); err != nil {
 			return s, &Error{Step: st.Name, Err: err}
 		}
-		if d := time.Since(start); d > time.Second {
-			s.logf("%s took %v", st.Name, d.Round(100*time.Millisecond))
-		}
+		s.Timings = append(s.Timings, StepTime{Name: st.Name, Took: time.Since(start)})
 	}
 	return s, errors.New("switch root returned")
+}
+
+// StepTime is how long one step of the plan took.
+type StepTime struct {
+	Name string
+	Took time.Duration
+}
+
+// sinceKernel is the time since the kernel started (CLOCK_BOOTTIME), zero
+// if the clock cannot be read.
+func sinceKernel() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// timingLine is the one line that tells where the boot's time went: when
+// ingot-init started after the kernel, each step so far, and the total.
+// It is printed on every boot, just before switch root, so a slow step
+// shows in every console log and a benchmark can read it.
+func (s *State) timingLine(now time.Duration) string {
+	var b strings.Builder
+	var sum time.Duration
+	for i, t := range s.Timings {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s", t.Name, fmtDuration(t.Took))
+		sum += t.Took
+	}
+	return fmt.Sprintf("timing: started %s after the kernel; %s in %d steps (%s); switch root %s after the kernel",
+		fmtDuration(s.started), fmtDuration(sum), len(s.Timings), b.String(), fmtDuration(now))
+}
+
+// fmtDuration is d in milliseconds below a second, else in seconds with
+// two decimals: short, and the same on every boot.
+func fmtDuration(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
 }
 
 func mountAPI(_ context.Context, s *State) error {
@@ -215,6 +261,7 @@ func switchRoot(_ context.Context, s *State) error {
 	if _, err := os.Stat(s.path(sysroot + init)); err != nil {
 		return fmt.Errorf("init %s is not in the image: %w", init, err)
 	}
+	s.logf("%s", s.timingLine(sinceKernel()))
 	s.logf("switching root to %s (slot %s, %s)", init, s.Slot, s.UsrDevice)
 	return s.Sys.SwitchRoot(s.path(sysroot), init, nil)
 }
