@@ -97,10 +97,9 @@ func findUsr(ctx context.Context, s *State) error {
 			}
 			return errors.New(msg)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		// The next device the kernel announces may be it.
+		if err := s.waitDevices(ctx, time.Until(deadline)); err != nil {
+			return err
 		}
 	}
 }

@@ -78,6 +78,11 @@ type State struct {
 	Timings []StepTime
 	// started is when ingot-init started, after the kernel's start.
 	started time.Duration
+	// modules loads the initrd's kernel modules (nil: it carries none).
+	modules *moduleLoader
+	// events are the kernel's uevents, opened before the modules load
+	// (nil when they cannot be had).
+	events *uevents
 }
 
 // The fixed places of the boot.
@@ -133,6 +138,8 @@ func Run(ctx context.Context, cfg Config) (*State, error) {
 	}
 	s := &State{Config: cfg, Params: layout.DefaultBoot()}
 	s.started = sinceKernel()
+	s.events = openUevents()
+	defer s.events.close()
 	for _, st := range Plan() {
 		start := time.Now()
 		if err := st.Run(ctx, s); err != nil {
@@ -210,30 +217,6 @@ func readCmdline(_ context.Context, s *State) error {
 	p, err := layout.ParseBoot(string(b))
 	s.Params = p
 	return err
-}
-
-func loadModules(_ context.Context, s *State) error {
-	list, err := os.ReadFile(s.path("/usr/lib/modules/ingot-load-order"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // a kernel with everything built in
-	}
-	if err != nil {
-		return err
-	}
-	for _, rel := range strings.Fields(string(list)) {
-		content, err := os.ReadFile(s.path("/usr/lib/modules/" + rel))
-		if err != nil {
-			return err
-		}
-		if err := s.Sys.LoadModule(content, ""); err != nil {
-			// A driver without hardware refuses to load (ENODEV); that is
-			// not a boot failure. Missing storage shows up in the next step.
-			if !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
-				s.logf("module %s: %v", filepath.Base(rel), err)
-			}
-		}
-	}
-	return nil
 }
 
 func recordBoot(_ context.Context, s *State) error {

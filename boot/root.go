@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/go-dmverity/pkg/dm"
 	"github.com/containerd/go-dmverity/pkg/verity"
@@ -214,17 +215,29 @@ func addRootPartition(t *gpt.Table, w io.WriterAt, diskSize int64) (gpt.Partitio
 	return p, nil
 }
 
+// waitPartition waits for the partition the kernel was just told of (its
+// node is usually there when BLKPG returns: devtmpfs makes it before the
+// uevent goes out).
 func waitPartition(s *State, disk string, index int) (string, error) {
-	for i := 0; i < 100; i++ {
+	deadline := time.Now().Add(partitionTimeout)
+	for {
 		if name, err := partitionName(s.path("/sys"), disk, index); err == nil {
 			if _, err := os.Stat(s.path("/dev/" + name)); err == nil {
 				return name, nil
 			}
 		}
-		sleep(50)
+		left := time.Until(deadline)
+		if left <= 0 {
+			return "", fmt.Errorf("partition %d of %s did not appear within %v", index, disk, partitionTimeout)
+		}
+		if err := s.waitDevices(context.Background(), left); err != nil {
+			return "", err
+		}
 	}
-	return "", fmt.Errorf("partition %d of %s did not appear", index, disk)
 }
+
+// partitionTimeout bounds the wait for a partition added with BLKPG.
+const partitionTimeout = 5 * time.Second
 
 // makeRootFS runs the image's own mkfs.ext4 in a throwaway root made of
 // /usr, so the initrd carries no filesystem tools.

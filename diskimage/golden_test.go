@@ -71,9 +71,9 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "873dfedf2a58d81d4b8502f75b4dfee4d03ac1ab186ac3b80298b6fa408feb95",
-		"ingot_1.0.0.update/ingot.efi":     "818c6bf2943735ae5740fa61b195e940b485708893597f08da48998d978d8036",
-		"ingot_1.0.0.update/manifest.json": "0983b35661ddec6845fe25347d79bd80fd10541a44fc110c23f55c73b0be65aa",
+		"ingot_1.0.0.raw":                  "a5e1d3b9de82754435ca953826951006d12ef9fe395874cf0c503ba9cd0b3701",
+		"ingot_1.0.0.update/ingot.efi":     "1a2f040006f16a2396d50c1a5ebf0be4afb05aa11465525f311bd516def8f092",
+		"ingot_1.0.0.update/manifest.json": "89c30fa888d65734d3aa01bb844b88ecf1c2a57d8c1788ef1d7fdf74e256a69f",
 		"ingot_1.0.0.update/usr.erofs":     "23faa07a925d7e76da7b95452a271abebb56e06e5268229f4a3fcaa3a071c57f",
 		"ingot_1.0.0.update/usr.verity":    "98e3266f9ca80f225465222e263c56bdb7043924778dddfd2cd94b6e4d6ef7ba",
 	}},
@@ -90,10 +90,10 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "15c242bb2ea4438ad2d391dd8fb06744d2d9c2451acac7dfa9be3f10baa0b974",
+		"ingot_1.0.0.raw":                   "63e7273a57e39c46c8ab4a7ab990535c743278549925b6cb820c60951a80821f",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "e939ba98605368311de2dd43a3ac4f28296f6bf8c04e3f9ed09f35709dcd551e",
-		"ingot_1.0.0.update/manifest.json":  "c231e1c6052d09c051d256655b254b7c33b717b0f4e2449a440ccc34f1044d60",
+		"ingot_1.0.0.update/ingot.efi":      "ba28b7ad7a03fe55912e6ca78c74fc4cb4e52fe85520a8fb7b1d36d3ce398078",
+		"ingot_1.0.0.update/manifest.json":  "ad7ffa00fd8d3893b60948d331e0c141ecbeaadb42657d7d0952bd1911bbb384",
 		"ingot_1.0.0.update/usr.erofs":      "6090bebbe2ef81a82f5dc78a347f1052f5243f66dbdd6b33f67a98f3b6941193",
 		"ingot_1.0.0.update/usr.verity":     "f884a15d20c5f368091a03a2260d1fca5419d663c2749b769a7d81534e154040",
 		"ingot_1.0.0.update/usr.verity-sig": "51b6a3de355192608584c5e6ec00ccbda8a993dc21bb9319d4e8b292efa3d2d1",

@@ -62,7 +62,7 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 			recs = append(recs, file("usr/"+layout.TrustDir+"/pcr.pem", pcrKey, 0o644))
 		}
 	}
-	var order []string
+	var order strings.Builder
 	dirs := map[string]bool{}
 	for _, m := range set.Modules {
 		rel := kver + "/" + m.Path
@@ -75,9 +75,9 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 			}
 		}
 		recs = append(recs, file("usr/lib/modules/"+rel, m.Content, 0o644))
-		order = append(order, rel)
+		order.WriteString(moduleLine(rel, m))
 	}
-	recs = append(recs, file("usr/lib/modules/ingot-load-order", []byte(strings.Join(order, "\n")+"\n"), 0o644))
+	recs = append(recs, file("usr/lib/modules/"+layout.InitrdModulesFile, []byte(order.String()), 0o644))
 	sortRecords(recs)
 
 	var raw bytes.Buffer
@@ -96,6 +96,28 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 	}
 	defer enc.Close()
 	return enc.EncodeAll(raw.Bytes(), nil), set, nil
+}
+
+// moduleLine is a module's line in the initrd's module list, in load
+// order: its path under /usr/lib/modules, then "boot" if every boot loads
+// it, "dep:NAME" for each module it needs first and "alias:PATTERN" for each
+// device it drives (loaded when a device matches). A module with neither
+// "boot" nor aliases loads only for another. ingot-init reads it
+// (boot.loadModules).
+func moduleLine(rel string, m kmod.Module) string {
+	var b strings.Builder
+	b.WriteString(rel)
+	if m.Requested && len(m.DeviceAliases) == 0 {
+		b.WriteString(" boot")
+	}
+	for _, d := range m.Deps {
+		b.WriteString(" dep:" + d)
+	}
+	for _, a := range m.DeviceAliases {
+		b.WriteString(" alias:" + a)
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // sortRecords puts parents before children and otherwise sorts by name, so
