@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "a5e1d3b9de82754435ca953826951006d12ef9fe395874cf0c503ba9cd0b3701",
-		"ingot_1.0.0.update/ingot.efi":     "1a2f040006f16a2396d50c1a5ebf0be4afb05aa11465525f311bd516def8f092",
-		"ingot_1.0.0.update/manifest.json": "89c30fa888d65734d3aa01bb844b88ecf1c2a57d8c1788ef1d7fdf74e256a69f",
-		"ingot_1.0.0.update/usr.erofs":     "23faa07a925d7e76da7b95452a271abebb56e06e5268229f4a3fcaa3a071c57f",
-		"ingot_1.0.0.update/usr.verity":    "98e3266f9ca80f225465222e263c56bdb7043924778dddfd2cd94b6e4d6ef7ba",
+		"ingot_1.0.0.raw":                  "c2dca0371e9170d55e2ee9a41a0dbc5259c4391a093e2f201d38cd556187c9b3",
+		"ingot_1.0.0.update/ingot.efi":     "79ffc947558870e6d53c9ec522ac3b89b5a376a9979f6820cc0f335b7bddb486",
+		"ingot_1.0.0.update/manifest.json": "d71bd9511fa4c1b3f9aec924527fc864088b5facc0d5682856740db323162d1d",
+		"ingot_1.0.0.update/usr.erofs":     "544ed6394b7efc3699c5d7b1afef2563ae323121897398011a7481d88fa103a9",
+		"ingot_1.0.0.update/usr.verity":    "c960532441e8a246bb3c017a557be49b66542e93d622bc877db4a0127e4b304e",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "63e7273a57e39c46c8ab4a7ab990535c743278549925b6cb820c60951a80821f",
+		"ingot_1.0.0.raw":                   "b0f2e5de1a555076f3024e34a84b937299899f1c410b057fc4de196744d1279e",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "ba28b7ad7a03fe55912e6ca78c74fc4cb4e52fe85520a8fb7b1d36d3ce398078",
-		"ingot_1.0.0.update/manifest.json":  "ad7ffa00fd8d3893b60948d331e0c141ecbeaadb42657d7d0952bd1911bbb384",
-		"ingot_1.0.0.update/usr.erofs":      "6090bebbe2ef81a82f5dc78a347f1052f5243f66dbdd6b33f67a98f3b6941193",
-		"ingot_1.0.0.update/usr.verity":     "f884a15d20c5f368091a03a2260d1fca5419d663c2749b769a7d81534e154040",
-		"ingot_1.0.0.update/usr.verity-sig": "51b6a3de355192608584c5e6ec00ccbda8a993dc21bb9319d4e8b292efa3d2d1",
+		"ingot_1.0.0.update/ingot.efi":      "770009093ccf22d6530d3d8145903c4844dd508493452d5a334a09f738bb1eaa",
+		"ingot_1.0.0.update/manifest.json":  "d39f11ba171018dbfbc522ffd09d74f58e2f4a1e674adcd68620033530dce02f",
+		"ingot_1.0.0.update/usr.erofs":      "ea7a6e08f533c8c9b77cbc3fec2c963365f05945bb0d336c3dcd3a7366b42fb0",
+		"ingot_1.0.0.update/usr.verity":     "f49791a2e66228069516d9306f366579ef386f0724689050eb7cf30d5ad446e8",
+		"ingot_1.0.0.update/usr.verity-sig": "a63a00e76d4d1fbebee10b87e80f7009eb1777eb656c50f957436404024e730b",
 	}},
 }
 
