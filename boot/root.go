@@ -272,8 +272,12 @@ func (s *State) makeRootFS(uuid gpt.GUID) error {
 		return err
 	}
 	console := consoleFile(s)
+	// Lazy inode tables and journal: the kernel initialises them in the
+	// background after the boot. nodiscard: the partition was just made
+	// from free space, and discarding all of it first is the slowest part
+	// of mkfs on a thinly provisioned disk.
 	argv := []string{"/usr/sbin/mkfs.ext4", "-q", "-F", "-L", "root", "-U", uuid.String(),
-		"-E", "lazy_itable_init=1,lazy_journal_init=1", s.RootDevice}
+		"-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", s.RootDevice}
 	if _, err := os.Stat(filepath.Join(env, argv[0])); err != nil {
 		return fmt.Errorf("the image has no %s to format the root partition: add e2fsprogs to it", argv[0])
 	}
