@@ -225,9 +225,17 @@ func loadModules(_ context.Context, s *State) error {
 		return fmt.Errorf("%s: %w", layout.InitrdModulesFile, err)
 	}
 	s.modules = newModuleLoader(s, mods)
-	for {
-		if s.modules.loadFor(s.modaliases()) == 0 {
-			return nil
-		}
+	s.loadDrivers()
+	return nil
+}
+
+// loadDrivers loads the modules the boot needs and the drivers of the
+// devices present now, again while a driver that loaded brings more
+// devices (a controller's disks).
+func (s *State) loadDrivers() {
+	if s.modules == nil {
+		return
+	}
+	for s.modules.loadFor(s.modaliases()) > 0 {
 	}
 }

@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"bytes"
 	"context"
 	"time"
 
@@ -34,21 +33,18 @@ func openUevents() *uevents {
 	return &uevents{fd: fd, buf: make([]byte, maxUevent)}
 }
 
-// wait blocks until the kernel sends uevents or d passes, then reads every
-// message waiting and returns the modaliases they name. ok is false when
-// no event came.
-func (u *uevents) wait(d time.Duration) (modaliases []string, ok bool) {
+// wait blocks until the kernel sends uevents or d passes, then drains
+// every message waiting. It is false when none came.
+func (u *uevents) wait(d time.Duration) bool {
 	fds := []unix.PollFd{{Fd: int32(u.fd), Events: unix.POLLIN}}
 	if n, err := unix.Poll(fds, int(d.Milliseconds())); err != nil || n == 0 {
-		return nil, false
+		return false
 	}
 	for {
-		n, _, err := unix.Recvfrom(u.fd, u.buf, unix.MSG_DONTWAIT)
-		if err != nil || n <= 0 {
-			return modaliases, true
-		}
-		if ma := ueventModalias(u.buf[:n]); ma != "" {
-			modaliases = append(modaliases, ma)
+		// An overflowed socket (ENOBUFS) lost messages; the caller looks
+		// at sysfs, not at the messages, so none is missed.
+		if n, _, err := unix.Recvfrom(u.fd, u.buf, unix.MSG_DONTWAIT); (err != nil && err != unix.ENOBUFS) || n == 0 {
+			return true
 		}
 	}
 }
@@ -57,21 +53,6 @@ func (u *uevents) close() {
 	if u != nil {
 		unix.Close(u.fd)
 	}
-}
-
-// ueventModalias returns the MODALIAS of an "add" uevent from the kernel
-// ("add@/devices/…\0ACTION=add\0…MODALIAS=…\0"), "" for any other message.
-func ueventModalias(msg []byte) string {
-	fields := bytes.Split(msg, []byte{0})
-	if len(fields) == 0 || !bytes.HasPrefix(fields[0], []byte("add@")) {
-		return ""
-	}
-	for _, f := range fields[1:] {
-		if v, ok := bytes.CutPrefix(f, []byte("MODALIAS=")); ok {
-			return string(v)
-		}
-	}
-	return ""
 }
 
 // waitDevices waits up to d for the kernel to announce a device (on a
@@ -90,12 +71,8 @@ func (s *State) waitDevices(ctx context.Context, d time.Duration) error {
 			return nil
 		}
 	}
-	if modaliases, ok := s.events.wait(d); ok && s.modules != nil {
-		if s.modules.loadFor(modaliases) > 0 {
-			// A driver that loaded may bring more devices at once.
-			for s.modules.loadFor(s.modaliases()) > 0 {
-			}
-		}
+	if s.events.wait(d) {
+		s.loadDrivers()
 	}
 	return ctx.Err()
 }
