@@ -81,12 +81,13 @@ func moduleName(rel string) string {
 	return strings.ReplaceAll(strings.TrimSuffix(path.Base(rel), ".ko"), "-", "_")
 }
 
-// moduleLoader loads the initrd's modules that this machine needs: those
-// without device aliases, and drivers whose alias matches a device's
-// modalias (as udev would, but only for the few drivers the initrd
-// carries). Independent modules load in parallel; a module loads after
-// the modules it needs. Devices found later (a disk behind a controller
-// whose driver just loaded) are matched again by more.
+// moduleLoader loads the initrd's modules that this machine needs, in the
+// background while the boot goes on: the modules every boot needs, and
+// drivers whose alias matches a device's modalias (as udev would, but only
+// for the few drivers the initrd carries). Independent modules load in
+// parallel; a module loads after the modules it needs. Each driver that
+// loads makes it look at the devices again (a controller's disks), as does
+// a uevent. A step that needs a module waits for that module only (need).
 type moduleLoader struct {
 	s      *State
 	mods   []initrdModule
@@ -94,6 +95,11 @@ type moduleLoader struct {
 
 	mu     sync.Mutex
 	loaded map[string]*moduleLoad
+
+	// busy counts the loads under way and the pending match.
+	busy sync.WaitGroup
+	// match asks the matcher to look at the devices again.
+	match chan struct{}
 }
 
 // moduleLoad is one module's load: done is closed when it has finished.
@@ -102,12 +108,56 @@ type moduleLoad struct {
 }
 
 func newModuleLoader(s *State, mods []initrdModule) *moduleLoader {
-	l := &moduleLoader{s: s, mods: mods, byName: map[string]*initrdModule{}, loaded: map[string]*moduleLoad{}}
+	l := &moduleLoader{s: s, mods: mods, byName: map[string]*initrdModule{}, loaded: map[string]*moduleLoad{},
+		match: make(chan struct{}, 1)}
 	for i := range mods {
 		l.byName[mods[i].name] = &mods[i]
 	}
 	return l
 }
+
+// start begins loading what this machine needs and returns.
+func (l *moduleLoader) start() {
+	go l.matcher()
+	l.kick()
+}
+
+// kick asks for the devices to be matched again; one pending request
+// covers any number of kicks.
+func (l *moduleLoader) kick() {
+	l.busy.Add(1)
+	select {
+	case l.match <- struct{}{}:
+	default:
+		l.busy.Done()
+	}
+}
+
+// matcher starts the loads the devices present ask for, each time it is
+// kicked. It runs until the process ends (switch root).
+func (l *moduleLoader) matcher() {
+	for range l.match {
+		for _, n := range l.wanted(l.s.modaliases()) {
+			l.busy.Add(1)
+			go func() {
+				defer l.busy.Done()
+				l.loadOne(n)
+				if len(l.byName[n].aliases) > 0 {
+					l.kick() // a driver: its devices may have brought more
+				}
+			}()
+		}
+		l.busy.Done()
+	}
+}
+
+// need loads the named modules if they have not been, and waits until
+// they and those loading have finished. A name the initrd does not carry
+// (built in, or absent) is no wait.
+func (l *moduleLoader) need(names ...string) { l.load(names) }
+
+// settle waits until no load is under way and no match is pending.
+func (l *moduleLoader) settle() { l.busy.Wait() }
 
 // wanted returns the modules not yet loaded that this boot needs for
 // modaliases.
@@ -181,14 +231,6 @@ func (l *moduleLoader) loadOne(name string) {
 	}
 }
 
-// loadFor loads the modules this machine needs for the devices it has now
-// and returns how many it started.
-func (l *moduleLoader) loadFor(modaliases []string) int {
-	names := l.wanted(modaliases)
-	l.load(names)
-	return len(names)
-}
-
 // modaliases returns the modalias of every device on the buses whose
 // drivers the initrd may carry.
 func (s *State) modaliases() []string {
@@ -208,10 +250,9 @@ func (s *State) modaliases() []string {
 	return out
 }
 
-// loadModules loads the modules every boot needs and the drivers of the
-// devices present, repeating while loading a driver brings new devices (a
-// controller's disks). Drivers of devices that come later are loaded by
-// waitDevices.
+// loadModules starts loading the modules every boot needs and the drivers
+// of the devices present; later steps wait for the modules they use
+// (needModules), and switch root for all of them.
 func loadModules(_ context.Context, s *State) error {
 	list, err := os.ReadFile(s.path("/usr/lib/modules/" + layout.InitrdModulesFile))
 	if errors.Is(err, os.ErrNotExist) {
@@ -225,17 +266,21 @@ func loadModules(_ context.Context, s *State) error {
 		return fmt.Errorf("%s: %w", layout.InitrdModulesFile, err)
 	}
 	s.modules = newModuleLoader(s, mods)
-	s.loadDrivers()
+	s.modules.start()
 	return nil
 }
 
-// loadDrivers loads the modules the boot needs and the drivers of the
-// devices present now, again while a driver that loaded brings more
-// devices (a controller's disks).
-func (s *State) loadDrivers() {
-	if s.modules == nil {
-		return
+// needModules waits for the named modules (loading them if nothing asked
+// for them yet).
+func (s *State) needModules(names ...string) {
+	if s.modules != nil {
+		s.modules.need(names...)
 	}
-	for s.modules.loadFor(s.modaliases()) > 0 {
+}
+
+// settleModules waits until every module load started has finished.
+func (s *State) settleModules() {
+	if s.modules != nil {
+		s.modules.settle()
 	}
 }

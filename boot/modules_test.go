@@ -158,9 +158,11 @@ func TestLoadModules(t *testing.T) {
 			if err := loadModules(t.Context(), s); err != nil {
 				t.Fatal(err)
 			}
-			for i, d := range tt.later { // announced: waitDevices looks again
+			s.settleModules()
+			for i, d := range tt.later { // announced: a uevent kicks the matcher
 				write("sys/bus/b/devices/later"+string(rune('0'+i))+"/modalias", d+"\n")
-				s.loadDrivers()
+				s.modules.kick()
+				s.settleModules()
 			}
 			got := append([]string(nil), sys.loads...)
 			sort.Strings(got)

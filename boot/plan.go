@@ -244,6 +244,8 @@ func switchRoot(_ context.Context, s *State) error {
 	if _, err := os.Stat(s.path(sysroot + init)); err != nil {
 		return fmt.Errorf("init %s is not in the image: %w", init, err)
 	}
+	// Every module load under way ends before systemd takes over.
+	s.settleModules()
 	s.logf("%s", s.timingLine(sinceKernel()))
 	s.logf("switching root to %s (slot %s, %s)", init, s.Slot, s.UsrDevice)
 	return s.Sys.SwitchRoot(s.path(sysroot), init, nil)

@@ -49,6 +49,7 @@ func setupVerity(_ context.Context, s *State) error {
 		return fmt.Errorf("build verity table: %w", err)
 	}
 	sectors := sb.DataBlocks * uint64(sb.DataBlockSize) / 512
+	s.needModules("dm_mod", "dm_verity")
 	dev, err := s.Sys.VerityCreate("usr", sectors, params)
 	if err != nil {
 		return err
@@ -58,6 +59,7 @@ func setupVerity(_ context.Context, s *State) error {
 }
 
 func mountUsr(_ context.Context, s *State) error {
+	s.needModules("erofs")
 	return s.Sys.Mount(s.UsrDevice, s.path(usrStage), "erofs", unix.MS_RDONLY|unix.MS_NODEV, "")
 }
 
@@ -292,6 +294,7 @@ func consoleFile(s *State) *os.File {
 }
 
 func mountRoot(_ context.Context, s *State) error {
+	s.needModules("ext4")
 	if err := s.Sys.Mount(s.RootDevice, s.path(sysroot), "ext4", 0, ""); err != nil {
 		return err
 	}
@@ -370,6 +373,7 @@ func mountEtc(_ context.Context, s *State) error {
 	}
 	lower := filepath.Join(root, layout.FactoryEtc)
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	s.needModules("overlay")
 	return s.Sys.Mount("overlay", filepath.Join(root, "etc"), "overlay", 0, opts)
 }
 

@@ -55,24 +55,32 @@ func (u *uevents) close() {
 	}
 }
 
+// noEventsInterval is how often devices are looked at again where the
+// kernel's uevents cannot be had.
+const noEventsInterval = 100 * time.Millisecond
+
 // waitDevices waits up to d for the kernel to announce a device (on a
-// machine without the uevent socket: sleeps d), loading the drivers the
-// initrd carries for the devices that came. It returns ctx's error if ctx
+// machine without the uevent socket: noEventsInterval at most), and has the drivers the
+// initrd carries matched against the devices that came. It returns ctx's error if ctx
 // ends first.
 func (s *State) waitDevices(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if s.events == nil {
+		// No uevent socket (a kernel without netlink): look again soon.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(d):
-			return nil
+		case <-time.After(min(d, noEventsInterval)):
 		}
+		if s.modules != nil {
+			s.modules.kick()
+		}
+		return nil
 	}
-	if s.events.wait(d) {
-		s.loadDrivers()
+	if s.events.wait(d) && s.modules != nil {
+		s.modules.kick()
 	}
 	return ctx.Err()
 }
