@@ -210,3 +210,24 @@ func TestTimingLine(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+func TestMatchesAny(t *testing.T) {
+	tests := []struct {
+		aliases, modaliases []string
+		want                bool
+	}{
+		{[]string{"pci:v00001AF4d*sv*sd*bc*sc*i*"}, []string{"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"}, true},
+		{[]string{"pci:v00001AF4d*sv*sd*bc*sc*i*"}, []string{"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"}, false},
+		{[]string{"acpi*:MSFT0101:*"}, []string{"acpi:MSFT0101:"}, true},
+		{[]string{"acpi*:MSFT0101:*"}, []string{"acpi:PNP0A03:"}, false},
+		{[]string{"scsi:t-0x00*", "scsi:t-0x07*"}, []string{"scsi:t-0x07"}, true},
+		{[]string{"usb:v*p*d*dc*dsc*dp*ic08isc06ip50in*"}, nil, false},
+		{nil, []string{"pci:v1"}, false},
+		{[]string{"pci:[", "pci:v1"}, []string{"pci:v1"}, true}, // a bad pattern matches nothing, the next one still counts
+	}
+	for _, tt := range tests {
+		if got := matchesAny(tt.aliases, tt.modaliases); got != tt.want {
+			t.Errorf("matchesAny(%q, %q) = %v, want %v", tt.aliases, tt.modaliases, got, tt.want)
+		}
+	}
+}
