@@ -143,6 +143,8 @@ func Run(ctx context.Context, cfg Config) (*State, error) {
 	for _, st := range Plan() {
 		start := time.Now()
 		if err := st.Run(ctx, s); err != nil {
+			s.Timings = append(s.Timings, StepTime{Name: st.Name + " (failed)", Took: time.Since(start)})
+			s.logf("%s", s.timingLine(sinceKernel()))
 			return s, &Error{Step: st.Name, Err: err}
 		}
 		s.Timings = append(s.Timings, StepTime{Name: st.Name, Took: time.Since(start)})
