@@ -44,6 +44,7 @@ type bootFigures struct {
 	analyze     string        // systemd-analyze time
 	chain       string        // systemd-analyze critical-chain of the marker
 	blame       string        // the slowest units
+	failed      string        // failed units, if any
 	switchGuess bool          // switchRoot is from the host's clock (an old ingot-init)
 }
 
@@ -235,6 +236,7 @@ func measureBoot(ctx context.Context, b *testing.B, m *vm.Machine, from int) boo
 	f.analyze = run(ctx, b, m, "systemd-analyze time 2>&1 | head -n 1")
 	f.chain = run(ctx, b, m, "systemd-analyze critical-chain --no-pager ingot-boot-marker.service 2>&1 | tail -n +3")
 	f.blame = run(ctx, b, m, "systemd-analyze blame --no-pager 2>&1 | head -n 8")
+	f.failed = run(ctx, b, m, "systemctl --failed --no-legend --plain")
 	return f
 }
 
@@ -266,6 +268,9 @@ func (f bootFigures) report(title string) string {
 	fmt.Fprintf(&b, "   systemd-analyze: %s\n", f.analyze)
 	fmt.Fprintf(&b, "   critical chain of the marker:\n%s\n", indent(f.chain))
 	fmt.Fprintf(&b, "   slowest units:\n%s", indent(f.blame))
+	if f.failed != "" {
+		fmt.Fprintf(&b, "\n   FAILED UNITS:\n%s", indent(f.failed))
+	}
 	return b.String()
 }
 
