@@ -25,9 +25,10 @@ type initrdModule struct {
 	// aliases are the device patterns it drives: loaded when a device
 	// matches one.
 	aliases []string
-	// boot is true for a module every boot loads. A module with neither
-	// boot nor aliases loads only when another needs it.
-	boot bool
+	// boot is true for a module every boot loads, crypt for one an
+	// encrypted root needs. A module with none of boot, crypt and aliases
+	// loads only when another needs it.
+	boot, crypt bool
 }
 
 // maxModuleLine bounds a line of the module list (a driver with many
@@ -35,7 +36,8 @@ type initrdModule struct {
 const maxModuleLine = 1 << 20
 
 // parseModules reads the initrd's module list: per line a path under
-// /usr/lib/modules, then the words "boot", "dep:NAME" and "alias:PATTERN".
+// /usr/lib/modules, then the words "boot", "crypt", "dep:NAME" and
+// "alias:PATTERN".
 func parseModules(data []byte) ([]initrdModule, error) {
 	var mods []initrdModule
 	known := map[string]bool{}
@@ -51,8 +53,12 @@ func parseModules(data []byte) ([]initrdModule, error) {
 		}
 		m := initrdModule{name: moduleName(f[0]), rel: f[0]}
 		for _, w := range f[1:] {
-			if w == "boot" {
+			switch w {
+			case "boot":
 				m.boot = true
+				continue
+			case "crypt":
+				m.crypt = true
 				continue
 			}
 			switch k, v, _ := strings.Cut(w, ":"); k {
@@ -294,6 +300,22 @@ func (s *State) needModules(names ...string) {
 	if s.modules != nil {
 		s.modules.need(names...)
 	}
+}
+
+// needCryptModules loads the modules of an encrypted root, and waits for
+// every load under way (the TPM's driver among them).
+func (s *State) needCryptModules() {
+	if s.modules == nil {
+		return
+	}
+	var names []string
+	for _, m := range s.modules.mods {
+		if m.crypt {
+			names = append(names, m.name)
+		}
+	}
+	s.modules.need(names...)
+	s.modules.settle()
 }
 
 // settleModules waits until every module load started has finished.

@@ -19,12 +19,12 @@ import (
 func TestParseModules(t *testing.T) {
 	tests := []struct {
 		name, in string
-		want     []string // name:deps:aliases:boot per module
+		want     []string // name:deps:aliases:boot:crypt per module
 		err      string
 	}{
 		{"empty", "", nil, ""},
-		{"order and words", "k/a.ko\nk/dm-verity.ko boot dep:a alias:pci:v*d*\n\n",
-			[]string{"a:::false", "dm_verity:a:pci:v*d*:true"}, ""},
+		{"order and words", "k/a.ko\nk/dm-verity.ko boot dep:a alias:pci:v*d*\nk/dm-crypt.ko crypt dep:a\n\n",
+			[]string{"a:::false:false", "dm_verity:a:pci:v*d*:true:false", "dm_crypt:a::false:true"}, ""},
 		{"dep not listed before", "k/b.ko dep:a\nk/a.ko\n", nil, `needs "a", which no line before it lists`},
 		{"escaping path", "../../etc/x.ko\n", nil, "not inside /usr/lib/modules"},
 		{"absolute path", "/x.ko\n", nil, "not inside /usr/lib/modules"},
@@ -45,7 +45,7 @@ func TestParseModules(t *testing.T) {
 			}
 			var got []string
 			for _, m := range mods {
-				got = append(got, fmt.Sprintf("%s:%s:%s:%v", m.name, strings.Join(m.deps, ","), strings.Join(m.aliases, ","), m.boot))
+				got = append(got, fmt.Sprintf("%s:%s:%s:%v:%v", m.name, strings.Join(m.deps, ","), strings.Join(m.aliases, ","), m.boot, m.crypt))
 			}
 			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
 				t.Errorf("got %v, want %v", got, tt.want)
@@ -113,6 +113,7 @@ func TestLoadModules(t *testing.T) {
 		"k/dm-mod.ko boot",
 		"k/dm-verity.ko boot dep:dm_mod",
 		"k/sd_mod.ko dep:scsi_mod alias:scsi:t-0x00*",
+		"k/dm-crypt.ko crypt dep:dm_mod",
 	}, "\n")
 	tests := []struct {
 		name    string
@@ -121,15 +122,17 @@ func TestLoadModules(t *testing.T) {
 		want    string   // sorted loads
 		fail    map[string]error
 		logged  string
+		crypt   bool // the root is encrypted
 	}{
 		{"virtio only", []string{"virtio:d00000002v00001AF4", "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"}, nil,
-			"dm_mod dm_verity virtio_blk virtio_ring", nil, ""},
+			"dm_mod dm_verity virtio_blk virtio_ring", nil, "", false},
 		{"nvme", []string{"pci:v0000144Dd0000A808sv0000144Dsd0000A801bc01sc08i02"}, nil,
-			"dm_mod dm_verity nvme scsi_mod", nil, ""},
+			"dm_mod dm_verity nvme scsi_mod", nil, "", false},
 		{"a disk announced later", nil, []string{"scsi:t-0x00"},
-			"dm_mod dm_verity scsi_mod sd_mod", nil, ""},
+			"dm_mod dm_verity scsi_mod sd_mod", nil, "", false},
 		{"refusals", nil, nil, "dm_mod dm_verity",
-			map[string]error{"dm_mod": unix.EEXIST, "dm_verity": unix.EINVAL}, "module dm_verity: invalid argument"},
+			map[string]error{"dm_mod": unix.EEXIST, "dm_verity": unix.EINVAL}, "module dm_verity: invalid argument", false},
+		{"encrypted root", nil, nil, "dm_crypt dm_mod dm_verity", nil, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,13 +155,16 @@ func TestLoadModules(t *testing.T) {
 				write("sys/bus/b/devices/d"+string(rune('0'+i))+"/modalias", d+"\n")
 			}
 			sys := &moduleSys{active: map[string]bool{}, fail: tt.fail}
-			deps := map[string][]string{"virtio_blk": {"virtio_ring"}, "nvme": {"scsi_mod"}, "dm_verity": {"dm_mod"}, "sd_mod": {"scsi_mod"}}
+			deps := map[string][]string{"virtio_blk": {"virtio_ring"}, "nvme": {"scsi_mod"}, "dm_verity": {"dm_mod"}, "sd_mod": {"scsi_mod"}, "dm_crypt": {"dm_mod"}}
 			var console bytes.Buffer
 			s := &State{Config: Config{Sys: &orderCheck{moduleSys: sys, deps: deps}, Root: root, Console: &console}}
 			if err := loadModules(t.Context(), s); err != nil {
 				t.Fatal(err)
 			}
 			s.settleModules()
+			if tt.crypt {
+				s.needCryptModules()
+			}
 			for i, d := range tt.later { // announced: a uevent kicks the matcher
 				write("sys/bus/b/devices/later"+string(rune('0'+i))+"/modalias", d+"\n")
 				s.modules.kick()

@@ -3,6 +3,7 @@ package diskimage
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,11 +26,17 @@ var DefaultModules = []string{
 	// the boot
 	"dm_mod", "dm_verity", "erofs", "overlay", "crc32c_generic", "crc32c_intel", "ext4",
 	// an encrypted root (the initrd has no modprobe for the kernel to ask
-	// for a cipher on demand) and the TPM that unseals its key
+	// for a cipher on demand; loaded only when the root is one, see
+	// CryptModules) and the TPM that unseals its key
 	"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb",
 	// the Secure Boot state and the ESP the boot loader was loaded from
 	"efivarfs",
 }
+
+// CryptModules are the modules of an encrypted root: ingot-init loads them
+// only when it makes or opens one (a root may have been encrypted by an
+// earlier version of the image, so every initrd carries them).
+var CryptModules = []string{"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic"}
 
 // initramfs builds the zstd-compressed newc cpio that the UKI carries:
 // ingot-init as /init and the kernel modules it loads, in load order.
@@ -100,14 +107,17 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 
 // moduleLine is a module's line in the initrd's module list, in load
 // order: its path under /usr/lib/modules, then "boot" if every boot loads
-// it, "dep:NAME" for each module it needs first and "alias:PATTERN" for each
+// it, "crypt" if an encrypted root needs it (CryptModules), "dep:NAME" for each module it needs first and "alias:PATTERN" for each
 // device it drives (loaded when a device matches). A module with neither
 // "boot" nor aliases loads only for another. ingot-init reads it
 // (boot.loadModules).
 func moduleLine(rel string, m kmod.Module) string {
 	var b strings.Builder
 	b.WriteString(rel)
-	if m.Requested && len(m.DeviceAliases) == 0 {
+	switch {
+	case m.Requested && slices.Contains(CryptModules, m.Name):
+		b.WriteString(" crypt")
+	case m.Requested && len(m.DeviceAliases) == 0:
 		b.WriteString(" boot")
 	}
 	for _, d := range m.Deps {
