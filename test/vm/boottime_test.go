@@ -57,18 +57,25 @@ type bootFigures struct {
 // ingot-init step, → switch root, → systemd, → boot-complete.target, →
 // boot marker, the marker's critical chain and the slowest units. Every
 // machine runs in this one invocation, one at a time, so that the load of a
-// shared machine weighs on both sides alike.
+// shared machine weighs on both sides alike. INGOT_BENCH_BOOT=musl or
+// =debian boots only that one (previous and this tree still side by side).
 func BenchmarkBootTime(b *testing.B) {
 	bin := binaries(b)
 	prev := previousBinaries(b)
-	debian := ingottest.DebianRootfs(b, repoRoot)
-	baseRootfs(b) // this tree's base in the store
 	out := b.TempDir()
-	subjects := []bootSubject{
-		imageWith(b, "musl base", "previous", prev, filepath.Join(out, "prev-base"), "--store", testStore(b)),
-		imageWith(b, "musl base", "this tree", bin, filepath.Join(out, "base"), "--store", testStore(b)),
-		imageWith(b, "Debian", "previous", prev, filepath.Join(out, "prev-debian"), "--rootfs", debian),
-		imageWith(b, "Debian", "this tree", bin, filepath.Join(out, "debian"), "--rootfs", debian),
+	which := os.Getenv("INGOT_BENCH_BOOT") // "musl" or "debian": only that one
+	var subjects []bootSubject
+	if which != "debian" {
+		baseRootfs(b) // this tree's base in the store
+		subjects = append(subjects,
+			imageWith(b, "musl base", "previous", prev, filepath.Join(out, "prev-base"), "--store", testStore(b)),
+			imageWith(b, "musl base", "this tree", bin, filepath.Join(out, "base"), "--store", testStore(b)))
+	}
+	if which != "musl" {
+		debian := ingottest.DebianRootfs(b, repoRoot)
+		subjects = append(subjects,
+			imageWith(b, "Debian", "previous", prev, filepath.Join(out, "prev-debian"), "--rootfs", debian),
+			imageWith(b, "Debian", "this tree", bin, filepath.Join(out, "debian"), "--rootfs", debian))
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
