@@ -78,6 +78,10 @@ func findUsr(ctx context.Context, s *State) error {
 	for {
 		found, err := scanForUsr(s, usrUUID, verityUUID, esp, espKnown)
 		if found {
+			// The other controllers' drivers are udev's to load.
+			if s.modules != nil {
+				s.modules.stopDrivers()
+			}
 			return nil
 		}
 		var amb *ambiguousError

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -88,19 +90,29 @@ func moduleName(rel string) string {
 }
 
 // moduleLoader loads the initrd's modules that this machine needs, in the
-// background while the boot goes on: the modules every boot needs, and
-// drivers whose alias matches a device's modalias (as udev would, but only
-// for the few drivers the initrd carries). Independent modules load in
-// parallel; a module loads after the modules it needs. Each driver that
-// loads makes it look at the devices again (a controller's disks), as does
-// a uevent. A step that needs a module waits for that module only (need).
+// background while the boot goes on: the modules every boot needs, all at
+// once, each after the modules it needs; and the drivers whose alias
+// matches a device's modalias (as udev would, but only for the few drivers
+// the initrd carries), one at a time in the image's order, until the boot
+// disk is found (stopDrivers). Each driver that loads makes it look at the
+// devices again (a controller's disks), as does a uevent. Drivers of the
+// other controllers are left to udev after switch root: a driver's load
+// waits for every asynchronous probe in the kernel (AHCI's port resets
+// among them), so loading one the boot does not need delays the rest. A
+// step that needs a module waits for that module only (need).
 type moduleLoader struct {
 	s      *State
 	mods   []initrdModule
 	byName map[string]*initrdModule
+	order  map[string]int // a module's line in the list
 
 	mu     sync.Mutex
 	loaded map[string]*moduleLoad
+	// pending are drivers matched to a device and not started, in the
+	// list's order; driving is true while one loads; stopped once the
+	// boot disk is found.
+	pending          []string
+	driving, stopped bool
 
 	// busy counts the loads under way and the pending match.
 	busy sync.WaitGroup
@@ -114,10 +126,11 @@ type moduleLoad struct {
 }
 
 func newModuleLoader(s *State, mods []initrdModule) *moduleLoader {
-	l := &moduleLoader{s: s, mods: mods, byName: map[string]*initrdModule{}, loaded: map[string]*moduleLoad{},
-		match: make(chan struct{}, 1)}
+	l := &moduleLoader{s: s, mods: mods, byName: map[string]*initrdModule{}, order: map[string]int{},
+		loaded: map[string]*moduleLoad{}, match: make(chan struct{}, 1)}
 	for i := range mods {
 		l.byName[mods[i].name] = &mods[i]
+		l.order[mods[i].name] = i
 	}
 	return l
 }
@@ -139,6 +152,13 @@ func (l *moduleLoader) kick() {
 	}
 }
 
+// stopDrivers starts no more drivers: the boot disk is there.
+func (l *moduleLoader) stopDrivers() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped, l.pending = true, nil
+}
+
 // matcher starts the loads the devices present ask for, each time it is
 // kicked. It runs until the process ends (switch root).
 func (l *moduleLoader) matcher() {
@@ -152,18 +172,57 @@ func (l *moduleLoader) matcher() {
 				fresh = append(fresh, ma)
 			}
 		}
-		for _, n := range l.wanted(fresh) {
-			l.busy.Add(1)
-			go func() {
-				defer l.busy.Done()
-				l.loadOne(n)
-				if len(l.byName[n].aliases) > 0 {
-					l.kick() // a driver: its devices may have brought more
-				}
-			}()
+		boot, driver := l.next(fresh)
+		for _, n := range boot {
+			l.spawn(n, false)
+		}
+		if driver != "" {
+			l.spawn(driver, true)
 		}
 		l.busy.Done()
 	}
+}
+
+// spawn loads a module in the background; a driver's end lets the next
+// driver start and has the devices matched again.
+func (l *moduleLoader) spawn(name string, driver bool) {
+	l.busy.Add(1)
+	go func() {
+		defer l.busy.Done()
+		l.loadOne(name)
+		if driver {
+			l.mu.Lock()
+			l.driving = false
+			l.mu.Unlock()
+			l.kick()
+		}
+	}()
+}
+
+// next returns the boot modules not started yet, and the driver to load
+// now (none while one loads, or once stopped), queueing the drivers that
+// the fresh modaliases match.
+func (l *moduleLoader) next(fresh []string) (boot []string, driver string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range l.mods {
+		switch {
+		case l.loaded[m.name] != nil:
+		case m.boot:
+			boot = append(boot, m.name)
+		case !l.stopped && !slices.Contains(l.pending, m.name) && matchesAny(m.aliases, fresh):
+			l.pending = append(l.pending, m.name)
+		}
+	}
+	sort.Slice(l.pending, func(i, j int) bool { return l.order[l.pending[i]] < l.order[l.pending[j]] })
+	for !l.driving && !l.stopped && len(l.pending) > 0 {
+		driver, l.pending = l.pending[0], l.pending[1:]
+		if l.loaded[driver] == nil {
+			l.driving = true
+			return boot, driver
+		}
+	}
+	return boot, ""
 }
 
 // need loads the named modules if they have not been, and waits until
@@ -173,21 +232,6 @@ func (l *moduleLoader) need(names ...string) { l.load(names) }
 
 // settle waits until no load is under way and no match is pending.
 func (l *moduleLoader) settle() { l.busy.Wait() }
-
-// wanted returns the modules not yet loaded that this boot needs for
-// modaliases.
-func (l *moduleLoader) wanted(modaliases []string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, m := range l.mods {
-		if l.loaded[m.name] != nil || !(m.boot || matchesAny(m.aliases, modaliases)) {
-			continue
-		}
-		out = append(out, m.name)
-	}
-	return out
-}
 
 // matchesAny is true when one of a module's aliases matches one of the
 // modaliases (fnmatch patterns, as modprobe matches them). The literal

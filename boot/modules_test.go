@@ -123,16 +123,19 @@ func TestLoadModules(t *testing.T) {
 		fail    map[string]error
 		logged  string
 		crypt   bool // the root is encrypted
+		stop    bool // the boot disk is found before the later devices come
 	}{
 		{"virtio only", []string{"virtio:d00000002v00001AF4", "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"}, nil,
-			"dm_mod dm_verity virtio_blk virtio_ring", nil, "", false},
+			"dm_mod dm_verity virtio_blk virtio_ring", nil, "", false, false},
 		{"nvme", []string{"pci:v0000144Dd0000A808sv0000144Dsd0000A801bc01sc08i02"}, nil,
-			"dm_mod dm_verity nvme scsi_mod", nil, "", false},
+			"dm_mod dm_verity nvme scsi_mod", nil, "", false, false},
 		{"a disk announced later", nil, []string{"scsi:t-0x00"},
-			"dm_mod dm_verity scsi_mod sd_mod", nil, "", false},
+			"dm_mod dm_verity scsi_mod sd_mod", nil, "", false, false},
 		{"refusals", nil, nil, "dm_mod dm_verity",
-			map[string]error{"dm_mod": unix.EEXIST, "dm_verity": unix.EINVAL}, "module dm_verity: invalid argument", false},
-		{"encrypted root", nil, nil, "dm_crypt dm_mod dm_verity", nil, "", true},
+			map[string]error{"dm_mod": unix.EEXIST, "dm_verity": unix.EINVAL}, "module dm_verity: invalid argument", false, false},
+		{"encrypted root", nil, nil, "dm_crypt dm_mod dm_verity", nil, "", true, false},
+		{"boot disk found", []string{"virtio:d00000002v00001AF4"}, []string{"scsi:t-0x00"},
+			"dm_mod dm_verity virtio_blk virtio_ring", nil, "", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +167,9 @@ func TestLoadModules(t *testing.T) {
 			s.settleModules()
 			if tt.crypt {
 				s.needCryptModules()
+			}
+			if tt.stop {
+				s.modules.stopDrivers()
 			}
 			for i, d := range tt.later { // announced: a uevent kicks the matcher
 				write("sys/bus/b/devices/later"+string(rune('0'+i))+"/modalias", d+"\n")

@@ -33,10 +33,12 @@ var DefaultModules = []string{
 	"efivarfs",
 }
 
-// CryptModules are the modules of an encrypted root: ingot-init loads them
-// only when it makes or opens one (a root may have been encrypted by an
-// earlier version of the image, so every initrd carries them).
-var CryptModules = []string{"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic"}
+// CryptModules are the modules of an encrypted root and the TPM that
+// unseals its key: ingot-init loads them when it makes or opens one (a
+// root may have been encrypted by an earlier version of the image, so every
+// initrd carries them), whether or not the TPM's driver matched a device
+// before the boot disk was found.
+var CryptModules = []string{"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb"}
 
 // initramfs builds the zstd-compressed newc cpio that the UKI carries:
 // ingot-init as /init and the kernel modules it loads, in load order.
