@@ -73,6 +73,14 @@ func findUsr(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
+	if s.modules != nil {
+		// No driver loads once the disk is there.
+		s.modules.watchDisk(func() bool {
+			tables, _ := readTables(s)
+			d, err := chooseBootDisk(tables, usrUUID, esp, espKnown)
+			return d != nil || err != nil // there, or ambiguous: more drivers do not help
+		})
+	}
 	deadline := time.Now().Add(s.Params.DeviceTimeout)
 	var lastErr error
 	for {

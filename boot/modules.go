@@ -113,6 +113,11 @@ type moduleLoader struct {
 	// boot disk is found.
 	pending          []string
 	driving, stopped bool
+	// diskFound tells whether the boot disk is there (nil until the
+	// step that looks for it runs): asked before each driver after the
+	// first, so that no driver starts once the disk is there.
+	diskFound func() bool
+	drivers   int // drivers started
 
 	// busy counts the loads under way and the pending match.
 	busy sync.WaitGroup
@@ -159,6 +164,13 @@ func (l *moduleLoader) stopDrivers() {
 	l.stopped, l.pending = true, nil
 }
 
+// watchDisk sets the check that tells whether the boot disk is there.
+func (l *moduleLoader) watchDisk(found func() bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.diskFound = found
+}
+
 // matcher starts the loads the devices present ask for, each time it is
 // kicked. It runs until the process ends (switch root).
 func (l *moduleLoader) matcher() {
@@ -176,8 +188,12 @@ func (l *moduleLoader) matcher() {
 		for _, n := range boot {
 			l.spawn(n, false)
 		}
-		if driver != "" {
+		if driver != "" && l.needDriver() {
 			l.spawn(driver, true)
+		} else if driver != "" {
+			l.mu.Lock()
+			l.driving = false
+			l.mu.Unlock()
 		}
 		l.busy.Done()
 	}
@@ -197,6 +213,20 @@ func (l *moduleLoader) spawn(name string, driver bool) {
 			l.kick()
 		}
 	}()
+}
+
+// needDriver is false once the boot disk is there (then no more drivers
+// start); the first driver always loads.
+func (l *moduleLoader) needDriver() bool {
+	l.mu.Lock()
+	found, first := l.diskFound, l.drivers == 0
+	l.drivers++
+	l.mu.Unlock()
+	if first || found == nil || !found() {
+		return true
+	}
+	l.stopDrivers()
+	return false
 }
 
 // next returns the boot modules not started yet, and the driver to load

@@ -243,3 +243,40 @@ func TestMatchesAny(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadModulesStopsAtDisk checks that no driver starts once the boot
+// disk is there: the first driver loads, the second does not.
+func TestLoadModulesStopsAtDisk(t *testing.T) {
+	for _, found := range []bool{false, true} {
+		root := t.TempDir()
+		for p, c := range map[string]string{
+			"sys/bus/pci/devices/a/modalias": "pci:v00001AF4d00001001\n",
+			"sys/bus/pci/devices/b/modalias": "pci:v0000144Dd0000A808\n",
+			"usr/lib/modules/k/virtio_blk.ko": "virtio_blk", "usr/lib/modules/k/nvme.ko": "nvme",
+		} {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mods, err := parseModules([]byte("k/virtio_blk.ko alias:pci:v00001AF4*\nk/nvme.ko alias:pci:v0000144D*\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := &moduleSys{active: map[string]bool{}}
+		s := &State{Config: Config{Sys: sys, Root: root, Console: &bytes.Buffer{}}}
+		s.modules = newModuleLoader(s, mods)
+		s.modules.watchDisk(func() bool { return found })
+		s.modules.start()
+		s.settleModules()
+		want := "virtio_blk nvme"
+		if found {
+			want = "virtio_blk"
+		}
+		if got := strings.Join(sys.loads, " "); got != want {
+			t.Errorf("disk found %v: loaded %q, want %q", found, got, want)
+		}
+	}
+}
