@@ -250,8 +250,8 @@ func TestLoadModulesStopsAtDisk(t *testing.T) {
 	for _, found := range []bool{false, true} {
 		root := t.TempDir()
 		for p, c := range map[string]string{
-			"sys/bus/pci/devices/a/modalias": "pci:v00001AF4d00001001\n",
-			"sys/bus/pci/devices/b/modalias": "pci:v0000144Dd0000A808\n",
+			"sys/bus/pci/devices/a/modalias":  "pci:v00001AF4d00001001\n",
+			"sys/bus/pci/devices/b/modalias":  "pci:v0000144Dd0000A808\n",
 			"usr/lib/modules/k/virtio_blk.ko": "virtio_blk", "usr/lib/modules/k/nvme.ko": "nvme",
 		} {
 			if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
