@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -90,8 +91,9 @@ func moduleName(rel string) string {
 }
 
 // moduleLoader loads the initrd's modules that this machine needs, in the
-// background while the boot goes on: the modules every boot needs, all at
-// once, each after the modules it needs; and the drivers whose alias
+// background while the boot goes on: the modules every boot needs, in the
+// list's order on all CPUs but one, each after the modules it needs; and
+// the drivers whose alias
 // matches a device's modalias (as udev would, but only for the few drivers
 // the initrd carries), one at a time in the image's order, until the boot
 // disk is found (stopDrivers). Each driver that loads makes it look at the
@@ -140,8 +142,31 @@ func newModuleLoader(s *State, mods []initrdModule) *moduleLoader {
 	return l
 }
 
-// start begins loading what this machine needs and returns.
+// start begins loading what this machine needs and returns. The modules
+// every boot needs load in the list's order on all CPUs but one, which is
+// left to the drivers: loads running side by side share the CPUs, and the
+// disk's driver, which the next steps wait for, must not wait for ext4.
 func (l *moduleLoader) start() {
+	var boot []string
+	for _, m := range l.mods {
+		if m.boot {
+			boot = append(boot, m.name)
+		}
+	}
+	queue := make(chan string, len(boot))
+	for _, n := range boot {
+		queue <- n
+	}
+	close(queue)
+	for range max(1, runtime.NumCPU()-1) {
+		l.busy.Add(1)
+		go func() {
+			defer l.busy.Done()
+			for n := range queue {
+				l.loadOne(n)
+			}
+		}()
+	}
 	go l.matcher()
 	l.kick()
 }
@@ -184,12 +209,9 @@ func (l *moduleLoader) matcher() {
 				fresh = append(fresh, ma)
 			}
 		}
-		boot, driver := l.next(fresh)
-		for _, n := range boot {
-			l.spawn(n, false)
-		}
+		driver := l.next(fresh)
 		if driver != "" && l.needDriver() {
-			l.spawn(driver, true)
+			l.spawn(driver)
 		} else if driver != "" {
 			l.mu.Lock()
 			l.driving = false
@@ -199,19 +221,17 @@ func (l *moduleLoader) matcher() {
 	}
 }
 
-// spawn loads a module in the background; a driver's end lets the next
-// driver start and has the devices matched again.
-func (l *moduleLoader) spawn(name string, driver bool) {
+// spawn loads a driver in the background; its end lets the next driver
+// start and has the devices matched again.
+func (l *moduleLoader) spawn(name string) {
 	l.busy.Add(1)
 	go func() {
 		defer l.busy.Done()
 		l.loadOne(name)
-		if driver {
-			l.mu.Lock()
-			l.driving = false
-			l.mu.Unlock()
-			l.kick()
-		}
+		l.mu.Lock()
+		l.driving = false
+		l.mu.Unlock()
+		l.kick()
 	}()
 }
 
@@ -229,17 +249,14 @@ func (l *moduleLoader) needDriver() bool {
 	return false
 }
 
-// next returns the boot modules not started yet, and the driver to load
-// now (none while one loads, or once stopped), queueing the drivers that
-// the fresh modaliases match.
-func (l *moduleLoader) next(fresh []string) (boot []string, driver string) {
+// next returns the driver to load now (none while one loads, or once
+// stopped), queueing the drivers that the fresh modaliases match.
+func (l *moduleLoader) next(fresh []string) (driver string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, m := range l.mods {
 		switch {
-		case l.loaded[m.name] != nil:
-		case m.boot:
-			boot = append(boot, m.name)
+		case l.loaded[m.name] != nil, m.boot:
 		case !l.stopped && !slices.Contains(l.pending, m.name) && matchesAny(m.aliases, fresh):
 			l.pending = append(l.pending, m.name)
 		}
@@ -249,10 +266,10 @@ func (l *moduleLoader) next(fresh []string) (boot []string, driver string) {
 		driver, l.pending = l.pending[0], l.pending[1:]
 		if l.loaded[driver] == nil {
 			l.driving = true
-			return boot, driver
+			return driver
 		}
 	}
-	return boot, ""
+	return ""
 }
 
 // need loads the named modules if they have not been, and waits until
