@@ -224,7 +224,7 @@ func measureBoot(ctx context.Context, b *testing.B, m *vm.Machine, from int) boo
 	}
 
 	prop := func(unit, p string) time.Duration {
-		us, err := strconv.ParseInt(run(ctx, b, m, "systemctl show -P "+p+" "+unit), 10, 64)
+		us, err := strconv.ParseInt(run(ctx, b, m, "systemctl --no-pager show -P "+p+" "+unit), 10, 64)
 		if err != nil {
 			b.Fatalf("%s %s: %v", unit, p, err)
 		}
@@ -249,10 +249,10 @@ func measureBoot(ctx context.Context, b *testing.B, m *vm.Machine, from int) boo
 	// systemd-analyze time answers once the boot has finished (the
 	// marker may come before the last units).
 	run(ctx, b, m, "timeout 90 systemctl is-system-running --wait >/dev/null 2>&1 || true")
-	f.analyze = run(ctx, b, m, "systemd-analyze time 2>&1 | head -n 1")
+	f.analyze = run(ctx, b, m, "SYSTEMD_PAGER=cat systemd-analyze time 2>&1 | head -n 1")
 	f.chain = run(ctx, b, m, "systemd-analyze critical-chain --no-pager ingot-boot-marker.service 2>&1 | tail -n +3")
 	f.blame = run(ctx, b, m, "systemd-analyze blame --no-pager 2>&1 | head -n 8")
-	f.failed = run(ctx, b, m, "systemctl --failed --no-legend --plain")
+	f.failed = run(ctx, b, m, "systemctl --no-pager --failed --no-legend --plain")
 	return f
 }
 
