@@ -5,14 +5,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ingot-linux/ingot/internal/fileutil"
 )
-
-func sleep(ms int) { time.Sleep(time.Duration(ms) * time.Millisecond) }
 
 // copyTree copies src into dst, keeping modes, owners and symlinks; entries
 // that already exist in dst are left alone.

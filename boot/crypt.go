@@ -69,6 +69,7 @@ var fastKDF = luks2.PBKDF{Type: luks2.KDFPBKDF2, Iterations: 1000, Hash: "sha512
 // filesystem on: the dm-crypt device, or the partition itself when the
 // image allows a plain root on a machine without a TPM.
 func encryptRoot(s *State, partBytes int64, uuid string) (string, error) {
+	s.needCryptModules()
 	c, ok := s.Sys.(Crypter)
 	if !ok {
 		return "", errors.New("this system cannot encrypt (no TPM or dm-crypt access)")
@@ -228,6 +229,7 @@ func isLUKS(path string) (bool, error) {
 // machine's TPM), with the recovery key typed on the console. It returns
 // the dm-crypt device.
 func unlockRoot(ctx context.Context, s *State) (string, error) {
+	s.needCryptModules()
 	c, ok := s.Sys.(Crypter)
 	if !ok {
 		return "", errors.New("the root partition is encrypted, and this system cannot reach dm-crypt")

@@ -73,11 +73,23 @@ func findUsr(ctx context.Context, s *State) error {
 	if err != nil {
 		return err
 	}
+	if s.modules != nil {
+		// No driver loads once the disk is there.
+		s.modules.watchDisk(func() bool {
+			tables, _ := readTables(s)
+			d, err := chooseBootDisk(tables, usrUUID, esp, espKnown)
+			return d != nil || err != nil // there, or ambiguous: more drivers do not help
+		})
+	}
 	deadline := time.Now().Add(s.Params.DeviceTimeout)
 	var lastErr error
 	for {
 		found, err := scanForUsr(s, usrUUID, verityUUID, esp, espKnown)
 		if found {
+			// The other controllers' drivers are udev's to load.
+			if s.modules != nil {
+				s.modules.stopDrivers()
+			}
 			return nil
 		}
 		var amb *ambiguousError
@@ -97,10 +109,9 @@ func findUsr(ctx context.Context, s *State) error {
 			}
 			return errors.New(msg)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		// The next device the kernel announces may be it.
+		if err := s.waitDevices(ctx, time.Until(deadline)); err != nil {
+			return err
 		}
 	}
 }

@@ -22,6 +22,7 @@ func mountEFIVars(_ context.Context, s *State) error {
 	if _, err := os.Stat(s.path("/sys/firmware/efi")); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	s.needModules("efivarfs")
 	err := s.Sys.Mount("efivarfs", s.path(layout.EFIVarsDir), "efivarfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, "")
 	if err != nil && !errors.Is(err, unix.EBUSY) {
 		return fmt.Errorf("mount efivarfs (the kernel needs CONFIG_EFIVAR_FS): %w", err)

@@ -30,6 +30,9 @@ func activateExtensions(_ context.Context, s *State) error {
 	var status []layout.ExtensionStatus
 	factory := s.path(sysroot + layout.FactoryExtensionsDir)
 	installed := s.path(sysroot + filepath.Join(layout.ExtensionsDir, h.Version))
+	if len(extensionNames(factory))+len(extensionNames(installed)) > 0 {
+		s.needModules("loop", "dm_mod", "dm_verity", "erofs")
+	}
 	seen := map[string]bool{}
 	for _, dir := range []string{factory, installed} {
 		for _, name := range extensionNames(dir) {

@@ -79,6 +79,15 @@ type State struct {
 	// Confexts are the mount directories of the activated confexts,
 	// layered into /etc.
 	Confexts []string
+	// Timings are the steps done so far and how long each took.
+	Timings []StepTime
+	// started is when ingot-init started, after the kernel's start.
+	started time.Duration
+	// modules loads the initrd's kernel modules (nil: it carries none).
+	modules *moduleLoader
+	// events are the kernel's uevents, opened before the modules load
+	// (nil when they cannot be had).
+	events *uevents
 }
 
 // The fixed places of the boot.
@@ -134,16 +143,62 @@ func Run(ctx context.Context, cfg Config) (*State, error) {
 		cfg.Root = "/"
 	}
 	s := &State{Config: cfg, Params: layout.DefaultBoot()}
+	s.started = sinceKernel()
+	s.events = openUevents()
+	defer s.events.close()
 	for _, st := range Plan() {
 		start := time.Now()
 		if err := st.Run(ctx, s); err != nil {
+			s.Timings = append(s.Timings, StepTime{Name: st.Name + " (failed)", Took: time.Since(start)})
+			s.logf("%s", s.timingLine(sinceKernel()))
 			return s, &Error{Step: st.Name, Err: err}
 		}
-		if d := time.Since(start); d > time.Second {
-			s.logf("%s took %v", st.Name, d.Round(100*time.Millisecond))
-		}
+		s.Timings = append(s.Timings, StepTime{Name: st.Name, Took: time.Since(start)})
 	}
 	return s, errors.New("switch root returned")
+}
+
+// StepTime is how long one step of the plan took.
+type StepTime struct {
+	Name string
+	Took time.Duration
+}
+
+// sinceKernel is the time since the kernel started (CLOCK_BOOTTIME), zero
+// if the clock cannot be read.
+func sinceKernel() time.Duration {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// timingLine is the one line that tells where the boot's time went: when
+// ingot-init started after the kernel, each step so far, and the total.
+// It is printed on every boot, just before switch root, so a slow step
+// shows in every console log and a benchmark can read it.
+func (s *State) timingLine(now time.Duration) string {
+	var b strings.Builder
+	var sum time.Duration
+	for i, t := range s.Timings {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s", t.Name, fmtDuration(t.Took))
+		sum += t.Took
+	}
+	return fmt.Sprintf("timing: started %s after the kernel; %s in %d steps (%s); switch root %s after the kernel",
+		fmtDuration(s.started), fmtDuration(sum), len(s.Timings), b.String(), fmtDuration(now))
+}
+
+// fmtDuration is d in milliseconds below a second, else in seconds with
+// two decimals: short, and the same on every boot.
+func fmtDuration(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
 }
 
 func mountAPI(_ context.Context, s *State) error {
@@ -172,30 +227,6 @@ func readCmdline(_ context.Context, s *State) error {
 	return err
 }
 
-func loadModules(_ context.Context, s *State) error {
-	list, err := os.ReadFile(s.path("/usr/lib/modules/ingot-load-order"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // a kernel with everything built in
-	}
-	if err != nil {
-		return err
-	}
-	for _, rel := range strings.Fields(string(list)) {
-		content, err := os.ReadFile(s.path("/usr/lib/modules/" + rel))
-		if err != nil {
-			return err
-		}
-		if err := s.Sys.LoadModule(content, ""); err != nil {
-			// A driver without hardware refuses to load (ENODEV); that is
-			// not a boot failure. Missing storage shows up in the next step.
-			if !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
-				s.logf("module %s: %v", filepath.Base(rel), err)
-			}
-		}
-	}
-	return nil
-}
-
 func recordBoot(_ context.Context, s *State) error {
 	info := layout.BootInfo{
 		UsrHash:   fmt.Sprintf("%x", s.Params.UsrHash),
@@ -221,6 +252,9 @@ func switchRoot(_ context.Context, s *State) error {
 	if _, err := os.Stat(s.path(sysroot + init)); err != nil {
 		return fmt.Errorf("init %s is not in the image: %w", init, err)
 	}
+	// Every module load under way ends before systemd takes over.
+	s.settleModules()
+	s.logf("%s", s.timingLine(sinceKernel()))
 	s.logf("switching root to %s (slot %s, %s)", init, s.Slot, s.UsrDevice)
 	return s.Sys.SwitchRoot(s.path(sysroot), init, nil)
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -316,10 +317,16 @@ func checkInitrd(t *testing.T, f *os.File, d *diskimage.Disk) {
 	if _, ok := files["dev/console"]; !ok {
 		t.Error("initrd has no /dev/console")
 	}
-	order := strings.Fields(files["usr/lib/modules/ingot-load-order"])
+	var order []string
+	for _, l := range strings.Split(strings.TrimSpace(files["usr/lib/modules/"+layout.InitrdModulesFile]), "\n") {
+		order = append(order, strings.Fields(l)[0])
+	}
 	want := []string{"6.0.0-test/kernel/drivers/virtio/virtio_ring.ko", "6.0.0-test/kernel/drivers/block/virtio_blk.ko", "6.0.0-test/kernel/fs/erofs/erofs.ko"}
 	if strings.Join(order, " ") != strings.Join(want, " ") {
 		t.Errorf("module load order %v, want %v", order, want)
+	}
+	if got := files["usr/lib/modules/"+layout.InitrdModulesFile]; !regexp.MustCompile(`virtio_blk\.ko .*dep:virtio_ring`).MatchString(got) {
+		t.Errorf("the module list does not name virtio_blk's dependency:\n%s", got)
 	}
 	if files["usr/lib/modules/6.0.0-test/kernel/fs/erofs/erofs.ko"] != "erofs module" {
 		t.Error("erofs module content missing from the initrd")

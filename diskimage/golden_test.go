@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "e14bde688d7a044921b3c5aabeffef2a82699fbc9f1f4d87e135ecbba0643216",
-		"ingot_1.0.0.update/ingot.efi":     "e416dd8b5278b6961c5d114e014bdf004790324afad757824b35e5b83368baf1",
-		"ingot_1.0.0.update/manifest.json": "e091092b807f387992e8e280b0b733766025e2c8c079f966df09a21657460b30",
-		"ingot_1.0.0.update/usr.erofs":     "c8f2dcbd57aedef278bc27f3b399e43674cc5d4cba22e41b2ba8fa397cfccaae",
-		"ingot_1.0.0.update/usr.verity":    "423232ec04ae2358b18d3ca88b5addb58b9560d32025b145faf6107dec5f20cb",
+		"ingot_1.0.0.raw":                  "5e32bd32ee8a517f0175521add9d3c92b4fefe2477800f48aafa774f99798494",
+		"ingot_1.0.0.update/ingot.efi":     "3527ad419df3601a84384122a5ce4c70ad97f3d4860fc4e3006820b6891114ef",
+		"ingot_1.0.0.update/manifest.json": "820c35b0c070dc1732a9305a1bc0cac9f8c3852a7d57d05ba8fbc7eb42b54dcc",
+		"ingot_1.0.0.update/usr.erofs":     "93a86786420e884804a911d02316ff0f4241d8b85182023954ed944e103cc41f",
+		"ingot_1.0.0.update/usr.verity":    "d7be9e780b7db05fb471cd8ac8570c2174e68f7a4d99a40321e35c1e798bb76e",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "a2939a1349c13338c9a3b9c6c5010dc5390b3ce87413053a1a5ce3f1e6c6eb9f",
+		"ingot_1.0.0.raw":                   "3ee317e1223142fd3192c06bc833937f4b6918c066a2ed9fa9dd8c3cd6dd9fc5",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "0dbff8fc745cf8b85ac8fa07ef22546b4f322f36dc655c6647c117f9c7f0f42a",
-		"ingot_1.0.0.update/manifest.json":  "22cfe52780d4141c46ce41cb08d51fa2b3e9044aac39906816b46bac2b6a96aa",
-		"ingot_1.0.0.update/usr.erofs":      "f225ba47371a4b7a95aec1547e3f4bb328811710d88bdee502fd1479f43148ca",
-		"ingot_1.0.0.update/usr.verity":     "e1ea8b85e9589bfee313c1c3784de4e92c812515879984d349a3bafe0eed981b",
-		"ingot_1.0.0.update/usr.verity-sig": "4ba89733b1a6058650033314c376f3e1f1cc64c58b8862b1bab5b1d69d9d51a5",
+		"ingot_1.0.0.update/ingot.efi":      "314bec5f72b665524964088188d68c982044d0cf4d2a19d61a0eb879916d5b0e",
+		"ingot_1.0.0.update/manifest.json":  "1c3b3b49c49148f24f8cce48af19f151018bc3e8a762420ce41b905ff3106170",
+		"ingot_1.0.0.update/usr.erofs":      "3b7c9a16f7f1de80cec88b0fdd2aacc864d29d9656f83a999597a4cabe1df029",
+		"ingot_1.0.0.update/usr.verity":     "5070ce83663c236c0d6838e915c49ebae23b5671e1ab86a21fa3bf728c1fc244",
+		"ingot_1.0.0.update/usr.verity-sig": "7a63ffed02788343985be62cb2b3c587fd1672b9b9fe5d7bf8743959d091dfeb",
 	}},
 }
 

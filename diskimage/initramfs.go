@@ -3,6 +3,7 @@ package diskimage
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,11 +28,19 @@ var DefaultModules = []string{
 	// extensions: read-only loop devices under their dm-verity devices
 	"loop",
 	// an encrypted root (the initrd has no modprobe for the kernel to ask
-	// for a cipher on demand) and the TPM that unseals its key
+	// for a cipher on demand; loaded only when the root is one, see
+	// CryptModules) and the TPM that unseals its key
 	"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb",
 	// the Secure Boot state and the ESP the boot loader was loaded from
 	"efivarfs",
 }
+
+// CryptModules are the modules of an encrypted root and the TPM that
+// unseals its key: ingot-init loads them when it makes or opens one (a
+// root may have been encrypted by an earlier version of the image, so every
+// initrd carries them), whether or not the TPM's driver matched a device
+// before the boot disk was found.
+var CryptModules = []string{"dm_crypt", "ecb", "xts", "aesni_intel", "aes_generic", "tpm_tis", "tpm_crb"}
 
 // initramfs builds the zstd-compressed newc cpio that the UKI carries:
 // ingot-init as /init and the kernel modules it loads, in load order.
@@ -64,7 +73,7 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 			recs = append(recs, file("usr/"+layout.TrustDir+"/pcr.pem", pcrKey, 0o644))
 		}
 	}
-	var order []string
+	var order strings.Builder
 	dirs := map[string]bool{}
 	for _, m := range set.Modules {
 		rel := kver + "/" + m.Path
@@ -77,9 +86,9 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 			}
 		}
 		recs = append(recs, file("usr/lib/modules/"+rel, m.Content, 0o644))
-		order = append(order, rel)
+		order.WriteString(moduleLine(rel, m))
 	}
-	recs = append(recs, file("usr/lib/modules/ingot-load-order", []byte(strings.Join(order, "\n")+"\n"), 0o644))
+	recs = append(recs, file("usr/lib/modules/"+layout.InitrdModulesFile, []byte(order.String()), 0o644))
 	sortRecords(recs)
 
 	var raw bytes.Buffer
@@ -98,6 +107,31 @@ func initramfs(t *rootfs.Tree, kver string, init []byte, modules []string, osRel
 	}
 	defer enc.Close()
 	return enc.EncodeAll(raw.Bytes(), nil), set, nil
+}
+
+// moduleLine is a module's line in the initrd's module list, in load
+// order: its path under /usr/lib/modules, then "boot" if every boot loads
+// it, "crypt" if an encrypted root needs it (CryptModules), "dep:NAME" for each module it needs first and "alias:PATTERN" for each
+// device it drives (loaded when a device matches). A module with neither
+// "boot" nor aliases loads only for another. ingot-init reads it
+// (boot.loadModules).
+func moduleLine(rel string, m kmod.Module) string {
+	var b strings.Builder
+	b.WriteString(rel)
+	switch {
+	case m.Requested && slices.Contains(CryptModules, m.Name):
+		b.WriteString(" crypt")
+	case m.Requested && len(m.DeviceAliases) == 0:
+		b.WriteString(" boot")
+	}
+	for _, d := range m.Deps {
+		b.WriteString(" dep:" + d)
+	}
+	for _, a := range m.DeviceAliases {
+		b.WriteString(" alias:" + a)
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // sortRecords puts parents before children and otherwise sorts by name, so

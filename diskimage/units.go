@@ -94,6 +94,16 @@ func ingotUnits(deadline time.Duration, healthChecks []string, autologin bool) u
 	// once the network is up: ingot-init cannot reach a registry.
 	s.file("ingot-config-extensions.service", "ingot-config-extensions.service")
 	s.link("multi-user.target.wants/ingot-config-extensions.service", "../ingot-config-extensions.service")
+	// The boot loader's random seed on the ESP is refreshed after the
+	// boot is complete, not before sysinit.target as systemd orders it:
+	// there it waits for the ESP's automount, and so for udev to announce
+	// the ESP's device, on every boot's critical path (10.6 s under TCG).
+	// systemd-boot refreshes the seed file itself on every boot; this
+	// mixes in the booted kernel's entropy and sets the system token on
+	// the first boot, which can wait (docs/boot.md).
+	s.link("systemd-boot-random-seed.service", "/dev/null")
+	s.file("ingot-boot-random-seed.service", "ingot-boot-random-seed.service")
+	s.link("multi-user.target.wants/ingot-boot-random-seed.service", "../ingot-boot-random-seed.service")
 	// The update channel: off until the owner enables the timer and
 	// writes /etc/ingot/update.conf (CHANNEL=oci://…,
 	// WINDOW=HH:MM-HH:MM).

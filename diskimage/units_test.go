@@ -81,7 +81,7 @@ func imageUsrRoot(t *testing.T) string {
 	root := filepath.Join(dir, "root")
 	copyFS(t, os.DirFS("/usr/lib/systemd/system"), filepath.Join(root, "usr/lib/systemd/system"))
 	copyFS(t, usr, filepath.Join(root, "usr"))
-	for _, p := range []string{"usr/bin/true", "usr/sbin/agetty"} {
+	for _, p := range []string{"usr/bin/true", "usr/sbin/agetty", "usr/bin/bootctl"} {
 		if _, err := os.Lstat(filepath.Join(root, p)); os.IsNotExist(err) {
 			writeFile(t, filepath.Join(root, p), "#!/bin/sh\n", 0o755)
 		}

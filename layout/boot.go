@@ -11,6 +11,10 @@ const (
 	// StateDir (on the root partition) holds ingot's own state: the /etc
 	// overlay's upper and work directories.
 	StateDir = ".ingot"
+	// InitrdModulesFile (under /usr/lib/modules in the initrd) lists the
+	// kernel modules the initrd carries, in load order, each with the
+	// modules it needs and the device aliases it drives.
+	InitrdModulesFile = "ingot-modules"
 )
 
 // BootInfo is what ingot-init leaves in BootInfoPath for the booted

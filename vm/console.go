@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"time"
 )
 
@@ -306,4 +307,32 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	}
 	w.buf = append(w.buf[:0], rest...)
 	return len(p), nil
+}
+
+// arrival records that the console text up to end had come by at.
+type arrival struct {
+	end int
+	at  time.Time
+}
+
+// ArrivedAt returns when the byte at offset off of Log came from the guest
+// (as read from QEMU's output: a boot's phases can be timed from its
+// console lines after the fact, without racing the waits), and false when
+// it has not come yet.
+func (m *Machine) ArrivedAt(off int) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := sort.Search(len(m.arrived), func(i int) bool { return m.arrived[i].end > off })
+	if off < 0 || i == len(m.arrived) {
+		return time.Time{}, false
+	}
+	return m.arrived[i].at, true
+}
+
+// Started returns when the current QEMU process was started (by Start or
+// the last Restart): the zero of a boot's timeline.
+func (m *Machine) Started() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.started
 }

@@ -32,6 +32,8 @@ type Machine struct {
 
 	mu      sync.Mutex
 	text    []byte        // cleaned console output
+	arrived []arrival     // when each stretch of text came, in order
+	started time.Time     // when the current QEMU process was started
 	cursor  int           // WaitFor searches text[cursor:]
 	changed chan struct{} // closed and replaced when text or state changes
 	running bool          // the current QEMU process has not exited
@@ -148,6 +150,7 @@ func (m *Machine) launch(ctx context.Context) error {
 	remote.Close()
 	m.mu.Lock()
 	m.p, m.running = p, true
+	m.started = time.Now()
 	m.notifyLocked()
 	m.mu.Unlock()
 	go m.readConsole(p, stdout, restore)
@@ -188,6 +191,9 @@ func (m *Machine) readConsole(p *proc, stdout io.Reader, restore func()) {
 			m.mu.Lock()
 			old := len(m.text)
 			m.text = cl.clean(m.text, buf[:n])
+			if len(m.text) > old {
+				m.arrived = append(m.arrived, arrival{end: len(m.text), at: time.Now()})
+			}
 			if m.logFile != nil && len(m.text) > old {
 				if _, werr := m.logFile.Write(m.text[old:]); werr != nil {
 					m.log.Debug("console log write failed", "err", werr)

@@ -345,3 +345,35 @@ func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestArrivedAt checks the console timeline: text typed later arrived
+// later, no earlier than the start, and offsets past the output have not
+// arrived.
+func TestArrivedAt(t *testing.T) {
+	m := startFake(t, Config{})
+	ctx := t.Context()
+	if _, err := m.WaitFor(ctx, "fake qemu ready", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	first := strings.Index(m.Log(), "fake qemu ready")
+	time.Sleep(50 * time.Millisecond)
+	if _, _, err := m.Run(ctx, "echo second-line", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	second := strings.LastIndex(m.Log(), "second-line")
+	a, okA := m.ArrivedAt(first)
+	b, okB := m.ArrivedAt(second)
+	switch {
+	case !okA || !okB:
+		t.Fatalf("ArrivedAt(%d) %v, ArrivedAt(%d) %v: want both arrived", first, okA, second, okB)
+	case a.Before(m.Started()):
+		t.Errorf("the first line arrived at %v, before the start %v", a, m.Started())
+	case b.Sub(a) < 50*time.Millisecond:
+		t.Errorf("a line typed 50ms later arrived %v after the first", b.Sub(a))
+	}
+	for _, off := range []int{-1, len(m.Log()) + 10} {
+		if _, ok := m.ArrivedAt(off); ok {
+			t.Errorf("ArrivedAt(%d) reports output that has not come", off)
+		}
+	}
+}

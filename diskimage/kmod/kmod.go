@@ -37,6 +37,43 @@ type Module struct {
 	Path string
 	// Content is the uncompressed module.
 	Content []byte
+	// Deps are the names of the modules it needs loaded first (modules.dep
+	// and softdep pre:), all in the same Set before it.
+	Deps []string
+	// DeviceAliases are its modules.alias patterns that match hardware
+	// (e.g. "pci:v00001AF4d00001001sv*sd*bc*sc*i*"): a driver with any is
+	// needed only when a device's modalias matches one. Empty for modules
+	// every boot needs (file systems, device mapper, crypto).
+	DeviceAliases []string
+	// Requested is true for a module Resolve was asked for, false for one
+	// that is there only because another needs it.
+	Requested bool
+}
+
+// deviceBuses are the modalias prefixes of the buses whose drivers ingot-init
+// loads only for devices it finds: storage controllers and what they sit
+// on. Other aliases (fs-, crypto-, cpu:, platform:, devname:) do not make
+// a module optional.
+var deviceBuses = []string{"pci:", "virtio:", "usb:", "scsi:", "vmbus:", "xen:", "mmc:", "sdio:", "acpi*:", "acpi:"}
+
+// deviceAliases reads modules.alias into module name → its device
+// patterns.
+func deviceAliases(aliases []byte) map[string][]string {
+	out := map[string][]string{}
+	for _, line := range strings.Split(string(aliases), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "alias" {
+			continue
+		}
+		for _, bus := range deviceBuses {
+			if strings.HasPrefix(f[1], bus) {
+				name := NormalizeName(f[2])
+				out[name] = append(out[name], f[1])
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Set is the result of Resolve.
@@ -80,10 +117,11 @@ func Resolve(fsys FS, kver string, wanted []string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse modules.dep of kernel %s: %w", kver, err)
 	}
+	aliases, _ := fsys.ReadFile(dir + "/modules.alias")
 	if soft, err := fsys.ReadFile(dir + "/modules.softdep"); err == nil {
-		aliases, _ := fsys.ReadFile(dir + "/modules.alias")
 		addSoftPre(deps, files, soft, aliases)
 	}
+	devAliases := deviceAliases(aliases)
 	builtin := map[string]bool{}
 	if b, err := fsys.ReadFile(dir + "/modules.builtin"); err == nil {
 		for _, l := range strings.Fields(string(b)) {
@@ -91,7 +129,7 @@ func Resolve(fsys FS, kver string, wanted []string) (*Set, error) {
 		}
 	}
 	set := &Set{}
-	seen := map[string]bool{}
+	seen, requested := map[string]bool{}, map[string]bool{}
 	var visit func(name string, stack []string) error
 	visit = func(name string, stack []string) error {
 		if seen[name] {
@@ -116,7 +154,8 @@ func Resolve(fsys FS, kver string, wanted []string) (*Set, error) {
 		if err != nil {
 			return fmt.Errorf("decompress module %s: %w", name, err)
 		}
-		set.Modules = append(set.Modules, Module{Name: name, Path: stripCompression(files[name]), Content: content})
+		set.Modules = append(set.Modules, Module{Name: name, Path: stripCompression(files[name]), Content: content,
+			Deps: deps[name], DeviceAliases: devAliases[name]})
 		return nil
 	}
 	for _, w := range wanted {
@@ -126,11 +165,15 @@ func Resolve(fsys FS, kver string, wanted []string) (*Set, error) {
 			if err := visit(name, nil); err != nil {
 				return nil, err
 			}
+			requested[name] = true
 		case builtin[name]:
 			set.Builtin = append(set.Builtin, name)
 		default:
 			set.Missing = append(set.Missing, name)
 		}
+	}
+	for i := range set.Modules {
+		set.Modules[i].Requested = requested[set.Modules[i].Name]
 	}
 	sort.Strings(set.Builtin)
 	sort.Strings(set.Missing)

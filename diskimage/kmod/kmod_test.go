@@ -41,6 +41,23 @@ func TestResolve(t *testing.T) {
 	if strings.Join(set.Builtin, ",") != "virtio_blk" || strings.Join(set.Missing, ",") != "nvme" {
 		t.Errorf("builtin %v missing %v", set.Builtin, set.Missing)
 	}
+	// Device drivers carry their bus aliases; what was asked for is marked.
+	drv := mapFS{
+		d + "modules.dep":    "kernel/nvme.ko: kernel/nvme-core.ko\nkernel/nvme-core.ko:\n",
+		d + "modules.alias":  "alias pci:v*d*sv*sd*bc01sc08i02* nvme\nalias nvme-fabrics nvme_core\nalias fs-ext4 ext4\n",
+		d + "kernel/nvme.ko": "nvme", d + "kernel/nvme-core.ko": "core",
+	}
+	set, err = Resolve(drv, "6.1", []string{"nvme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range set.Modules {
+		got = append(got, fmt.Sprintf("%s %v %v %v", m.Name, m.Requested, m.DeviceAliases, m.Deps))
+	}
+	if want := "nvme_core false [] [] | nvme true [pci:v*d*sv*sd*bc01sc08i02*] [nvme_core]"; strings.Join(got, " | ") != want {
+		t.Errorf("driver modules: %s", got)
+	}
 	// A kernel without loadable modules: nothing to load, not an error.
 	if set, err := Resolve(mapFS{}, "6.1", []string{"ext4"}); err != nil || len(set.Modules) != 0 {
 		t.Errorf("modules-free kernel: %+v, %v", set, err)
