@@ -57,16 +57,16 @@ func BenchmarkExtensionBoot(b *testing.B) {
 			name string
 			res  *diskimage.Result
 		}{{"0ext", plain}, {"3ext", with}} {
-			first, again := bootTwice(b, c.res)
+			first, again := markerTwice(b, c.res)
 			b.ReportMetric(first.Seconds(), c.name+"-first-boot-s")
 			b.ReportMetric(again.Seconds(), c.name+"-reboot-s")
 		}
 	}
 }
 
-// bootTwice boots a copy of the image to the marker, reboots it to the
+// markerTwice boots a copy of the image to the marker, reboots it to the
 // marker again, and returns both times.
-func bootTwice(b *testing.B, res *diskimage.Result) (first, again time.Duration) {
+func markerTwice(b *testing.B, res *diskimage.Result) (first, again time.Duration) {
 	b.Helper()
 	disk := filepath.Join(b.TempDir(), "disk.raw")
 	ingottest.Run(b, "cp", "--sparse=always", res.DiskPath, disk)
