@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "5e32bd32ee8a517f0175521add9d3c92b4fefe2477800f48aafa774f99798494",
-		"ingot_1.0.0.update/ingot.efi":     "3527ad419df3601a84384122a5ce4c70ad97f3d4860fc4e3006820b6891114ef",
-		"ingot_1.0.0.update/manifest.json": "820c35b0c070dc1732a9305a1bc0cac9f8c3852a7d57d05ba8fbc7eb42b54dcc",
-		"ingot_1.0.0.update/usr.erofs":     "93a86786420e884804a911d02316ff0f4241d8b85182023954ed944e103cc41f",
-		"ingot_1.0.0.update/usr.verity":    "d7be9e780b7db05fb471cd8ac8570c2174e68f7a4d99a40321e35c1e798bb76e",
+		"ingot_1.0.0.raw":                  "6ee18843d649592f123e6412882da51ab45b104e29911b17c75fbcddb4d1a2f5",
+		"ingot_1.0.0.update/ingot.efi":     "86ca68892c441c7d82baa56817fcfe71ce601441c209a4fec5c95aa1c5e65a1f",
+		"ingot_1.0.0.update/manifest.json": "884f98c170db373900fa6eec940fc365f5255516619ccaa84420fd767eaafc9d",
+		"ingot_1.0.0.update/usr.erofs":     "7e602a28dbf4f154fa73d7dadcb4080a0aa9e42030b05fded7671ca3e7a2ab03",
+		"ingot_1.0.0.update/usr.verity":    "dca125ebe5e92ae30d364c37d0a7d35ab78fc2634a3c086b7190fe2902f9cdfd",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "3ee317e1223142fd3192c06bc833937f4b6918c066a2ed9fa9dd8c3cd6dd9fc5",
+		"ingot_1.0.0.raw":                   "a62a814288f2ee2e78cd128c5ac226d4558f2112ba8512c332ad43e6f48e6e58",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "314bec5f72b665524964088188d68c982044d0cf4d2a19d61a0eb879916d5b0e",
-		"ingot_1.0.0.update/manifest.json":  "1c3b3b49c49148f24f8cce48af19f151018bc3e8a762420ce41b905ff3106170",
-		"ingot_1.0.0.update/usr.erofs":      "3b7c9a16f7f1de80cec88b0fdd2aacc864d29d9656f83a999597a4cabe1df029",
-		"ingot_1.0.0.update/usr.verity":     "5070ce83663c236c0d6838e915c49ebae23b5671e1ab86a21fa3bf728c1fc244",
-		"ingot_1.0.0.update/usr.verity-sig": "7a63ffed02788343985be62cb2b3c587fd1672b9b9fe5d7bf8743959d091dfeb",
+		"ingot_1.0.0.update/ingot.efi":      "a6b02b91bb42e79b97481d0dd093108cc98bf0a8af47d723f4c36508eefe7271",
+		"ingot_1.0.0.update/manifest.json":  "1d7c69e1c460f386f9f8691faf9e765092d4b6063d0aa733d96d7026872a76ab",
+		"ingot_1.0.0.update/usr.erofs":      "72b0c48b139d4c23d70e561b1a2545a6cf700df13ff6857b6286a1f5983f32c3",
+		"ingot_1.0.0.update/usr.verity":     "2b965e89bfce2c8f273fe796cf0fc3527a3c42e0aba9e6560a61fb4cb8d91488",
+		"ingot_1.0.0.update/usr.verity-sig": "51e73c83244df2ef87300b51c526e198d13fad8b7c1b21820a0f4aea31afb75f",
 	}},
 }
 
