@@ -85,6 +85,10 @@ func markerTwice(b *testing.B, res *diskimage.Result) (first, again time.Duratio
 	if strings.Contains(m.Log(), " refused: ") {
 		b.Fatalf("an extension was refused:\n%s", m.Tail(4000))
 	}
+	// The reboot is typed into the autologin shell, which may come up
+	// after the marker.
+	m.SetCursor(0)
+	booted(ctx, b, m)
 	m.Send("systemctl reboot\n")
 	restart := time.Now()
 	if _, err := m.WaitForRegexp(ctx, markerRE, 10*time.Minute); err != nil {
