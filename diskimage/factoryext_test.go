@@ -45,15 +45,7 @@ func TestFactoryExtensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, f, err := diskimage.InspectFile(res.DiskPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fsys, err := erofs.Open(io.NewSectionReader(f, d.Usr.Offset(512), d.Usr.Size(512)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := usrFS(t, res.DiskPath)
 	got, err := fs.ReadFile(fsys, "lib/ingot/extensions/debug.raw")
 	if want, _ := os.ReadFile(good); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("/usr/lib/ingot/extensions/debug.raw: %d bytes, %v; want the %d bytes of %s", len(got), err, len(want), good)
@@ -92,4 +84,20 @@ func TestFactoryExtensions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// usrFS opens the /usr EROFS of the disk image at path, closed with the
+// test.
+func usrFS(t *testing.T, path string) fs.FS {
+	t.Helper()
+	d, f, err := diskimage.InspectFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	fsys, err := erofs.Open(io.NewSectionReader(f, d.Usr.Offset(512), d.Usr.Size(512)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys
 }

@@ -3,7 +3,6 @@ package diskimage_test
 import (
 	"archive/tar"
 	"context"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -11,8 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/erofs/go-erofs"
 
 	"github.com/ingot-linux/ingot/diskimage"
 	"github.com/ingot-linux/ingot/ingottest"
@@ -69,15 +66,7 @@ func imageUsrRoot(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, f, err := diskimage.InspectFile(res.DiskPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	usr, err := erofs.Open(io.NewSectionReader(f, d.Usr.Offset(512), d.Usr.Size(512)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	usr := usrFS(t, res.DiskPath)
 	root := filepath.Join(dir, "root")
 	copyFS(t, os.DirFS("/usr/lib/systemd/system"), filepath.Join(root, "usr/lib/systemd/system"))
 	copyFS(t, usr, filepath.Join(root, "usr"))
