@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Defaults used for the zero values of Config fields.
@@ -28,6 +29,11 @@ const (
 	// DefaultGuestForwardAddr is the guest-side address of a GuestForward
 	// whose GuestAddr is empty.
 	DefaultGuestForwardAddr = "10.0.2.100"
+	// DefaultHangRestart is Config.HangRestart's default.
+	DefaultHangRestart = 2 * time.Minute
+	// MaxHangRestarts bounds the restarts of Config.HangRestart, so a
+	// kernel that always hangs still fails its test.
+	MaxHangRestarts = 2
 )
 
 // Names of the files that Start puts in the run directory.
@@ -157,6 +163,17 @@ type Config struct {
 	// Logger receives debug records (the command line, exits, QMP
 	// events). Nil discards them.
 	Logger *slog.Logger
+	// HangRestart is how long the console may stay silent while the guest
+	// kernel starts (after its "Linux version" banner, before it frees its
+	// init memory) or after it printed "reboot: Restarting system", before
+	// Machine cuts the power and starts QEMU again, as a hardware watchdog
+	// would. Under TCG with more than one vCPU a guest now and then hangs
+	// for good at exactly these two points (the clocksource switch's
+	// stop_machine, the reset); nothing in the guest has written its disk
+	// yet. It happens at most MaxHangRestarts times per Machine, is noted
+	// on the console log, and a waiter does not see QEMU exit. Zero is
+	// DefaultHangRestart; a negative value turns it off.
+	HangRestart time.Duration
 }
 
 // UserNet is QEMU user-mode networking restricted to explicit forwards.

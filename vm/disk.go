@@ -153,6 +153,9 @@ func (c Config) resolve() (Config, error) {
 	if c.Accel == "" {
 		c.Accel = DefaultAccel
 	}
+	if c.HangRestart == 0 {
+		c.HangRestart = DefaultHangRestart
+	}
 	if c.Accel == "kvm" {
 		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 		if err != nil {

@@ -40,6 +40,10 @@ type Machine struct {
 	closed  bool
 	p       *proc
 	runSeq  int
+
+	launchCtx    context.Context // what the current process was started under
+	recovering   bool            // a hang restart is replacing the process
+	hangRestarts int
 }
 
 // proc is one QEMU process: Restart makes a new one.
@@ -151,6 +155,8 @@ func (m *Machine) launch(ctx context.Context) error {
 	m.mu.Lock()
 	m.p, m.running = p, true
 	m.started = time.Now()
+	m.launchCtx = ctx
+	from := len(m.text)
 	m.notifyLocked()
 	m.mu.Unlock()
 	go m.readConsole(p, stdout, restore)
@@ -164,6 +170,9 @@ func (m *Machine) launch(ctx context.Context) error {
 			m.mu.Lock()
 			p.qmp = q
 			m.mu.Unlock()
+			if m.cfg.HangRestart > 0 {
+				go m.watchHang(p, from)
+			}
 			return nil
 		}
 		conn.Close()
@@ -215,7 +224,7 @@ func (m *Machine) readConsole(p *proc, stdout io.Reader, restore func()) {
 	m.log.Debug("qemu exited", "err", err)
 	m.mu.Lock()
 	p.err = err
-	if m.p == p {
+	if m.p == p && !m.recovering {
 		m.running = false
 	}
 	m.notifyLocked()
