@@ -30,7 +30,7 @@ const dmiTablePath = "/sys/firmware/dmi/tables/DMI"
 
 // configSource is one machine configuration source as read.
 type configSource struct {
-	name string // "image", "esp", "credential", "nocloud"
+	name string // "image", "esp", "credential", "nocloud-meta-data", "nocloud-network-config", "nocloud" (user-data)
 	data []byte
 	bad  bool // could not be read or verified: a problem says why
 }
@@ -91,7 +91,7 @@ func configStep(s *State) (st *layout.ConfigStatus, problems []string) {
 		if src.bad {
 			continue
 		}
-		c, ignored, err := machineconfig.ParseAny(src.name, src.data)
+		c, ignored, err := parseSource(src.name, src.data)
 		st.Ignored = append(st.Ignored, ignored...)
 		if err != nil {
 			problems = append(problems, strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -148,37 +148,47 @@ func writeConfigState(p string, srcs []layout.ConfigSource) error {
 // configuration, every source but the image's own must carry a valid
 // signature, or it is such a problem.
 func readConfigSources(s *State) (srcs []configSource, problems []string) {
-	readers := []struct {
-		name string
-		read func(*State) (data, sig []byte, err error)
-	}{
-		{"image", readImageConfig},
-		{"esp", readESPConfig},
-		{"credential", readCredentialConfig},
-		{"nocloud", readNoCloudConfig},
-	}
 	roots, err := configRoots(s)
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
-	for _, r := range readers {
-		data, sig, err := r.read(s)
+	files := []sourceFile{
+		single("image", s, readImageConfig),
+		single("esp", s, readESPConfig),
+		single("credential", s, readCredentialConfig),
+	}
+	files = append(files, readNoCloud(s)...)
+	for _, f := range files {
+		err := f.err
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
-		case err == nil && len(data) > machineconfig.MaxBytes:
+		case err == nil && len(f.data) > machineconfig.MaxBytes:
 			err = fmt.Errorf("larger than %d bytes", machineconfig.MaxBytes)
-		case err == nil && roots != nil && r.name != "image":
-			err = verifyConfigSig(data, sig, roots)
+		case err == nil && roots != nil && f.name != "image":
+			err = verifyConfigSig(f.data, f.sig, roots)
 		}
-		src := configSource{name: r.name, data: data}
+		src := configSource{name: f.name, data: f.data}
 		if err != nil {
 			src.bad = true
-			problems = append(problems, fmt.Sprintf("%s: %v", r.name, err))
+			problems = append(problems, fmt.Sprintf("%s: %v", f.name, err))
 		}
 		srcs = append(srcs, src)
 	}
 	return srcs, problems
+}
+
+// sourceFile is one configuration document as a source gave it.
+type sourceFile struct {
+	name      string
+	data, sig []byte
+	err       error // fs.ErrNotExist: the source is not there
+}
+
+// single reads a source that gives one document.
+func single(name string, s *State, read func(*State) (data, sig []byte, err error)) sourceFile {
+	data, sig, err := read(s)
+	return sourceFile{name: name, data: data, sig: sig, err: err}
 }
 
 // configRoots loads the certificate signed sources must chain to, when
@@ -282,14 +292,23 @@ func readCredentialConfig(s *State) ([]byte, []byte, error) {
 	return data, sig, nil
 }
 
-// readNoCloudConfig reads user-data from a NoCloud seed: a FAT12, FAT16
-// or FAT32 volume or an ISO 9660 image labelled CIDATA (in any case), on
-// a disk or partition other than the boot disk's. The first one found,
-// in the kernel's order of block devices, is the seed.
-func readNoCloudConfig(s *State) ([]byte, []byte, error) {
+// NoCloud seed documents, in the order they are merged: user-data
+// last, so that its host name wins over meta-data's (as in cloud-init).
+var noCloudFiles = []struct{ file, source string }{
+	{"meta-data", "nocloud-meta-data"},
+	{"network-config", "nocloud-network-config"},
+	{"user-data", "nocloud"},
+}
+
+// readNoCloud reads a NoCloud seed: a FAT12, FAT16 or FAT32 volume or an
+// ISO 9660 image labelled CIDATA (in any case), on a disk or partition
+// other than the boot disk's. The first one found, in the kernel's order
+// of block devices, is the seed. It must hold user-data; meta-data and
+// network-config are read when there.
+func readNoCloud(s *State) []sourceFile {
 	names, err := os.ReadDir(s.path("/sys/class/block"))
 	if err != nil {
-		return nil, nil, fs.ErrNotExist
+		return nil
 	}
 	boot := strings.TrimPrefix(s.Disk, "/dev/")
 	for _, n := range names {
@@ -297,38 +316,54 @@ func readNoCloudConfig(s *State) ([]byte, []byte, error) {
 		if boot != "" && strings.HasPrefix(name, boot) || strings.HasPrefix(name, "dm-") || strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
 			continue
 		}
-		data, sig, err := readSeed(s.path("/dev/" + name))
-		if !errors.Is(err, fs.ErrNotExist) {
-			return data, sig, err
+		if files, ok := readSeed(s.path("/dev/" + name)); ok {
+			return files
 		}
 	}
-	return nil, nil, fs.ErrNotExist
+	return nil
 }
 
-// readSeed reads user-data and its signature from dev if it is a NoCloud
-// seed.
-func readSeed(dev string) ([]byte, []byte, error) {
+// readSeed reads the documents of dev if it is a NoCloud seed.
+func readSeed(dev string) (files []sourceFile, ok bool) {
 	f, err := os.Open(dev)
 	if err != nil {
-		return nil, nil, fs.ErrNotExist
+		return nil, false
 	}
 	defer f.Close()
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, nil, fs.ErrNotExist
+		return nil, false
 	}
 	fsys, kind, err := openSeed(io.NewSectionReader(f, 0, size))
-	if err != nil {
-		return nil, nil, err
-	}
-	data, sig, err := readPair(fsys, "user-data")
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, fmt.Errorf("%s (%s) is labelled %s but has no user-data", dev, kind, layout.ConfigNoCloudLabel)
+		return nil, false
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s (%s): %w", dev, kind, err)
+		return []sourceFile{{name: "nocloud", err: err}}, true
 	}
-	return data, sig, nil
+	for _, d := range noCloudFiles {
+		data, sig, err := readPair(fsys, d.file)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && d.file == "user-data":
+			err = fmt.Errorf("%s (%s) is labelled %s but has no user-data", dev, kind, layout.ConfigNoCloudLabel)
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			err = fmt.Errorf("%s (%s): %s: %w", dev, kind, d.file, err)
+		}
+		files = append(files, sourceFile{name: d.source, data: data, sig: sig, err: err})
+	}
+	return files, true
+}
+
+// parseSource reads one source's document in the format its source
+// gives.
+func parseSource(name string, data []byte) (*machineconfig.Config, []string, error) {
+	switch name {
+	case "nocloud-meta-data":
+		return machineconfig.ParseMetaData(name, data)
+	case "nocloud-network-config":
+		return machineconfig.ParseNetworkConfig(name, data)
+	}
+	return machineconfig.ParseAny(name, data)
 }
 
 // openSeed opens r's filesystem when it is a NoCloud seed, and says which

@@ -204,11 +204,20 @@ func loadTestKey(t *testing.T, dir, role string) *trust.SigningKey {
 // (and meta-data, as cloud-localds writes it), and returns its path.
 func seedImage(t *testing.T, kind, label, userData string) string {
 	t.Helper()
+	files := map[string]string{"meta-data": "instance-id: i-1\n"}
+	if userData != "" {
+		files["user-data"] = userData
+	}
+	return seedImageFiles(t, kind, label, files)
+}
+
+// seedImageFiles makes a NoCloud seed holding files.
+func seedImageFiles(t *testing.T, kind, label string, content map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	writeRooted(t, src, "meta-data", "instance-id: i-1\n")
-	if userData != "" {
-		writeRooted(t, src, "user-data", userData)
+	for name, data := range content {
+		writeRooted(t, src, name, data)
 	}
 	img := filepath.Join(dir, "seed.img")
 	run := func(tool string, args ...string) {
@@ -278,12 +287,90 @@ func TestApplyConfigNoCloud(t *testing.T) {
 					t.Errorf("a disk that is no seed: status %+v", st)
 				}
 			default:
-				if st.Error != "" || len(st.Sources) != 2 || st.Sources[1].Name != "nocloud" {
+				if st.Error != "" || len(st.Sources) != 3 || st.Sources[1].Name != "nocloud-meta-data" || st.Sources[2].Name != "nocloud" {
 					t.Fatalf("status %+v", st)
 				}
 				if got := readRooted(t, root, "etc/hostname") + readRooted(t, root, "etc/seeded"); got != "seeded\nyes" {
 					t.Errorf("applied %q", got)
 				}
+			}
+		})
+	}
+}
+
+// TestApplyConfigNoCloudMetaAndNetwork reads a seed's meta-data and
+// network-config beside its user-data: the host name comes from
+// meta-data unless user-data sets one, the network-config becomes a
+// networkd file, and a network-config ingot cannot apply in full stops
+// the whole configuration with a line naming it.
+func TestApplyConfigNoCloudMetaAndNetwork(t *testing.T) {
+	netcfg := "version: 2\nethernets:\n  lan:\n    match: {macaddress: '52:54:00:12:34:56'}\n    addresses: [192.0.2.7/24]\n    gateway4: 192.0.2.1\n    nameservers: {addresses: [192.0.2.53]}\n"
+	for _, tc := range []struct {
+		name     string
+		files    map[string]string
+		host     string // "" when nothing is applied
+		network  string // the .network file, when applied
+		wantErr  string
+		nSources int
+	}{
+		{
+			name: "meta-data host name, v2 network",
+			files: map[string]string{
+				"meta-data":      "instance-id: i-7\nlocal-hostname: edge-7\n",
+				"network-config": netcfg,
+				"user-data":      "#cloud-config\nwrite_files: [{path: /etc/seeded, content: yes}]\n",
+			},
+			host:     "edge-7\n",
+			network:  "[Match]\nName=*\nMACAddress=52:54:00:12:34:56\n\n[Network]\nAddress=192.0.2.7/24\nGateway=192.0.2.1\nDNS=192.0.2.53\n",
+			nSources: 4,
+		},
+		{
+			name: "user-data's host name wins",
+			files: map[string]string{
+				"meta-data": "{\"instance-id\": \"i-8\", \"local-hostname\": \"from-meta\"}",
+				"user-data": "#cloud-config\nhostname: from-user\n",
+			},
+			host:     "from-user\n",
+			nSources: 3,
+		},
+		{
+			name: "a bond is refused whole",
+			files: map[string]string{
+				"meta-data":      "local-hostname: edge-9\n",
+				"network-config": "network:\n  version: 2\n  bonds:\n    bond0: {interfaces: [eth0, eth1]}\n",
+				"user-data":      "#cloud-config\n",
+			},
+			wantErr:  "nocloud-network-config:3:3: bonds are not supported in network-config",
+			nSources: 4,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := configRoot(t, "version: 1\nhostname: factory\n")
+			writeRooted(t, root, sysroot+"/usr/lib/systemd/system/systemd-networkd.service", "[Service]\n[Install]\nWantedBy=multi-user.target\n")
+			writeRooted(t, root, "sys/class/block/vdb/dev", "254:16\n")
+			img, err := os.ReadFile(seedImageFiles(t, "FAT12", "CIDATA", tc.files))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeRooted(t, root, "dev/vdb", string(img))
+			st, console := runConfig(t, root)
+			if len(st.Sources) != tc.nSources {
+				t.Errorf("sources %+v, want %d", st.Sources, tc.nSources)
+			}
+			if tc.wantErr != "" {
+				if !strings.Contains(st.Error, tc.wantErr) || !strings.Contains(console, tc.wantErr) || readRooted(t, root, "etc/hostname") != "" {
+					t.Errorf("status %+v, console %q; want the error %q and nothing applied", st, console, tc.wantErr)
+				}
+				return
+			}
+			if st.Error != "" {
+				t.Fatalf("status %+v", st)
+			}
+			if got := readRooted(t, root, "etc/hostname"); got != tc.host {
+				t.Errorf("hostname %q, want %q", got, tc.host)
+			}
+			if got := readRooted(t, root, "etc/systemd/network/10-ingot-config-00.network"); got != tc.network {
+				t.Errorf("network file %q, want %q", got, tc.network)
 			}
 		})
 	}
@@ -307,7 +394,7 @@ func TestApplyConfigReportsEachBadSource(t *testing.T) {
 		!strings.Contains(lines[1], "config: nocloud: files[0].path: want a clean absolute path under /etc or /var; nothing applied") {
 		t.Errorf("console:\n%s", console)
 	}
-	if !strings.Contains(st.Error, "credential:") || !strings.Contains(st.Error, "nocloud") || len(st.Sources) != 3 || len(st.Changed) != 0 {
+	if !strings.Contains(st.Error, "credential:") || !strings.Contains(st.Error, "nocloud") || len(st.Sources) != 4 || len(st.Changed) != 0 {
 		t.Errorf("status %+v", st)
 	}
 	if got := readRooted(t, root, "etc/hostname"); got != "" {

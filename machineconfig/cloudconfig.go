@@ -145,7 +145,12 @@ func importCloudKey(cfg *Config, key string, v *yaml.Node) error {
 		if err := v.Decode(&files); err != nil {
 			return err
 		}
-		for _, f := range files {
+		for i, f := range files {
+			switch f.Encoding {
+			case "", "text/plain", "b64", "base64":
+			default:
+				return fmt.Errorf("[%d]: encoding %s is not supported (b64, base64 or text/plain)", i, f.Encoding)
+			}
 			cfg.Files = append(cfg.Files, f.file())
 		}
 	}

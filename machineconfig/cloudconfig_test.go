@@ -51,6 +51,28 @@ func TestImportCloudConfigRefusesOutsidePaths(t *testing.T) {
 	}
 }
 
+// TestImportCloudConfigChecksPatterns feeds names that would break the
+// files rendered from them (a colon in /etc/passwd, a newline in
+// /etc/hostname): an imported document meets the format's patterns as a
+// parsed one does.
+func TestImportCloudConfigChecksPatterns(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"#cloud-config\nusers:\n  - name: 'evil:x:0:0::/root:/bin/sh'\n", "users[0].name: does not match"},
+		{"#cloud-config\nhostname: \"a\\nb\"\n", "hostname: does not match"},
+		{"#cloud-config\nusers:\n  - name: bob\n    shell: \"/bin/sh\\nx\"\n", "users[0].shell: does not match"},
+		{"#cloud-config\nusers:\n  - groups: wheel\n", "users[0].name: is required"},
+		{"#cloud-config\nwrite_files:\n  - path: /etc/x\n    encoding: gzip\n    content: eA==\n", "write_files: [0]: encoding gzip is not supported"},
+	} {
+		_, _, err := ParseAny("user-data", []byte(tc.doc))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.doc, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: err = %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+}
+
 func TestMerge(t *testing.T) {
 	a := &Config{Hostname: "a", Users: []User{{Name: "x", Shell: "/bin/sh"}}, Sysctl: map[string]string{"k": "1", "j": "1"}, Update: &Update{Channel: "oci://a/b:c", Window: "01:00-02:00"}}
 	b := &Config{Timezone: "UTC", Users: []User{{Name: "x", Shell: "/bin/bash"}, {Name: "y"}}, Sysctl: map[string]string{"k": "2"}, Update: &Update{Window: "03:00-04:00"}}

@@ -18,7 +18,7 @@ func Merge(cfgs ...*Config) *Config {
 		out.Users = mergeUsers(out.Users, c.Users)
 		out.Files = mergeBy(out.Files, c.Files, func(f File) string { return f.Path })
 		out.Units = mergeBy(out.Units, c.Units, func(u Unit) string { return u.Name })
-		out.Network = mergeBy(out.Network, c.Network, func(n Network) string { return n.Name })
+		out.Network = mergeBy(out.Network, c.Network, Network.key)
 		if c.Sysctl != nil {
 			if out.Sysctl == nil {
 				out.Sysctl = map[string]string{}

@@ -157,7 +157,11 @@ func (r *renderer) network(c *Config) error {
 	}
 	for i, n := range c.Network {
 		var b strings.Builder
-		fmt.Fprintf(&b, "[Match]\nName=%s\n\n[Network]\n", n.Name)
+		fmt.Fprintf(&b, "[Match]\nName=%s\n", n.Name)
+		if n.MAC != "" {
+			fmt.Fprintf(&b, "MACAddress=%s\n", strings.ToLower(n.MAC))
+		}
+		b.WriteString("\n[Network]\n")
 		if n.DHCP {
 			b.WriteString("DHCP=yes\n")
 		}
@@ -169,6 +173,9 @@ func (r *renderer) network(c *Config) error {
 		}
 		for _, d := range n.DNS {
 			fmt.Fprintf(&b, "DNS=%s\n", d)
+		}
+		if len(n.Domains) > 0 {
+			fmt.Fprintf(&b, "Domains=%s\n", strings.Join(n.Domains, " "))
 		}
 		for _, rt := range n.Routes {
 			fmt.Fprintf(&b, "\n[Route]\nDestination=%s\nGateway=%s\n", rt.To, rt.Via)

@@ -1,5 +1,7 @@
 package machineconfig
 
+import "strings"
+
 // The struct tags are the one description of the format: yaml names the
 // key, doc describes it (schema and docs/config.md), and schema adds
 // "required", a pattern, an enum ("a|b") or "scalar" (a string field that
@@ -63,11 +65,22 @@ type DropIn struct {
 // Network is one systemd-networkd .network file.
 type Network struct {
 	Name      string   `yaml:"name" doc:"interface name or glob to match, e.g. eth0 or en*" schema:"required" pattern:"^[A-Za-z0-9_.:*?-]{1,32}$"`
+	MAC       string   `yaml:"mac,omitempty" doc:"match only the interface with this hardware address as well, e.g. 52:54:00:12:34:56" pattern:"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"`
 	DHCP      bool     `yaml:"dhcp,omitempty" doc:"take addresses, routes and DNS servers by DHCP (v4 and v6)"`
 	Addresses []string `yaml:"addresses,omitempty" doc:"static addresses with prefix length, e.g. 192.0.2.10/24"`
 	Gateway   string   `yaml:"gateway,omitempty" doc:"default gateway address"`
 	Routes    []Route  `yaml:"routes,omitempty" doc:"static routes"`
 	DNS       []string `yaml:"dns,omitempty" doc:"DNS server addresses"`
+	Domains   []string `yaml:"domains,omitempty" doc:"DNS search domains" pattern:"^[A-Za-z0-9_.-]{1,253}$"`
+}
+
+// key identifies a network entry for merging and uniqueness: its name
+// and hardware address.
+func (n Network) key() string {
+	if n.MAC == "" {
+		return n.Name
+	}
+	return n.Name + " " + strings.ToLower(n.MAC)
 }
 
 // Route is one static route.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -46,7 +48,48 @@ func (c *Config) check() []fieldError {
 		}
 	}
 	unique(c.Extensions, func(i int) string { return c.Extensions[i].Source }, "extensions", add)
+	checkTags(reflect.ValueOf(c).Elem(), "", "", add)
 	return errs
+}
+
+// checkTags checks every string against its field's pattern and enum
+// tags, as Parse does while it decodes: documents that do not come
+// through Parse (an imported #cloud-config, NoCloud meta-data and
+// network-config, a Config built in Go) meet the same rules, so no host
+// or user name can carry a newline or a colon into the files rendered
+// from it.
+func checkTags(v reflect.Value, path string, tag reflect.StructTag, add addFunc) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			checkTags(v.Elem(), path, tag, add)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			p := join(path, yamlName(f))
+			if hasOpt(f.Tag.Get("schema"), "required") && f.Type.Kind() == reflect.String && v.Field(i).String() == "" {
+				add(p, "is required")
+			}
+			checkTags(v.Field(i), p, f.Tag, add)
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			checkTags(v.Index(i), fmt.Sprintf("%s[%d]", path, i), tag, add)
+		}
+	case reflect.String:
+		s := v.String()
+		if p := tag.Get("pattern"); p != "" && s != "" && !regexp.MustCompile(p).MatchString(s) {
+			add(path, "does not match %s", p)
+		}
+		if e := tag.Get("enum"); e != "" && s != "" && !slices.Contains(strings.Split(e, "|"), s) {
+			add(path, "want one of %s", strings.ReplaceAll(e, "|", ", "))
+		}
+	}
 }
 
 var sysctlKey = regexp.MustCompile(`^[a-z0-9_][a-z0-9_./*-]*$`)
@@ -151,7 +194,7 @@ func (c *Config) checkUnits(add addFunc) {
 }
 
 func (c *Config) checkNetwork(add addFunc) {
-	unique(c.Network, func(i int) string { return c.Network[i].Name }, "network", add)
+	unique(c.Network, func(i int) string { return c.Network[i].key() }, "network", add)
 	for i, n := range c.Network {
 		p := fmt.Sprintf("network[%d]", i)
 		for j, a := range n.Addresses {

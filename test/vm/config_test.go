@@ -87,7 +87,8 @@ func (c *configMachine) poweroff(ctx context.Context) {
 //     logs in with its key through the real ssh client, a file with its
 //     mode and owner, a unit enabled and running, static addresses;
 //  2. a changed ESP file (50 files and 10 users more) and a NoCloud CIDATA
-//     disk: both applied, and what did not change is not rewritten;
+//     disk (user-data, meta-data, network-config): all applied, and what
+//     did not change is not rewritten;
 //  3. a reboot with nothing changed: nothing rewritten, nothing logged;
 //  4. invalid YAML on the ESP: one console line naming it, nothing
 //     changed, and the machine still boots.
@@ -141,6 +142,7 @@ func TestConfig(t *testing.T) {
 	if got := sshAs(ctx, t, c.sshPort, key, "cloudy"); got != "cloudy" {
 		t.Errorf("ssh as cloudy (cloud-config): %q", got)
 	}
+	checkAddresses(ctx, t, m, "10.0.2.15/24", "10.0.2.70/24") // from network-config
 	noteTime := run(ctx, t, m, "stat -c %Y /etc/ops-note")
 
 	// 3. A reboot with nothing changed rewrites nothing.
@@ -152,7 +154,7 @@ func TestConfig(t *testing.T) {
 	}
 	var st layout.ConfigStatus
 	runJSON(ctx, t, m, "cat "+layout.ConfigStatusPath, &st)
-	if st.Error != "" || len(st.Changed) != 0 || len(st.Sources) != 4 {
+	if st.Error != "" || len(st.Changed) != 0 || len(st.Sources) != 6 {
 		t.Errorf("status after an unchanged reboot: %+v", st)
 	}
 	expectGuest(ctx, t, m, map[string]string{"stat -c %Y /etc/ops-note": noteTime})
@@ -359,13 +361,24 @@ write_files:
 	if err := os.WriteFile(userData, []byte(cc), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// meta-data's host name loses to user-data's; network-config's
+	// interface replaces the ESP's entry of the same name.
+	metaData, netConfig := filepath.Join(dir, "meta-data"), filepath.Join(dir, "network-config")
+	for p, content := range map[string]string{
+		metaData:  "instance-id: iid-cidata\nlocal-hostname: from-meta-data\n",
+		netConfig: "network:\n  version: 2\n  ethernets:\n    lan:\n      match: {name: \"e*\"}\n      addresses: [10.0.2.15/24, 10.0.2.70/24]\n      gateway4: 10.0.2.2\n      nameservers: {addresses: [10.0.2.3]}\n",
+	} {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	disk := filepath.Join(dir, "cidata.raw")
 	ingottest.Run(t, "truncate", "-s", "64M", disk)
 	ingottest.Run(t, "mkfs.vfat", "-F", "32", "-n", "CIDATA", disk)
-	cmd := exec.Command("mcopy", "-i", disk, userData, "::/user-data")
+	cmd := exec.Command("mcopy", "-i", disk, userData, metaData, netConfig, "::/")
 	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mcopy user-data: %v\n%s", err, out)
+		t.Fatalf("mcopy the seed: %v\n%s", err, out)
 	}
 	return disk
 }
