@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,7 +263,9 @@ func (a *Agent) ExtRemove(name string) error {
 }
 
 // ExtList lists the image's extensions and the ones installed for the
-// running version, whether each is merged, and if not, why.
+// running version, whether each is merged, and if not, why; then the set
+// staged for the other slot's version (what it activates when it boots),
+// each checked against that version.
 func (a *Agent) ExtList() ([]Extension, error) {
 	h, err := a.extHost(false)
 	if err != nil {
@@ -274,14 +277,122 @@ func (a *Agent) ExtList() ([]Extension, error) {
 		if factory {
 			dir = layout.FactoryExtensionsDir
 		}
-		ents, _ := os.ReadDir(a.path(dir))
-		for _, d := range ents {
-			if name, ok := strings.CutSuffix(d.Name(), ".raw"); ok && !strings.HasPrefix(name, ".") {
-				list = append(list, a.describe(h, name, factory))
-			}
+		for _, name := range a.extNames(dir) {
+			list = append(list, a.describe(h, name, factory))
 		}
 	}
+	other, err := a.otherSlotVersion()
+	if err != nil || other == "" || other == h.Version {
+		return list, nil // no other slot, or it cannot be read: the running set is the answer
+	}
+	o := h
+	o.Version = other
+	for _, name := range a.extNames(filepath.Join(layout.ExtensionsDir, other)) {
+		list = append(list, a.describeStaged(o, name))
+	}
 	return list, nil
+}
+
+// extNames lists the extension images in dir, by name.
+func (a *Agent) extNames(dir string) []string {
+	ents, _ := os.ReadDir(a.path(dir))
+	var names []string
+	for _, d := range ents {
+		if name, ok := strings.CutSuffix(d.Name(), ".raw"); ok && !strings.HasPrefix(name, ".") {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// describeStaged reports an extension of another version's set.
+func (a *Agent) describeStaged(h activate.Host, name string) Extension {
+	e := Extension{Name: name, OSVersion: h.Version}
+	path := a.path(layout.ExtensionPath(h.Version, name))
+	if b, err := os.ReadFile(strings.TrimSuffix(path, ".raw") + ".source"); err == nil {
+		e.Source = strings.TrimSpace(string(b))
+	}
+	h.AllowUnsigned = h.Roots == nil
+	im, hash, err := activate.Verify(path, h)
+	if im != nil {
+		e.RootHash, e.Signed = fmt.Sprintf("%x", hash), im.Sig != nil
+	}
+	if err == nil {
+		// ExtStage checked its release file against that version.
+		e.Why = fmt.Sprintf("staged for %s (the other slot): activated when it boots", h.Version)
+	} else {
+		e.Why = fmt.Sprintf("staged for %s (the other slot), and refused: %v", h.Version, err)
+	}
+	return e
+}
+
+// otherSlotVersion is the version in the A/B slot not booted, or "".
+func (a *Agent) otherSlotVersion() (string, error) {
+	info, err := a.bootInfo()
+	if err != nil {
+		return "", err
+	}
+	d, err := a.openDisk(info, false)
+	if err != nil {
+		return "", err
+	}
+	defer d.f.Close()
+	slots, err := layout.ABSlots(d.table)
+	if err != nil {
+		return "", err
+	}
+	for _, sl := range slots {
+		if sl.Name != info.Slot {
+			return sl.Version(), nil
+		}
+	}
+	return "", nil
+}
+
+// ExtPrune removes the extension sets of versions in neither slot: after
+// a good boot, the running version and the other slot's (the fallback,
+// or a staged update) are all a machine can boot. It returns the versions
+// removed. While an update holds its lock it removes nothing (the update
+// may be staging a set for a slot it has not labelled yet).
+func (a *Agent) ExtPrune() ([]string, error) {
+	unlock, err := a.lock()
+	if errors.Is(err, ErrBusy) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	h, err := a.extHost(false)
+	if err != nil {
+		return nil, err
+	}
+	other, err := a.otherSlotVersion()
+	if err != nil {
+		return nil, fmt.Errorf("other slot: %w", err)
+	}
+	ents, err := os.ReadDir(a.path(layout.ExtensionsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, d := range ents {
+		v := d.Name()
+		if !d.IsDir() || v == h.Version || v == other || layout.CheckVersion(v) != nil {
+			continue // not a version's set (ingot's own files), or a set still bootable
+		}
+		if err := os.RemoveAll(a.path(filepath.Join(layout.ExtensionsDir, v))); err != nil {
+			return removed, fmt.Errorf("remove the extensions of %s: %w", v, err)
+		}
+		removed = append(removed, v)
+	}
+	if len(removed) > 0 {
+		err = fileutil.SyncDir(a.path(layout.ExtensionsDir))
+	}
+	return removed, err
 }
 
 // describe reports one extension without changing anything.

@@ -32,6 +32,14 @@ func newBootMarker(e *env) *verb {
 		} else if blessed != "" {
 			fmt.Fprintf(e.Stdout, "ingot: blessed %s\n", blessed)
 		}
+		// A good boot settles what the machine can boot: the extension
+		// sets of versions in neither slot go. A failure here is not the
+		// boot's.
+		if pruned, err := a.ExtPrune(); err != nil {
+			fmt.Fprintf(e.Stderr, "ingot: prune extension sets: %v\n", err)
+		} else if len(pruned) > 0 {
+			fmt.Fprintf(e.Stdout, "ingot: removed the extension sets of %s (in neither slot)\n", strings.Join(pruned, ", "))
+		}
 		if st, err := a.Status(); err == nil && st.RolledBack != nil {
 			announce(e.Stdout, fmt.Sprintf("ingot: rolled back from %s: %s\n", st.RolledBack.From, st.RolledBack.Reason))
 		}
