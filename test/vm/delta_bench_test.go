@@ -169,3 +169,26 @@ func BenchmarkDeltaDebian(b *testing.B) {
 		b.ReportMetric(float64(total)/(1<<20), "artifact-MiB")
 	}
 }
+
+// BenchmarkDeltaRelease measures what a machine on the previous release's
+// musl base (previousRelease: its ingot built from `git archive`, its base
+// built from its own recipes into the test store and imaged by it)
+// downloads to update to this tree's base, from a real registry with its
+// partitions as seeds. Between the two the kernel and systemd were
+// rebuilt (the kernel's configuration and systemd's build changed; see
+// docs/benchmarks.md) and ingot's own binaries changed: the kernel +
+// systemd bump of issue 15.
+func BenchmarkDeltaRelease(b *testing.B) {
+	prev := previousBinaries(b)
+	out := b.TempDir()
+	imageWith(b, "musl base", "previous", prev, filepath.Join(out, "prev"), "--store", testStore(b))
+	v1 := filepath.Join(out, "prev", artifact.DirName("1.0.0"))
+	v2 := baseVersionWith(b, "2.0.0", nil)
+	host, _, _ := loggedRegistry(b)
+	for i := 0; i < b.N; i++ {
+		download, total := planBytes(b, host, v2.UpdateDir, "2.0.0", v1)
+		b.ReportMetric(float64(download)/(1<<20), "release-MiB")
+		b.ReportMetric(float64(download)/float64(total)*100, "release-%")
+		b.ReportMetric(float64(total)/(1<<20), "artifact-MiB")
+	}
+}
