@@ -305,10 +305,9 @@ func (a *Agent) extNames(dir string) []string {
 	return names
 }
 
-// describeStaged reports an extension of another version's set.
-func (a *Agent) describeStaged(h activate.Host, name string) Extension {
-	e := Extension{Name: name, OSVersion: h.Version}
-	path := a.path(layout.ExtensionPath(h.Version, name))
+// inspect fills in e's source, root hash and signature from the image at
+// path and returns why h refuses it, if it does.
+func (a *Agent) inspect(e *Extension, h activate.Host, path string) error {
 	if b, err := os.ReadFile(strings.TrimSuffix(path, ".raw") + ".source"); err == nil {
 		e.Source = strings.TrimSpace(string(b))
 	}
@@ -317,7 +316,13 @@ func (a *Agent) describeStaged(h activate.Host, name string) Extension {
 	if im != nil {
 		e.RootHash, e.Signed = fmt.Sprintf("%x", hash), im.Sig != nil
 	}
-	if err == nil {
+	return err
+}
+
+// describeStaged reports an extension of another version's set.
+func (a *Agent) describeStaged(h activate.Host, name string) Extension {
+	e := Extension{Name: name, OSVersion: h.Version}
+	if err := a.inspect(&e, h, a.path(layout.ExtensionPath(h.Version, name))); err == nil {
 		// ExtStage checked its release file against that version.
 		e.Why = fmt.Sprintf("staged for %s (the other slot): activated when it boots", h.Version)
 	} else {
@@ -402,14 +407,7 @@ func (a *Agent) describe(h activate.Host, name string, factory bool) Extension {
 	if factory {
 		path = a.path(filepath.Join(layout.FactoryExtensionsDir, name+".raw"))
 	}
-	if b, err := os.ReadFile(strings.TrimSuffix(path, ".raw") + ".source"); err == nil {
-		e.Source = strings.TrimSpace(string(b))
-	}
-	h.AllowUnsigned = h.Roots == nil
-	im, hash, err := activate.Verify(path, h)
-	if im != nil {
-		e.RootHash, e.Signed = fmt.Sprintf("%x", hash), im.Sig != nil
-	}
+	err := a.inspect(&e, h, path)
 	for _, k := range []ext.Kind{ext.Sysext, ext.Confext} {
 		dir := activate.SysextDir(name)
 		if k == ext.Confext {

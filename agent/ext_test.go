@@ -7,22 +7,18 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ingot-linux/ingot/format/gpt"
 	"github.com/ingot-linux/ingot/layout"
 )
 
 // labelSlotB gives slot b version v, as an update does.
 func (m *machine) labelSlotB(t *testing.T, v string) {
 	t.Helper()
+	tab := m.table(t)
 	f, err := os.OpenFile(m.disk, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tab, err := gpt.Read(f, diskBytes, 512)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i, p := range tab.Partitions {
 		switch p.Index {
 		case layout.UsrBIndex:
