@@ -28,10 +28,15 @@ func TestDistroBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("VM tests boot real machines; not in -short")
 	}
-	// --compression=auto: the base's kernel config has LZ4 (and no zstd),
-	// so this boot mounts an LZ4HC-compressed /usr.
+	// --compression=auto: the base's kernel (7.2, EROFS_FS_ZIP_ZSTD) has
+	// zstd, so auto picks it and this boot mounts a zstd /usr with the
+	// base's own kernel (TestDebianCompressedBoot mounts LZ4HC with 6.1).
 	res := baseImage(t, filepath.Join(t.TempDir(), "out"), "--autologin", "--compression=auto")
-	t.Logf("image %s: /usr %d MiB, %s", res.Disk, res.UsrBytes>>20, usrCompression(t, res.Disk))
+	comp := usrCompression(t, res.Disk)
+	t.Logf("image %s: /usr %d MiB, %s", res.Disk, res.UsrBytes>>20, comp)
+	if comp != "compressed with zstd" {
+		t.Errorf("--compression=auto on the base (its kernel has EROFS zstd): /usr %s, want zstd", comp)
+	}
 	checkSBOM(t, res.SBOM, []string{"musl", "linux", "systemd", "busybox", "openssh"})
 
 	sshPort := freePort(t)
