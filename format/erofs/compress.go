@@ -111,11 +111,16 @@ type extent struct {
 type content struct {
 	sum     [32]byte
 	raw     []byte
-	extents []extent // nil: store plain
+	extents []extent // nil: store plain (or, with frag, all in the packed inode)
+	// frag is the file's tail after its last whole extent (or the whole
+	// of a file shorter than one): it goes into the packed inode.
+	frag    []byte
+	fragSum [32]byte
 	err     error
 }
 
-// encodeFile reads f and compresses it with enc in extents of extSize.
+// encodeFile reads f and compresses it with enc in extents of extSize; the
+// tail after the last whole extent becomes a fragment.
 func encodeFile(f *File, enc encoder, extSize int) content {
 	var c content
 	raw, err := readAll(f)
@@ -124,29 +129,74 @@ func encodeFile(f *File, enc encoder, extSize int) content {
 		return c
 	}
 	c.raw, c.sum = raw, sha256.Sum256(raw)
-	if enc == nil || len(raw) < blkSize {
+	if enc == nil || len(raw) == 0 {
 		return c
 	}
-	cblocks, any := 0, false
-	for off := 0; off < len(raw); off += extSize {
-		src := raw[off:min(off+extSize, len(raw))]
-		e := extent{lclusters: blocksOf(len(src))}
-		if z := enc.encode(src); z != nil {
-			e.data = make([]byte, blocksOf(len(z))*blkSize)
-			copy(e.data[len(e.data)-len(z):], z)
-			any = true
-		}
-		cblocks += len(e.data) / blkSize
-		if e.data == nil {
-			cblocks += e.lclusters
-		}
-		c.extents = append(c.extents, e)
+	head := len(raw) / extSize * extSize
+	switch c.frag = raw[head:]; {
+	case len(c.frag) == 0:
+		c.frag = nil
+	case head == 0:
+		c.fragSum = c.sum
+		return c
+	default:
+		c.fragSum = sha256.Sum256(c.frag)
 	}
-	// Plain, the tail sits inline: compress only where that saves.
-	if !any || cblocks*blkSize+8*blocksOf(len(raw)) >= len(raw) {
-		c.extents = nil
+	cblocks, any := 0, false
+	c.extents = make([]extent, head/extSize)
+	for i := range c.extents {
+		c.extents[i] = encodeExtent(raw[i*extSize:(i+1)*extSize], enc)
+		any = any || c.extents[i].data != nil
+		cblocks += c.extents[i].blocks()
+	}
+	// Plain, the blocks are the bytes: compress only where that saves
+	// more than the index costs.
+	if !any || cblocks*blkSize+8*blocksOf(head) >= head {
+		c.extents, c.frag = nil, nil
 	}
 	return c
+}
+
+// encodeExtent compresses src into one pcluster, or keeps it plain when
+// that saves no block.
+func encodeExtent(src []byte, enc encoder) extent {
+	e := extent{lclusters: blocksOf(len(src))}
+	if z := enc.encode(src); z != nil {
+		e.data = make([]byte, blocksOf(len(z))*blkSize)
+		copy(e.data[len(e.data)-len(z):], z)
+	}
+	return e
+}
+
+// blocks is how many blocks e takes on disk.
+func (e extent) blocks() int {
+	if e.data == nil {
+		return e.lclusters
+	}
+	return len(e.data) / blkSize
+}
+
+// encodeExtents compresses raw in extents of extSize on workers
+// goroutines: the packed inode, which gathers every fragment.
+func encodeExtents(raw []byte, enc encoder, extSize, workers int) []extent {
+	ext := make([]extent, (len(raw)+extSize-1)/extSize)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ext[i] = encodeExtent(raw[i*extSize:min((i+1)*extSize, len(raw))], enc)
+			}
+		}()
+	}
+	for i := range ext {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return ext
 }
 
 // readAll reads f's content, which must be f.Size bytes.

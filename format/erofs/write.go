@@ -20,7 +20,7 @@ func Write(out io.WriterAt, files []File, o Options) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("write EROFS: %w", err)
 	}
-	w := &writer{out: out, o: o, cursor: 1}
+	w := &writer{out: out, o: o, cursor: 1, fragOff: map[[32]byte]uint64{}}
 	if w.workers = o.Workers; w.workers <= 0 {
 		w.workers = runtime.GOMAXPROCS(0)
 	}
@@ -32,6 +32,9 @@ func Write(out io.WriterAt, files []File, o Options) (int64, error) {
 	}
 	if err := w.writeData(order); err != nil {
 		return 0, fmt.Errorf("write EROFS: %w", err)
+	}
+	if err := w.writePacked(uint32(len(order) + 1)); err != nil {
+		return 0, fmt.Errorf("write EROFS: packed inode: %w", err)
 	}
 	size, err := w.finish(root, order)
 	if err != nil {
@@ -50,6 +53,12 @@ type writer struct {
 	// compressed says whether any file is: the superblock then
 	// announces the algorithm.
 	compressed bool
+	// packed gathers the fragments (file tails, small files), each
+	// distinct one once at fragOff[its sha256]; packedNode is the inode
+	// that holds them, compressed once the files are placed.
+	packed     []byte
+	fragOff    map[[32]byte]uint64
+	packedNode *node
 }
 
 // prepareInodes fills in everything but data placement and nids.
@@ -160,7 +169,7 @@ func (w *writer) place(n *node, c content, dedupe map[[32]byte]*node) error {
 		}
 	}
 	var err error
-	if c.extents != nil {
+	if c.extents != nil || c.frag != nil {
 		err = w.placeCompressed(n, c)
 	} else {
 		err = w.placePlain(n, c.raw)
@@ -214,48 +223,106 @@ const (
 	d0CblkCnt = 1 << 11
 	// adviseBigPcluster1 marks HEAD1 pclusters as possibly several blocks.
 	adviseBigPcluster1 = 0x0002
+	// adviseFragmentPcluster says the file's last extent is a fragment.
+	adviseFragmentPcluster = 0x0020
+	// fragmentInode, set in the 8-byte map header, says the whole file
+	// is a fragment at the offset in the other bits.
+	fragmentInode = 1 << 63
 )
 
 // placeCompressed writes c's pclusters and builds n's map header and full
-// lcluster index, which go inline after the inode.
+// lcluster index, which go inline after the inode; c's fragment goes into
+// the packed inode.
 func (w *writer) placeCompressed(n *node, c content) error {
-	lcn := 0
-	idx := make([]byte, 16, 16+8*blocksOf(len(c.raw)))
-	binary.LittleEndian.PutUint16(idx[4:], adviseBigPcluster1)
+	w.compressed = true
+	if c.extents == nil { // the whole file is a fragment
+		h := make([]byte, 8)
+		binary.LittleEndian.PutUint64(h, w.fragment(c.frag, c.fragSum)|fragmentInode)
+		n.layout, n.tail, n.iu = layoutCompressedFull, h, 0
+		return nil
+	}
+	idx := make([]byte, 16, 16+8*blocksOf(len(c.raw))) // map header, 8 reserved bytes, indexes
+	advise := uint16(adviseBigPcluster1)
 	idx[6] = algorithmID(w.o.Compression.Algorithm)
 	idx[7] = 0 // logical cluster bits - 12
 	var total uint32
 	for _, e := range c.extents {
-		if e.data == nil {
-			for k := range e.lclusters {
-				off := (lcn + k) * blkSize
-				idx = appendIndex(idx, lcPlain, 0, w.cursor, 0)
-				if err := w.writeBlocks(c.raw[off:min(off+blkSize, len(c.raw))]); err != nil {
-					return err
-				}
-				total++
-			}
-			lcn += e.lclusters
-			continue
-		}
-		cblocks := uint16(len(e.data) / blkSize)
-		idx = appendIndex(idx, lcHead1, 0, w.cursor, 0)
-		for k := 1; k < e.lclusters; k++ {
-			d0 := uint16(k)
-			if k == 1 {
-				d0 = d0CblkCnt | cblocks
-			}
-			idx = appendIndex(idx, lcNonhead, d0, 0, uint16(e.lclusters-k))
-		}
-		if err := w.writeBlocks(e.data); err != nil {
+		var err error
+		if idx, err = w.writeExtent(idx, e, c.raw[(len(idx)-16)/8*blkSize:]); err != nil {
 			return err
 		}
-		total += uint32(cblocks)
-		lcn += e.lclusters
+		total += uint32(e.blocks())
 	}
+	if c.frag != nil {
+		// The tail extent's head holds the offset's high half (full
+		// indexes), the map header its low half.
+		off := w.fragment(c.frag, c.fragSum)
+		advise |= adviseFragmentPcluster
+		binary.LittleEndian.PutUint32(idx[0:], uint32(off))
+		idx = appendExtentIndex(idx, blocksOf(len(c.frag)), uint32(off>>32), 0)
+	}
+	binary.LittleEndian.PutUint16(idx[4:], advise)
 	n.layout, n.tail, n.iu = layoutCompressedFull, idx, total
-	w.compressed = true
 	return nil
+}
+
+// writeExtent writes e, whose bytes begin at raw, at the cursor and appends
+// its lcluster indexes to idx.
+func (w *writer) writeExtent(idx []byte, e extent, raw []byte) ([]byte, error) {
+	if e.data != nil {
+		idx = appendExtentIndex(idx, e.lclusters, w.cursor, uint16(len(e.data)/blkSize))
+		return idx, w.writeBlocks(e.data)
+	}
+	for k := range e.lclusters {
+		idx = appendIndex(idx, lcPlain, 0, w.cursor, 0)
+		if err := w.writeBlocks(raw[k*blkSize : min((k+1)*blkSize, len(raw))]); err != nil {
+			return nil, err
+		}
+	}
+	return idx, nil
+}
+
+// appendExtentIndex appends the indexes of one compressed extent of
+// lclusters logical clusters: its head at blkaddr, then non-heads, the
+// first with the pcluster's block count.
+func appendExtentIndex(idx []byte, lclusters int, blkaddr uint32, cblocks uint16) []byte {
+	idx = appendIndex(idx, lcHead1, 0, blkaddr, 0)
+	for k := 1; k < lclusters; k++ {
+		d0 := uint16(k)
+		if k == 1 {
+			d0 = d0CblkCnt | cblocks
+		}
+		idx = appendIndex(idx, lcNonhead, d0, 0, uint16(lclusters-k))
+	}
+	return idx
+}
+
+// fragment returns b's offset in the packed inode, appending it unless an
+// identical fragment is there already.
+func (w *writer) fragment(b []byte, sum [32]byte) uint64 {
+	if off, ok := w.fragOff[sum]; ok {
+		return off
+	}
+	off := uint64(len(w.packed))
+	w.packed = append(w.packed, b...)
+	w.fragOff[sum] = off
+	return off
+}
+
+// writePacked compresses the packed inode on all workers and writes it;
+// ino is its inode number (after the tree's).
+func (w *writer) writePacked(ino uint32) error {
+	if len(w.packed) == 0 {
+		return nil
+	}
+	f := &File{Path: "(packed inode)", Mode: 0o600, Mtime: w.o.BuildTime, Size: int64(len(w.packed))}
+	n := &node{f: f, name: f.Path, nlink: 1, ino: ino, size: uint64(len(w.packed)), isize: 32}
+	if n.size > 0xffffffff {
+		n.isize = 64
+	}
+	w.packedNode = n
+	c := content{raw: w.packed, extents: encodeExtents(w.packed, w.enc, w.extSize, w.workers)}
+	return w.placeCompressed(n, c)
 }
 
 // appendIndex appends one z_erofs_lcluster_index.
