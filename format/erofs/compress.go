@@ -17,13 +17,16 @@ import (
 // to the padding of their last block; a read decompresses a whole one.
 const (
 	lz4Extent  = 256 << 10
-	zstdExtent = 256 << 10
+	zstdExtent = 1 << 20
 )
 
-// Default levels. pierrec/lz4's HC at level 9 costs 4× the CPU of level 1
-// for 0.4 % of size (Debian's kernel modules), so LZ4 defaults to 1.
+// Defaults. pierrec/lz4's HC costs about 1.6× the CPU of liblz4's; a
+// 16-step match search (level 0, below lz4hc:1's 512) takes 0.4× the CPU
+// of lz4hc:1 for 3 % more bytes, and with fragments still stays under
+// mkfs.erofs -zlz4hc (docs/benchmarks.md). zstd 19 is klauspost's best
+// encoder.
 const (
-	lz4DefaultLevel  = 1
+	lz4DefaultDepth  = 16
 	zstdDefaultLevel = 19
 )
 
@@ -38,11 +41,11 @@ type encoder interface {
 func newEncoder(c Compression, workers int) (encoder, int, error) {
 	switch c.Algorithm {
 	case LZ4HC:
-		lvl := c.Level
-		if lvl == 0 {
-			lvl = lz4DefaultLevel
+		depth := lz4.CompressionLevel(lz4DefaultDepth)
+		if c.Level != 0 {
+			depth = lz4.CompressionLevel(1 << (8 + c.Level))
 		}
-		return lz4Encoder{level: lz4.CompressionLevel(1 << (8 + lvl)), pool: &sync.Pool{}}, lz4Extent, nil
+		return lz4Encoder{level: depth, pool: &sync.Pool{}}, lz4Extent, nil
 	case Zstd:
 		lvl := c.Level
 		if lvl == 0 {
@@ -116,12 +119,15 @@ type content struct {
 	// of a file shorter than one): it goes into the packed inode.
 	frag    []byte
 	fragSum [32]byte
-	err     error
+	// chunks, if set, hold the extents' bytes instead of raw (the
+	// packed inode).
+	chunks [][]byte
+	err    error
 }
 
-// encodeFile reads f and compresses it with enc in extents of extSize; the
-// tail after the last whole extent becomes a fragment.
-func encodeFile(f *File, enc encoder, extSize int) content {
+// splitFile reads f and cuts it into whole extents of extSize, to be
+// compressed (unless enc is nil), and a fragment, the tail after them.
+func splitFile(f *File, compress bool, extSize int) content {
 	var c content
 	raw, err := readAll(f)
 	if err != nil {
@@ -129,7 +135,7 @@ func encodeFile(f *File, enc encoder, extSize int) content {
 		return c
 	}
 	c.raw, c.sum = raw, sha256.Sum256(raw)
-	if enc == nil || len(raw) == 0 {
+	if !compress || len(raw) == 0 {
 		return c
 	}
 	head := len(raw) / extSize * extSize
@@ -138,23 +144,38 @@ func encodeFile(f *File, enc encoder, extSize int) content {
 		c.frag = nil
 	case head == 0:
 		c.fragSum = c.sum
-		return c
 	default:
 		c.fragSum = sha256.Sum256(c.frag)
 	}
-	cblocks, any := 0, false
-	c.extents = make([]extent, head/extSize)
-	for i := range c.extents {
-		c.extents[i] = encodeExtent(raw[i*extSize:(i+1)*extSize], enc)
-		any = any || c.extents[i].data != nil
-		cblocks += c.extents[i].blocks()
-	}
-	// Plain, the blocks are the bytes: compress only where that saves
-	// more than the index costs.
-	if !any || cblocks*blkSize+8*blocksOf(head) >= head {
-		c.extents, c.frag = nil, nil
+	if head > 0 {
+		c.extents = make([]extent, head/extSize)
 	}
 	return c
+}
+
+// extentSrc is the raw bytes of c's extent i.
+func (c *content) extentSrc(i, extSize int) []byte {
+	if c.chunks != nil {
+		return c.chunks[i]
+	}
+	return c.raw[i*extSize : (i+1)*extSize]
+}
+
+// settle stores c plain when its compressed extents save less than their
+// index costs (plain, the tail sits inline or in a block of its own).
+func (c *content) settle() {
+	if c.extents == nil {
+		return
+	}
+	cblocks, any, lcs := 0, false, 0
+	for _, e := range c.extents {
+		any = any || e.data != nil
+		cblocks += e.blocks()
+		lcs += e.lclusters
+	}
+	if !any || cblocks*blkSize+8*lcs >= lcs*blkSize {
+		c.extents, c.frag = nil, nil
+	}
 }
 
 // encodeExtent compresses src into one pcluster, or keeps it plain when
@@ -176,10 +197,10 @@ func (e extent) blocks() int {
 	return len(e.data) / blkSize
 }
 
-// encodeExtents compresses raw in extents of extSize on workers
-// goroutines: the packed inode, which gathers every fragment.
-func encodeExtents(raw []byte, enc encoder, extSize, workers int) []extent {
-	ext := make([]extent, (len(raw)+extSize-1)/extSize)
+// encodeChunks compresses each chunk into an extent on workers goroutines:
+// the packed inode, which gathers every fragment.
+func encodeChunks(chunks [][]byte, enc encoder, workers int) []extent {
+	ext := make([]extent, len(chunks))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range workers {
@@ -187,7 +208,7 @@ func encodeExtents(raw []byte, enc encoder, extSize, workers int) []extent {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				ext[i] = encodeExtent(raw[i*extSize:min((i+1)*extSize, len(raw))], enc)
+				ext[i] = encodeExtent(chunks[i], enc)
 			}
 		}()
 	}
@@ -197,6 +218,27 @@ func encodeExtents(raw []byte, enc encoder, extSize, workers int) []extent {
 	close(next)
 	wg.Wait()
 	return ext
+}
+
+// chunked is a byte stream kept in chunks of one extent each: appending
+// copies no earlier byte.
+type chunked struct {
+	chunks [][]byte
+	size   uint64
+}
+
+// append adds b at the end, in chunks of extSize.
+func (p *chunked) append(b []byte, extSize int) {
+	p.size += uint64(len(b))
+	for len(b) > 0 {
+		if k := len(p.chunks); k == 0 || len(p.chunks[k-1]) == extSize {
+			p.chunks = append(p.chunks, make([]byte, 0, extSize))
+		}
+		last := &p.chunks[len(p.chunks)-1]
+		n := min(len(b), extSize-len(*last))
+		*last = append(*last, b[:n]...)
+		b = b[n:]
+	}
 }
 
 // readAll reads f's content, which must be f.Size bytes.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
+	"sync/atomic"
 )
 
 // Write writes files as an EROFS image to out, from offset 0, and returns
@@ -56,7 +57,7 @@ type writer struct {
 	// packed gathers the fragments (file tails, small files), each
 	// distinct one once at fragOff[its sha256]; packedNode is the inode
 	// that holds them, compressed once the files are placed.
-	packed     []byte
+	packed     chunked
 	fragOff    map[[32]byte]uint64
 	packedNode *node
 }
@@ -100,51 +101,56 @@ func (n *node) inlineFits(tail int) bool {
 	return n.isize+len(n.xattr)+tail <= blkSize
 }
 
-// writeData compresses the regular files on w.workers goroutines and
-// writes their data in image order.
+// fileJob is one regular file in flight: read and cut by the reader, its
+// extents compressed by the workers; ready is closed once all are.
+type fileJob struct {
+	n       *node
+	c       content
+	pending atomic.Int32
+	ready   chan struct{}
+}
+
+// extentJob is extent i of a file.
+type extentJob struct {
+	fj *fileJob
+	i  int
+}
+
+// writeData reads the regular files in image order, compresses their
+// extents on w.workers goroutines (a big file's extents in parallel) and
+// writes the data in image order.
 func (w *writer) writeData(order []*node) error {
-	var regs []*node
+	var files []*fileJob
 	for _, n := range order {
 		if n.f.Mode.IsRegular() {
-			regs = append(regs, n)
+			files = append(files, &fileJob{n: n, ready: make(chan struct{})})
 		}
 	}
-	results := make([]chan content, len(regs))
-	for i := range results {
-		results[i] = make(chan content, 1)
-	}
-	jobs := make(chan int)
 	done := make(chan struct{})
 	defer close(done)
-	// At most 2×workers files are held at once: job i is handed out only
-	// after the writer has taken result i-2×workers.
-	window := make(chan struct{}, 2*w.workers)
-	go func() {
-		defer close(jobs)
-		for i := range regs {
-			select {
-			case window <- struct{}{}:
-			case <-done:
-				return
-			}
-			select {
-			case jobs <- i:
-			case <-done:
-				return
-			}
-		}
-	}()
+	// At most 4×workers files are held at once: file i is read only
+	// after the writer has taken file i-4×workers.
+	window := make(chan struct{}, 4*w.workers)
+	jobs := make(chan extentJob, w.workers)
+	go w.readFiles(files, window, jobs, done)
 	for range w.workers {
 		go func() {
-			for i := range jobs {
-				results[i] <- encodeFile(regs[i].f, w.enc, w.extSize)
+			for j := range jobs {
+				c := &j.fj.c
+				c.extents[j.i] = encodeExtent(c.extentSrc(j.i, w.extSize), w.enc)
+				if j.fj.pending.Add(-1) == 0 {
+					c.settle()
+					close(j.fj.ready)
+				}
 			}
 		}()
 	}
 	dedupe := map[[32]byte]*node{}
-	for i, n := range regs {
-		c := <-results[i]
+	for _, fj := range files {
+		<-fj.ready
 		<-window
+		n, c := fj.n, fj.c
+		fj.c = content{}
 		if c.err != nil {
 			return fmt.Errorf("/%s: %w", n.f.Path, c.err)
 		}
@@ -153,6 +159,32 @@ func (w *writer) writeData(order []*node) error {
 		}
 	}
 	return nil
+}
+
+// readFiles reads files in order, each once the window has room, and hands
+// their extents to the workers; it closes jobs when done.
+func (w *writer) readFiles(files []*fileJob, window chan<- struct{}, jobs chan<- extentJob, done <-chan struct{}) {
+	defer close(jobs)
+	for _, fj := range files {
+		select {
+		case window <- struct{}{}:
+		case <-done:
+			return
+		}
+		fj.c = splitFile(fj.n.f, w.enc != nil, w.extSize)
+		if len(fj.c.extents) == 0 {
+			close(fj.ready)
+			continue
+		}
+		fj.pending.Store(int32(len(fj.c.extents)))
+		for i := range fj.c.extents {
+			select {
+			case jobs <- extentJob{fj, i}:
+			case <-done:
+				return
+			}
+		}
+	}
 }
 
 // place writes c's blocks (unless an identical file has them) and sets
@@ -246,9 +278,9 @@ func (w *writer) placeCompressed(n *node, c content) error {
 	idx[6] = algorithmID(w.o.Compression.Algorithm)
 	idx[7] = 0 // logical cluster bits - 12
 	var total uint32
-	for _, e := range c.extents {
+	for i, e := range c.extents {
 		var err error
-		if idx, err = w.writeExtent(idx, e, c.raw[(len(idx)-16)/8*blkSize:]); err != nil {
+		if idx, err = w.writeExtent(idx, e, c.extentSrc(i, w.extSize)); err != nil {
 			return err
 		}
 		total += uint32(e.blocks())
@@ -303,8 +335,8 @@ func (w *writer) fragment(b []byte, sum [32]byte) uint64 {
 	if off, ok := w.fragOff[sum]; ok {
 		return off
 	}
-	off := uint64(len(w.packed))
-	w.packed = append(w.packed, b...)
+	off := w.packed.size
+	w.packed.append(b, w.extSize)
 	w.fragOff[sum] = off
 	return off
 }
@@ -312,16 +344,17 @@ func (w *writer) fragment(b []byte, sum [32]byte) uint64 {
 // writePacked compresses the packed inode on all workers and writes it;
 // ino is its inode number (after the tree's).
 func (w *writer) writePacked(ino uint32) error {
-	if len(w.packed) == 0 {
+	size := w.packed.size
+	if size == 0 {
 		return nil
 	}
-	f := &File{Path: "(packed inode)", Mode: 0o600, Mtime: w.o.BuildTime, Size: int64(len(w.packed))}
-	n := &node{f: f, name: f.Path, nlink: 1, ino: ino, size: uint64(len(w.packed)), isize: 32}
+	f := &File{Path: "(packed inode)", Mode: 0o600, Mtime: w.o.BuildTime, Size: int64(size)}
+	n := &node{f: f, name: f.Path, nlink: 1, ino: ino, size: size, isize: 32}
 	if n.size > 0xffffffff {
 		n.isize = 64
 	}
 	w.packedNode = n
-	c := content{raw: w.packed, extents: encodeExtents(w.packed, w.enc, w.extSize, w.workers)}
+	c := content{chunks: w.packed.chunks, extents: encodeChunks(w.packed.chunks, w.enc, w.workers)}
 	return w.placeCompressed(n, c)
 }
 
