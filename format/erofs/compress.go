@@ -20,13 +20,15 @@ const (
 	zstdExtent = 1 << 20
 )
 
-// Defaults. pierrec/lz4's HC costs about 1.6× the CPU of liblz4's; a
-// 16-step match search (level 0, below lz4hc:1's 512) takes 0.4× the CPU
-// of lz4hc:1 for 3 % more bytes, and with fragments still stays under
-// mkfs.erofs -zlz4hc (docs/benchmarks.md). zstd 19 is klauspost's best
+// Defaults. pierrec/lz4's HC costs about 1.6× the CPU of liblz4's. On
+// Debian's /usr (docs/benchmarks.md) a match search 4 candidates deep
+// (level 0, below lz4hc:1's 512) takes 5.1 s of CPU for 214.0 MiB, 8 deep
+// 5.5 s for 209.4 MiB, 16 deep 6.2 s for 206.3 MiB, lz4hc:1 17.4 s for
+// 200.6 MiB; mkfs.erofs -zlz4hc 10.8 s for 236.3 MiB. 4 keeps ingot under
+// half of mkfs.erofs's time even on one core. zstd 19 is klauspost's best
 // encoder.
 const (
-	lz4DefaultDepth  = 16
+	lz4DefaultDepth  = 4
 	zstdDefaultLevel = 19
 )
 
