@@ -199,48 +199,82 @@ func (e extent) blocks() int {
 	return len(e.data) / blkSize
 }
 
-// encodeChunks compresses each chunk into an extent on workers goroutines:
-// the packed inode, which gathers every fragment.
-func encodeChunks(chunks [][]byte, enc encoder, workers int) []extent {
-	ext := make([]extent, len(chunks))
-	var wg sync.WaitGroup
-	next := make(chan int)
+// packer holds the packed inode's bytes in chunks of one extent each
+// (appending copies no earlier byte) and compresses every chunk on its own
+// goroutines as soon as it is full, while the files are still being read.
+type packer struct {
+	enc     encoder
+	extSize int
+	chunks  [][]byte
+	exts    []*extent // exts[i] is chunks[i] compressed, once finish returns
+	size    uint64
+	jobs    chan packJob
+	wg      sync.WaitGroup
+}
+
+type packJob struct {
+	src []byte
+	e   *extent
+}
+
+// newPacker starts workers goroutines compressing with enc; stop must be
+// called.
+func newPacker(enc encoder, extSize, workers int) *packer {
+	p := &packer{enc: enc, extSize: extSize, jobs: make(chan packJob, 4*workers)}
+	if enc == nil {
+		close(p.jobs)
+		return p
+	}
 	for range workers {
-		wg.Add(1)
+		p.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			for i := range next {
-				ext[i] = encodeExtent(chunks[i], enc)
+			defer p.wg.Done()
+			for j := range p.jobs {
+				*j.e = encodeExtent(j.src, p.enc)
 			}
 		}()
 	}
-	for i := range ext {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return ext
+	return p
 }
 
-// chunked is a byte stream kept in chunks of one extent each: appending
-// copies no earlier byte.
-type chunked struct {
-	chunks [][]byte
-	size   uint64
-}
-
-// append adds b at the end, in chunks of extSize.
-func (p *chunked) append(b []byte, extSize int) {
+// append adds b at the end and hands each chunk it fills to the workers.
+func (p *packer) append(b []byte) {
 	p.size += uint64(len(b))
 	for len(b) > 0 {
-		if k := len(p.chunks); k == 0 || len(p.chunks[k-1]) == extSize {
-			p.chunks = append(p.chunks, make([]byte, 0, extSize))
+		if k := len(p.chunks); k == 0 || len(p.chunks[k-1]) == p.extSize {
+			p.chunks = append(p.chunks, make([]byte, 0, p.extSize))
 		}
 		last := &p.chunks[len(p.chunks)-1]
-		n := min(len(b), extSize-len(*last))
+		n := min(len(b), p.extSize-len(*last))
 		*last = append(*last, b[:n]...)
 		b = b[n:]
+		if len(*last) == p.extSize {
+			p.submit(*last)
+		}
 	}
+}
+
+func (p *packer) submit(src []byte) {
+	e := &extent{}
+	p.exts = append(p.exts, e)
+	p.jobs <- packJob{src, e}
+}
+
+// finish compresses the last, partial chunk and waits for all of them.
+func (p *packer) finish() {
+	if k := len(p.chunks); k > 0 && len(p.chunks[k-1]) < p.extSize {
+		p.submit(p.chunks[k-1])
+	}
+	p.stop()
+}
+
+// stop ends the workers (after the chunks handed to them).
+func (p *packer) stop() {
+	if p.jobs != nil && p.enc != nil {
+		close(p.jobs)
+	}
+	p.jobs = nil
+	p.wg.Wait()
 }
 
 // readAll reads f's content, which must be f.Size bytes.

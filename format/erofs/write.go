@@ -13,7 +13,7 @@ import (
 // its size (a whole number of blocks).
 //
 // Image layout: the superblock block, then the regular files' data in
-// image order, then the metadata (inodes with their xattrs and inline
+// image order, then the packed inode's (fragments), then the metadata (inodes with their xattrs and inline
 // tails or compressed indexes, the root first), then the blocks of large
 // directories and long symlinks.
 func Write(out io.WriterAt, files []File, o Options) (int64, error) {
@@ -28,6 +28,8 @@ func Write(out io.WriterAt, files []File, o Options) (int64, error) {
 	if w.enc, w.extSize, err = newEncoder(o.Compression, w.workers); err != nil {
 		return 0, fmt.Errorf("write EROFS: %w", err)
 	}
+	w.packed = newPacker(w.enc, w.extSize, w.workers)
+	defer w.packed.stop()
 	if err := w.prepareInodes(order); err != nil {
 		return 0, fmt.Errorf("write EROFS: %w", err)
 	}
@@ -57,7 +59,7 @@ type writer struct {
 	// packed gathers the fragments (file tails, small files), each
 	// distinct one once at fragOff[its sha256]; packedNode is the inode
 	// that holds them, compressed once the files are placed.
-	packed     chunked
+	packed     *packer
 	fragOff    map[[32]byte]uint64
 	packedNode *node
 }
@@ -336,13 +338,13 @@ func (w *writer) fragment(b []byte, sum [32]byte) uint64 {
 		return off
 	}
 	off := w.packed.size
-	w.packed.append(b, w.extSize)
+	w.packed.append(b)
 	w.fragOff[sum] = off
 	return off
 }
 
-// writePacked compresses the packed inode on all workers and writes it;
-// ino is its inode number (after the tree's).
+// writePacked waits for the packed inode's chunks to be compressed and
+// writes them; ino is its inode number (after the tree's).
 func (w *writer) writePacked(ino uint32) error {
 	size := w.packed.size
 	if size == 0 {
@@ -354,7 +356,11 @@ func (w *writer) writePacked(ino uint32) error {
 		n.isize = 64
 	}
 	w.packedNode = n
-	c := content{chunks: w.packed.chunks, extents: encodeChunks(w.packed.chunks, w.enc, w.workers)}
+	w.packed.finish()
+	c := content{chunks: w.packed.chunks, extents: make([]extent, len(w.packed.exts))}
+	for i, e := range w.packed.exts {
+		c.extents[i] = *e
+	}
 	return w.placeCompressed(n, c)
 }
 
