@@ -127,8 +127,8 @@ type content struct {
 	err    error
 }
 
-// splitFile reads f and cuts it into whole extents of extSize, to be
-// compressed (unless enc is nil), and a fragment, the tail after them.
+// splitFile reads f and, if compress, cuts it into whole extents of
+// extSize, to be compressed, and a fragment, the tail after them.
 func splitFile(f *File, compress bool, extSize int) content {
 	var c content
 	raw, err := readAll(f)

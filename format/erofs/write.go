@@ -13,9 +13,10 @@ import (
 // its size (a whole number of blocks).
 //
 // Image layout: the superblock block, then the regular files' data in
-// image order, then the packed inode's (fragments), then the metadata (inodes with their xattrs and inline
-// tails or compressed indexes, the root first), then the blocks of large
-// directories and long symlinks.
+// image order, then the packed inode's (the fragments), then the metadata
+// (inodes with their xattrs and inline tails or compressed indexes, the
+// root first, the packed inode last), then the blocks of large directories
+// and long symlinks.
 func Write(out io.WriterAt, files []File, o Options) (int64, error) {
 	root, order, err := buildTree(files)
 	if err != nil {
