@@ -191,7 +191,11 @@ func (w *writer) encodeInode(b []byte, n *node) {
 // superblock; it returns the image size.
 func (w *writer) finish(root *node, order []*node) (int64, error) {
 	prepareLate(order)
-	metaBytes, err := layoutMeta(order)
+	inodes := order
+	if w.packedNode != nil {
+		inodes = append(order[:len(order):len(order)], w.packedNode)
+	}
+	metaBytes, err := layoutMeta(inodes)
 	if err != nil {
 		return 0, err
 	}
@@ -199,7 +203,7 @@ func (w *writer) finish(root *node, order []*node) (int64, error) {
 	metaBlocks := uint32(blocksOf(metaBytes))
 	late := placeLate(order, metaStart+metaBlocks)
 	meta := make([]byte, int(metaBlocks)*blkSize)
-	for _, n := range order {
+	for _, n := range inodes {
 		w.encodeInode(meta[n.nid*32:], n)
 	}
 	if err := w.writeBlocks(meta); err != nil {
@@ -234,8 +238,13 @@ func (w *writer) superblock(root *node, inodes uint64, metaStart uint32) []byte 
 	if !w.compressed {
 		return b
 	}
-	const zeroPadding, comprCfgs = 0x1, 0x2
-	le.PutUint32(s[80:], zeroPadding|comprCfgs)
+	const zeroPadding, comprCfgs, fragments = 0x1, 0x2, 0x20
+	incompat := uint32(zeroPadding | comprCfgs)
+	if w.packedNode != nil {
+		incompat |= fragments
+		le.PutUint64(s[96:], w.packedNode.nid)
+	}
+	le.PutUint32(s[80:], incompat)
 	alg := algorithmID(w.o.Compression.Algorithm)
 	le.PutUint16(s[84:], 1<<alg)
 	cfg := s[128:]

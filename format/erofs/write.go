@@ -6,32 +6,39 @@ import (
 	"io"
 	"io/fs"
 	"runtime"
+	"sync/atomic"
 )
 
 // Write writes files as an EROFS image to out, from offset 0, and returns
 // its size (a whole number of blocks).
 //
 // Image layout: the superblock block, then the regular files' data in
-// image order, then the metadata (inodes with their xattrs and inline
-// tails or compressed indexes, the root first), then the blocks of large
-// directories and long symlinks.
+// image order, then the packed inode's (the fragments), then the metadata
+// (inodes with their xattrs and inline tails or compressed indexes, the
+// root first, the packed inode last), then the blocks of large directories
+// and long symlinks.
 func Write(out io.WriterAt, files []File, o Options) (int64, error) {
 	root, order, err := buildTree(files)
 	if err != nil {
 		return 0, fmt.Errorf("write EROFS: %w", err)
 	}
-	w := &writer{out: out, o: o, cursor: 1}
+	w := &writer{out: out, o: o, cursor: 1, fragOff: map[[32]byte]uint64{}}
 	if w.workers = o.Workers; w.workers <= 0 {
 		w.workers = runtime.GOMAXPROCS(0)
 	}
 	if w.enc, w.extSize, err = newEncoder(o.Compression, w.workers); err != nil {
 		return 0, fmt.Errorf("write EROFS: %w", err)
 	}
+	w.packed = newPacker(w.enc, w.extSize, w.workers)
+	defer w.packed.stop()
 	if err := w.prepareInodes(order); err != nil {
 		return 0, fmt.Errorf("write EROFS: %w", err)
 	}
 	if err := w.writeData(order); err != nil {
 		return 0, fmt.Errorf("write EROFS: %w", err)
+	}
+	if err := w.writePacked(uint32(len(order) + 1)); err != nil {
+		return 0, fmt.Errorf("write EROFS: packed inode: %w", err)
 	}
 	size, err := w.finish(root, order)
 	if err != nil {
@@ -50,6 +57,12 @@ type writer struct {
 	// compressed says whether any file is: the superblock then
 	// announces the algorithm.
 	compressed bool
+	// packed gathers the fragments (file tails, small files), each
+	// distinct one once at fragOff[its sha256]; packedNode is the inode
+	// that holds them, compressed once the files are placed.
+	packed     *packer
+	fragOff    map[[32]byte]uint64
+	packedNode *node
 }
 
 // prepareInodes fills in everything but data placement and nids.
@@ -91,51 +104,56 @@ func (n *node) inlineFits(tail int) bool {
 	return n.isize+len(n.xattr)+tail <= blkSize
 }
 
-// writeData compresses the regular files on w.workers goroutines and
-// writes their data in image order.
+// fileJob is one regular file in flight: read and cut by the reader, its
+// extents compressed by the workers; ready is closed once all are.
+type fileJob struct {
+	n       *node
+	c       content
+	pending atomic.Int32
+	ready   chan struct{}
+}
+
+// extentJob is extent i of a file.
+type extentJob struct {
+	fj *fileJob
+	i  int
+}
+
+// writeData reads the regular files in image order, compresses their
+// extents on w.workers goroutines (a big file's extents in parallel) and
+// writes the data in image order.
 func (w *writer) writeData(order []*node) error {
-	var regs []*node
+	var files []*fileJob
 	for _, n := range order {
 		if n.f.Mode.IsRegular() {
-			regs = append(regs, n)
+			files = append(files, &fileJob{n: n, ready: make(chan struct{})})
 		}
 	}
-	results := make([]chan content, len(regs))
-	for i := range results {
-		results[i] = make(chan content, 1)
-	}
-	jobs := make(chan int)
 	done := make(chan struct{})
 	defer close(done)
-	// At most 2×workers files are held at once: job i is handed out only
-	// after the writer has taken result i-2×workers.
-	window := make(chan struct{}, 2*w.workers)
-	go func() {
-		defer close(jobs)
-		for i := range regs {
-			select {
-			case window <- struct{}{}:
-			case <-done:
-				return
-			}
-			select {
-			case jobs <- i:
-			case <-done:
-				return
-			}
-		}
-	}()
+	// At most 4×workers files are held at once: file i is read only
+	// after the writer has taken file i-4×workers.
+	window := make(chan struct{}, 4*w.workers)
+	jobs := make(chan extentJob, w.workers)
+	go w.readFiles(files, window, jobs, done)
 	for range w.workers {
 		go func() {
-			for i := range jobs {
-				results[i] <- encodeFile(regs[i].f, w.enc, w.extSize)
+			for j := range jobs {
+				c := &j.fj.c
+				c.extents[j.i] = encodeExtent(c.extentSrc(j.i, w.extSize), w.enc)
+				if j.fj.pending.Add(-1) == 0 {
+					c.settle()
+					close(j.fj.ready)
+				}
 			}
 		}()
 	}
 	dedupe := map[[32]byte]*node{}
-	for i, n := range regs {
-		c := <-results[i]
+	for _, fj := range files {
+		<-fj.ready
 		<-window
+		n, c := fj.n, fj.c
+		fj.c = content{}
 		if c.err != nil {
 			return fmt.Errorf("/%s: %w", n.f.Path, c.err)
 		}
@@ -144,6 +162,32 @@ func (w *writer) writeData(order []*node) error {
 		}
 	}
 	return nil
+}
+
+// readFiles reads files in order, each once the window has room, and hands
+// their extents to the workers; it closes jobs when done.
+func (w *writer) readFiles(files []*fileJob, window chan<- struct{}, jobs chan<- extentJob, done <-chan struct{}) {
+	defer close(jobs)
+	for _, fj := range files {
+		select {
+		case window <- struct{}{}:
+		case <-done:
+			return
+		}
+		fj.c = splitFile(fj.n.f, w.enc != nil, w.extSize)
+		if len(fj.c.extents) == 0 {
+			close(fj.ready)
+			continue
+		}
+		fj.pending.Store(int32(len(fj.c.extents)))
+		for i := range fj.c.extents {
+			select {
+			case jobs <- extentJob{fj, i}:
+			case <-done:
+				return
+			}
+		}
+	}
 }
 
 // place writes c's blocks (unless an identical file has them) and sets
@@ -160,7 +204,7 @@ func (w *writer) place(n *node, c content, dedupe map[[32]byte]*node) error {
 		}
 	}
 	var err error
-	if c.extents != nil {
+	if c.extents != nil || c.frag != nil {
 		err = w.placeCompressed(n, c)
 	} else {
 		err = w.placePlain(n, c.raw)
@@ -214,48 +258,111 @@ const (
 	d0CblkCnt = 1 << 11
 	// adviseBigPcluster1 marks HEAD1 pclusters as possibly several blocks.
 	adviseBigPcluster1 = 0x0002
+	// adviseFragmentPcluster says the file's last extent is a fragment.
+	adviseFragmentPcluster = 0x0020
+	// fragmentInode, set in the 8-byte map header, says the whole file
+	// is a fragment at the offset in the other bits.
+	fragmentInode = 1 << 63
 )
 
 // placeCompressed writes c's pclusters and builds n's map header and full
-// lcluster index, which go inline after the inode.
+// lcluster index, which go inline after the inode; c's fragment goes into
+// the packed inode.
 func (w *writer) placeCompressed(n *node, c content) error {
-	lcn := 0
-	idx := make([]byte, 16, 16+8*blocksOf(len(c.raw)))
-	binary.LittleEndian.PutUint16(idx[4:], adviseBigPcluster1)
+	w.compressed = true
+	if c.extents == nil { // the whole file is a fragment
+		h := make([]byte, 8)
+		binary.LittleEndian.PutUint64(h, w.fragment(c.frag, c.fragSum)|fragmentInode)
+		n.layout, n.tail, n.iu = layoutCompressedFull, h, 0
+		return nil
+	}
+	idx := make([]byte, 16, 16+8*blocksOf(len(c.raw))) // map header, 8 reserved bytes, indexes
+	advise := uint16(adviseBigPcluster1)
 	idx[6] = algorithmID(w.o.Compression.Algorithm)
 	idx[7] = 0 // logical cluster bits - 12
 	var total uint32
-	for _, e := range c.extents {
-		if e.data == nil {
-			for k := range e.lclusters {
-				off := (lcn + k) * blkSize
-				idx = appendIndex(idx, lcPlain, 0, w.cursor, 0)
-				if err := w.writeBlocks(c.raw[off:min(off+blkSize, len(c.raw))]); err != nil {
-					return err
-				}
-				total++
-			}
-			lcn += e.lclusters
-			continue
-		}
-		cblocks := uint16(len(e.data) / blkSize)
-		idx = appendIndex(idx, lcHead1, 0, w.cursor, 0)
-		for k := 1; k < e.lclusters; k++ {
-			d0 := uint16(k)
-			if k == 1 {
-				d0 = d0CblkCnt | cblocks
-			}
-			idx = appendIndex(idx, lcNonhead, d0, 0, uint16(e.lclusters-k))
-		}
-		if err := w.writeBlocks(e.data); err != nil {
+	for i, e := range c.extents {
+		var err error
+		if idx, err = w.writeExtent(idx, e, c.extentSrc(i, w.extSize)); err != nil {
 			return err
 		}
-		total += uint32(cblocks)
-		lcn += e.lclusters
+		total += uint32(e.blocks())
 	}
+	if c.frag != nil {
+		// The tail extent's head holds the offset's high half (full
+		// indexes), the map header its low half.
+		off := w.fragment(c.frag, c.fragSum)
+		advise |= adviseFragmentPcluster
+		binary.LittleEndian.PutUint32(idx[0:], uint32(off))
+		idx = appendExtentIndex(idx, blocksOf(len(c.frag)), uint32(off>>32), 0)
+	}
+	binary.LittleEndian.PutUint16(idx[4:], advise)
 	n.layout, n.tail, n.iu = layoutCompressedFull, idx, total
-	w.compressed = true
 	return nil
+}
+
+// writeExtent writes e, whose bytes begin at raw, at the cursor and appends
+// its lcluster indexes to idx.
+func (w *writer) writeExtent(idx []byte, e extent, raw []byte) ([]byte, error) {
+	if e.data != nil {
+		idx = appendExtentIndex(idx, e.lclusters, w.cursor, uint16(len(e.data)/blkSize))
+		return idx, w.writeBlocks(e.data)
+	}
+	for k := range e.lclusters {
+		idx = appendIndex(idx, lcPlain, 0, w.cursor, 0)
+		if err := w.writeBlocks(raw[k*blkSize : min((k+1)*blkSize, len(raw))]); err != nil {
+			return nil, err
+		}
+	}
+	return idx, nil
+}
+
+// appendExtentIndex appends the indexes of one compressed extent of
+// lclusters logical clusters: its head at blkaddr, then non-heads, the
+// first with the pcluster's block count.
+func appendExtentIndex(idx []byte, lclusters int, blkaddr uint32, cblocks uint16) []byte {
+	idx = appendIndex(idx, lcHead1, 0, blkaddr, 0)
+	for k := 1; k < lclusters; k++ {
+		d0 := uint16(k)
+		if k == 1 {
+			d0 = d0CblkCnt | cblocks
+		}
+		idx = appendIndex(idx, lcNonhead, d0, 0, uint16(lclusters-k))
+	}
+	return idx
+}
+
+// fragment returns b's offset in the packed inode, appending it unless an
+// identical fragment is there already.
+func (w *writer) fragment(b []byte, sum [32]byte) uint64 {
+	if off, ok := w.fragOff[sum]; ok {
+		return off
+	}
+	off := w.packed.size
+	w.packed.append(b)
+	w.fragOff[sum] = off
+	return off
+}
+
+// writePacked waits for the packed inode's chunks to be compressed and
+// writes them; ino is its inode number (after the tree's).
+func (w *writer) writePacked(ino uint32) error {
+	size := w.packed.size
+	if size == 0 {
+		return nil
+	}
+	f := &File{Path: "(packed inode)", Mode: 0o600, Mtime: w.o.BuildTime, Size: int64(size)}
+	n := &node{f: f, name: f.Path, nlink: 1, ino: ino, size: size, isize: 32}
+	if n.size > 0xffffffff {
+		n.isize = 64
+	}
+	w.packedNode = n
+	w.packed.finish()
+	c := content{chunks: w.packed.chunks, extents: make([]extent, len(w.packed.exts))}
+	for i, e := range w.packed.exts {
+		c.extents[i] = *e
+	}
+	return w.placeCompressed(n, c)
 }
 
 // appendIndex appends one z_erofs_lcluster_index.
