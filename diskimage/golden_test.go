@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "6ee18843d649592f123e6412882da51ab45b104e29911b17c75fbcddb4d1a2f5",
-		"ingot_1.0.0.update/ingot.efi":     "86ca68892c441c7d82baa56817fcfe71ce601441c209a4fec5c95aa1c5e65a1f",
-		"ingot_1.0.0.update/manifest.json": "884f98c170db373900fa6eec940fc365f5255516619ccaa84420fd767eaafc9d",
-		"ingot_1.0.0.update/usr.erofs":     "7e602a28dbf4f154fa73d7dadcb4080a0aa9e42030b05fded7671ca3e7a2ab03",
-		"ingot_1.0.0.update/usr.verity":    "dca125ebe5e92ae30d364c37d0a7d35ab78fc2634a3c086b7190fe2902f9cdfd",
+		"ingot_1.0.0.raw":                  "6203632a9b065fc33203a935ed40fda3b94770c46fa3d60aa7303876cb63ba22",
+		"ingot_1.0.0.update/ingot.efi":     "f19c08b51d4e0fdff56f6d8eeeb26e7546a6674ae1db1049769ed47b835a8a46",
+		"ingot_1.0.0.update/manifest.json": "f96de4d3a48fbeca431bb9295785676034db17dfe29e5949cfbfb8cd01fb64ae",
+		"ingot_1.0.0.update/usr.erofs":     "66a8045bc871a1b706754d367b16ce6caaf8ffbd6874b0ad4c64c4ae525a1e5e",
+		"ingot_1.0.0.update/usr.verity":    "0734585f8725bc7485348e86ea613eded75f8240d3bb727995828c44ee98ed51",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "a62a814288f2ee2e78cd128c5ac226d4558f2112ba8512c332ad43e6f48e6e58",
+		"ingot_1.0.0.raw":                   "80963696fc1b6dcbd551ff5874ee5c0360ba3fcc1d44db51bb018def1953e068",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "a6b02b91bb42e79b97481d0dd093108cc98bf0a8af47d723f4c36508eefe7271",
-		"ingot_1.0.0.update/manifest.json":  "1d7c69e1c460f386f9f8691faf9e765092d4b6063d0aa733d96d7026872a76ab",
-		"ingot_1.0.0.update/usr.erofs":      "72b0c48b139d4c23d70e561b1a2545a6cf700df13ff6857b6286a1f5983f32c3",
-		"ingot_1.0.0.update/usr.verity":     "2b965e89bfce2c8f273fe796cf0fc3527a3c42e0aba9e6560a61fb4cb8d91488",
-		"ingot_1.0.0.update/usr.verity-sig": "51e73c83244df2ef87300b51c526e198d13fad8b7c1b21820a0f4aea31afb75f",
+		"ingot_1.0.0.update/ingot.efi":      "d22647e0450f972a53ae4fcc1f8b4252f25b4220ae58681086cc2e5cbc65c585",
+		"ingot_1.0.0.update/manifest.json":  "14ac0da71c00560e4fa5661f0dad4394b25ef98088fb311660fd725a3fb36fd0",
+		"ingot_1.0.0.update/usr.erofs":      "613d50506fa79aa5b59b86a31c5d17833011457c761b22d2d8ed61b76fe4b283",
+		"ingot_1.0.0.update/usr.verity":     "af9a092fc5e22d4dbe9695325019066a2cefadfcb126ff2f6dbc3be804a6dd8e",
+		"ingot_1.0.0.update/usr.verity-sig": "82a395aba1580a8acfdf7d7d032f7d78c9014c34ec63359b7e99e8820871d7d1",
 	}},
 }
 

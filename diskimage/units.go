@@ -104,6 +104,11 @@ func ingotUnits(deadline time.Duration, healthChecks []string, autologin bool) u
 	s.link("systemd-boot-random-seed.service", "/dev/null")
 	s.file("ingot-boot-random-seed.service", "ingot-boot-random-seed.service")
 	s.link("multi-user.target.wants/ingot-boot-random-seed.service", "../ingot-boot-random-seed.service")
+	// A kernel without module support (the musl base's: every driver
+	// built in) has no /proc/modules: modprobe@.service, which sockets
+	// and mounts before sysinit.target pull in (configfs, fuse, drm),
+	// then skips instead of running modprobe for nothing.
+	s.file("modprobe@.service.d/50-ingot-modules.conf", "50-ingot-modules.conf")
 	// The update channel: off until the owner enables the timer and
 	// writes /etc/ingot/update.conf (CHANNEL=oci://…,
 	// WINDOW=HH:MM-HH:MM).
