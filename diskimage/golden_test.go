@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "6203632a9b065fc33203a935ed40fda3b94770c46fa3d60aa7303876cb63ba22",
-		"ingot_1.0.0.update/ingot.efi":     "f19c08b51d4e0fdff56f6d8eeeb26e7546a6674ae1db1049769ed47b835a8a46",
-		"ingot_1.0.0.update/manifest.json": "f96de4d3a48fbeca431bb9295785676034db17dfe29e5949cfbfb8cd01fb64ae",
-		"ingot_1.0.0.update/usr.erofs":     "66a8045bc871a1b706754d367b16ce6caaf8ffbd6874b0ad4c64c4ae525a1e5e",
-		"ingot_1.0.0.update/usr.verity":    "0734585f8725bc7485348e86ea613eded75f8240d3bb727995828c44ee98ed51",
+		"ingot_1.0.0.raw":                  "d153d84a2c9975d4d22215eed25892323f958a15c71f317a97734d03314fc71c",
+		"ingot_1.0.0.update/ingot.efi":     "5c6c6706abc1fdb0b42fb2ef32949d3977bea949b3608b1c1b9cff048ad39ea8",
+		"ingot_1.0.0.update/manifest.json": "569a4e60d2b3849b084ccef6b090a66151a381bce88890d6b53f70d5a380ced2",
+		"ingot_1.0.0.update/usr.erofs":     "5a09c44560f278325ea3d5d4e642bcbdb14fb4eb1e43165b40fd4a1f5edfc487",
+		"ingot_1.0.0.update/usr.verity":    "dda8ac73f9d56a42b3f83b5ed424cf3d2ba84acac033a36fba177d026e24a0a6",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "80963696fc1b6dcbd551ff5874ee5c0360ba3fcc1d44db51bb018def1953e068",
+		"ingot_1.0.0.raw":                   "a93774c4d5d26ba059e5bbccda5ed5367a9f4ca1c29818a3444b226a3b8beb1b",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "d22647e0450f972a53ae4fcc1f8b4252f25b4220ae58681086cc2e5cbc65c585",
-		"ingot_1.0.0.update/manifest.json":  "14ac0da71c00560e4fa5661f0dad4394b25ef98088fb311660fd725a3fb36fd0",
-		"ingot_1.0.0.update/usr.erofs":      "613d50506fa79aa5b59b86a31c5d17833011457c761b22d2d8ed61b76fe4b283",
-		"ingot_1.0.0.update/usr.verity":     "af9a092fc5e22d4dbe9695325019066a2cefadfcb126ff2f6dbc3be804a6dd8e",
-		"ingot_1.0.0.update/usr.verity-sig": "82a395aba1580a8acfdf7d7d032f7d78c9014c34ec63359b7e99e8820871d7d1",
+		"ingot_1.0.0.update/ingot.efi":      "cae87a25ef1c319e4699b11a2e7877a4f0251afee3f5588c23bc76b136eaabe8",
+		"ingot_1.0.0.update/manifest.json":  "c8cfd92a7f3f304be56ce933d2bf187fa18225fbd5262184f004e19ed2a04df6",
+		"ingot_1.0.0.update/usr.erofs":      "932e53d55d41230226d95c34954b412019ec92bd607243b20b1f27143476382c",
+		"ingot_1.0.0.update/usr.verity":     "6c6ed5dff2479a592312b6f503c78d821ca0228bc8e030581e7cb66adf0968d2",
+		"ingot_1.0.0.update/usr.verity-sig": "23178f09cf4567efd970b1131af608e439406cbf135af7c7d306194b71027198",
 	}},
 }
 
