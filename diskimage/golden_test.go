@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "d153d84a2c9975d4d22215eed25892323f958a15c71f317a97734d03314fc71c",
-		"ingot_1.0.0.update/ingot.efi":     "5c6c6706abc1fdb0b42fb2ef32949d3977bea949b3608b1c1b9cff048ad39ea8",
-		"ingot_1.0.0.update/manifest.json": "569a4e60d2b3849b084ccef6b090a66151a381bce88890d6b53f70d5a380ced2",
-		"ingot_1.0.0.update/usr.erofs":     "5a09c44560f278325ea3d5d4e642bcbdb14fb4eb1e43165b40fd4a1f5edfc487",
-		"ingot_1.0.0.update/usr.verity":    "dda8ac73f9d56a42b3f83b5ed424cf3d2ba84acac033a36fba177d026e24a0a6",
+		"ingot_1.0.0.raw":                  "1e303cc1cda2585700601db3ff6048f73e164e5cb9fe78b24ee580da2f7ecf04",
+		"ingot_1.0.0.update/ingot.efi":     "c48c56b3aa9dadd6c13341312bfdb00f59bf949852821e911956432d5fdd56d3",
+		"ingot_1.0.0.update/manifest.json": "4b6bea239e606c5b3fc776467e19e85bf29e0a16d6f637acbe26d5bbb4e236cc",
+		"ingot_1.0.0.update/usr.erofs":     "1ca47cedc0cbcb2d768cf15e9fc1e8f1e69ed7ac34d2a25b5e2df7b09cfa942e",
+		"ingot_1.0.0.update/usr.verity":    "4d90a1f3e8ad86a46eddcd2d69f069c4c6ac372cf3490679e36778dcaaf55639",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "a93774c4d5d26ba059e5bbccda5ed5367a9f4ca1c29818a3444b226a3b8beb1b",
+		"ingot_1.0.0.raw":                   "8493683164502955f69eac3a3494706a0e83959122ca44a7f5973f87a506fe36",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "cae87a25ef1c319e4699b11a2e7877a4f0251afee3f5588c23bc76b136eaabe8",
-		"ingot_1.0.0.update/manifest.json":  "c8cfd92a7f3f304be56ce933d2bf187fa18225fbd5262184f004e19ed2a04df6",
-		"ingot_1.0.0.update/usr.erofs":      "932e53d55d41230226d95c34954b412019ec92bd607243b20b1f27143476382c",
-		"ingot_1.0.0.update/usr.verity":     "6c6ed5dff2479a592312b6f503c78d821ca0228bc8e030581e7cb66adf0968d2",
-		"ingot_1.0.0.update/usr.verity-sig": "23178f09cf4567efd970b1131af608e439406cbf135af7c7d306194b71027198",
+		"ingot_1.0.0.update/ingot.efi":      "9110c05cad3996ee3e901d28c1aaf427f10772947251ff97bee171bbda4f43d5",
+		"ingot_1.0.0.update/manifest.json":  "4a8cc739ed41524350704b7a96dc503dafc580c62277dc2e8f52564d2c13b43a",
+		"ingot_1.0.0.update/usr.erofs":      "9953400795c5109b1ad1c7f6816ae7494fb13994cbaa675892372674648d771e",
+		"ingot_1.0.0.update/usr.verity":     "a3f1acab24b77228699052f7f933d908f7c48dd8f2bd7dd85ea5f97c5bc19fc5",
+		"ingot_1.0.0.update/usr.verity-sig": "7d725201684c53144eeb21c8a2448467d8598fde72ce22ec2fa75cbd866cbecd",
 	}},
 }
 

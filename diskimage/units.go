@@ -115,6 +115,12 @@ func ingotUnits(deadline time.Duration, healthChecks []string, autologin bool) u
 	// ingot-init. The unit also held systemd-udevd's start, and with it
 	// the coldplug, before sysinit.target (0.5-1.3 s under TCG).
 	s.link("systemd-udev-load-credentials.service", "/dev/null")
+	// ingot-init mounts the root and /usr with their final options before
+	// systemd starts (the root read-write, /usr read-only and verified);
+	// systemd-remount-fs, which the fstab generator pulls in before
+	// local-fs.target, only remounted the root as it was (0.6-2.3 s under
+	// TCG on the way to sysinit.target).
+	s.link("systemd-remount-fs.service", "/dev/null")
 	// The update channel: off until the owner enables the timer and
 	// writes /etc/ingot/update.conf (CHANNEL=oci://…,
 	// WINDOW=HH:MM-HH:MM).
