@@ -71,11 +71,11 @@ type goldenCase struct {
 
 var goldenCases = []goldenCase{
 	{name: "plain", digests: map[string]string{
-		"ingot_1.0.0.raw":                  "6ee18843d649592f123e6412882da51ab45b104e29911b17c75fbcddb4d1a2f5",
-		"ingot_1.0.0.update/ingot.efi":     "86ca68892c441c7d82baa56817fcfe71ce601441c209a4fec5c95aa1c5e65a1f",
-		"ingot_1.0.0.update/manifest.json": "884f98c170db373900fa6eec940fc365f5255516619ccaa84420fd767eaafc9d",
-		"ingot_1.0.0.update/usr.erofs":     "7e602a28dbf4f154fa73d7dadcb4080a0aa9e42030b05fded7671ca3e7a2ab03",
-		"ingot_1.0.0.update/usr.verity":    "dca125ebe5e92ae30d364c37d0a7d35ab78fc2634a3c086b7190fe2902f9cdfd",
+		"ingot_1.0.0.raw":                  "1e303cc1cda2585700601db3ff6048f73e164e5cb9fe78b24ee580da2f7ecf04",
+		"ingot_1.0.0.update/ingot.efi":     "c48c56b3aa9dadd6c13341312bfdb00f59bf949852821e911956432d5fdd56d3",
+		"ingot_1.0.0.update/manifest.json": "4b6bea239e606c5b3fc776467e19e85bf29e0a16d6f637acbe26d5bbb4e236cc",
+		"ingot_1.0.0.update/usr.erofs":     "1ca47cedc0cbcb2d768cf15e9fc1e8f1e69ed7ac34d2a25b5e2df7b09cfa942e",
+		"ingot_1.0.0.update/usr.verity":    "4d90a1f3e8ad86a46eddcd2d69f069c4c6ac372cf3490679e36778dcaaf55639",
 	}},
 	{name: "signed-encrypted", mod: func(t *testing.T, o *diskimage.Options) {
 		keys, err := trust.LoadKeys("../trust/testdata/keys")
@@ -90,13 +90,13 @@ var goldenCases = []goldenCase{
 		o.BootDeadline = 5 * time.Minute
 		o.SBOM = []byte("{\"spdxVersion\":\"SPDX-2.3\"}\n")
 	}, unit: "fixture-check.service", digests: map[string]string{
-		"ingot_1.0.0.raw":                   "a62a814288f2ee2e78cd128c5ac226d4558f2112ba8512c332ad43e6f48e6e58",
+		"ingot_1.0.0.raw":                   "8493683164502955f69eac3a3494706a0e83959122ca44a7f5973f87a506fe36",
 		"ingot_1.0.0.spdx.json":             "033f748d28edb19db9e73d8b31ea18fe6f08d668ee43c202e1c20fe5ffc2e28f",
-		"ingot_1.0.0.update/ingot.efi":      "a6b02b91bb42e79b97481d0dd093108cc98bf0a8af47d723f4c36508eefe7271",
-		"ingot_1.0.0.update/manifest.json":  "1d7c69e1c460f386f9f8691faf9e765092d4b6063d0aa733d96d7026872a76ab",
-		"ingot_1.0.0.update/usr.erofs":      "72b0c48b139d4c23d70e561b1a2545a6cf700df13ff6857b6286a1f5983f32c3",
-		"ingot_1.0.0.update/usr.verity":     "2b965e89bfce2c8f273fe796cf0fc3527a3c42e0aba9e6560a61fb4cb8d91488",
-		"ingot_1.0.0.update/usr.verity-sig": "51e73c83244df2ef87300b51c526e198d13fad8b7c1b21820a0f4aea31afb75f",
+		"ingot_1.0.0.update/ingot.efi":      "9110c05cad3996ee3e901d28c1aaf427f10772947251ff97bee171bbda4f43d5",
+		"ingot_1.0.0.update/manifest.json":  "4a8cc739ed41524350704b7a96dc503dafc580c62277dc2e8f52564d2c13b43a",
+		"ingot_1.0.0.update/usr.erofs":      "9953400795c5109b1ad1c7f6816ae7494fb13994cbaa675892372674648d771e",
+		"ingot_1.0.0.update/usr.verity":     "a3f1acab24b77228699052f7f933d908f7c48dd8f2bd7dd85ea5f97c5bc19fc5",
+		"ingot_1.0.0.update/usr.verity-sig": "7d725201684c53144eeb21c8a2448467d8598fde72ce22ec2fa75cbd866cbecd",
 	}},
 }
 

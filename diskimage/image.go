@@ -46,8 +46,12 @@ func newestMtime(t *rootfs.Tree) int64 {
 // keeps systemd-veritysetup-generator, which also reads usrhash=, from
 // setting up /usr a second time on the booted system: ingot-init has done
 // it. panic=10 turns a dead PID 1 into a reboot, which boot counting
-// needs.
-var platformCmdline = layout.ParseCmdline("console=tty0 console=ttyS0,115200 systemd.firstboot=off systemd.verity=no panic=10")
+// needs. pty.legacy_count=0 keeps a kernel built with CONFIG_LEGACY_PTYS
+// (the musl base's) from making 256 BSD pseudo-terminal pairs nothing
+// uses: 512 of its 780 devices, each coldplugged by udev and a device
+// unit in systemd before sysinit.target (docs/boot.md); a kernel without
+// legacy ptys (Debian's) ignores the parameter.
+var platformCmdline = layout.ParseCmdline("console=tty0 console=ttyS0,115200 systemd.firstboot=off systemd.verity=no panic=10 pty.legacy_count=0")
 
 // kernelCmdline pins /usr by its root hash, followed by the plan's
 // fixed part (bootCmdline).

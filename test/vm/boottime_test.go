@@ -38,6 +38,9 @@ type bootFigures struct {
 	initStart   time.Duration // guest: kernel → ingot-init (0: not logged)
 	switchRoot  time.Duration // guest: kernel → switch root
 	systemd     time.Duration // guest: kernel → systemd (userspace)
+	generators  time.Duration // guest: systemd's generators, start to finish
+	unitsLoaded time.Duration // guest: kernel → systemd has loaded its units
+	sysinit     time.Duration // guest: kernel → sysinit.target
 	complete    time.Duration // guest: kernel → boot-complete.target
 	marker      time.Duration // guest: kernel → ingot-boot-marker.service started
 	markerDone  time.Duration // guest: kernel → ingot-boot-marker.service done (blessed)
@@ -231,6 +234,9 @@ func measureBoot(ctx context.Context, b *testing.B, m *vm.Machine, from int) boo
 		return time.Duration(us) * time.Microsecond
 	}
 	f.systemd = prop("", "UserspaceTimestampMonotonic")
+	f.generators = prop("", "GeneratorsFinishTimestampMonotonic") - prop("", "GeneratorsStartTimestampMonotonic")
+	f.unitsLoaded = prop("", "UnitsLoadFinishTimestampMonotonic")
+	f.sysinit = prop("sysinit.target", "ActiveEnterTimestampMonotonic")
 	f.complete = prop("boot-complete.target", "ActiveEnterTimestampMonotonic")
 	// The marker line is printed as `ingot boot-marker` starts (the
 	// blessing follows it): its start is the guest's side of the line.
@@ -251,7 +257,7 @@ func measureBoot(ctx context.Context, b *testing.B, m *vm.Machine, from int) boo
 	run(ctx, b, m, "timeout 90 systemctl is-system-running --wait >/dev/null 2>&1 || true")
 	f.analyze = run(ctx, b, m, "SYSTEMD_PAGER=cat systemd-analyze time 2>&1 | head -n 1")
 	f.chain = run(ctx, b, m, "systemd-analyze critical-chain --no-pager ingot-boot-marker.service 2>&1 | tail -n +3")
-	f.blame = run(ctx, b, m, "systemd-analyze blame --no-pager 2>&1 | head -n 8")
+	f.blame = run(ctx, b, m, "systemd-analyze blame --no-pager 2>&1 | head -n 12")
 	f.failed = run(ctx, b, m, "systemctl --no-pager --failed --no-legend --plain")
 	return f
 }
@@ -276,6 +282,9 @@ func (f bootFigures) report(title string) string {
 	fmt.Fprintf(&b, "   ingot-init → switch root               %s%s\n", s(f.switchRoot-f.initStart), guess)
 	fmt.Fprintf(&b, "   switch root → systemd                  %s\n", s(f.systemd-f.switchRoot))
 	fmt.Fprintf(&b, "   systemd → boot-complete.target         %s\n", s(f.complete-f.systemd))
+	fmt.Fprintf(&b, "     systemd → units loaded               %s (generators %s)\n", s(f.unitsLoaded-f.systemd), s(f.generators))
+	fmt.Fprintf(&b, "     units loaded → sysinit.target        %s\n", s(f.sysinit-f.unitsLoaded))
+	fmt.Fprintf(&b, "     sysinit.target → boot-complete       %s\n", s(f.complete-f.sysinit))
 	fmt.Fprintf(&b, "   boot-complete.target → marker          %s (the marker service then takes %s)\n", s(f.marker-f.complete), s(f.markerDone-f.marker))
 	fmt.Fprintf(&b, "   kernel → marker                        %s\n", s(f.marker))
 	fmt.Fprintf(&b, "   %s\n", f.steps)
