@@ -34,26 +34,8 @@ func BenchmarkBootCompression(b *testing.B) {
 				"--rootfs", debian, "--compression="+comp))
 		}
 	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for _, s := range subjects {
-			first, later := bootTwice(b, s)
-			for _, f := range []struct {
-				boot string
-				f    bootFigures
-			}{{"first", first}, {"later", later}} {
-				fmt.Println(f.f.report(fmt.Sprintf("%s, /usr %s (%d MiB disk), %s boot", s.name, s.release, s.diskBytes>>20, f.boot)))
-				b.ReportMetric(f.f.total.Seconds(), fmt.Sprintf("%s-%s-%s-s", metricName(s.name), s.release, f.boot))
-			}
-		}
-	}
-}
-
-// metricName is a subject's name as a metric's first word ("musl",
-// "debian").
-func metricName(name string) string {
-	if name == "Debian" {
-		return "debian"
-	}
-	return "musl"
+	bootAll(b, subjects, func(s bootSubject, boot string) (string, string) {
+		return fmt.Sprintf("%s, /usr %s (%d MiB disk), %s boot", s.name, s.release, s.diskBytes>>20, boot),
+			metricName(s.name) + "-" + s.release + "-" + boot
+	})
 }

@@ -81,6 +81,21 @@ func BenchmarkBootTime(b *testing.B) {
 			imageWith(b, "Debian", "previous", prev, filepath.Join(out, "prev-debian"), "--rootfs", debian),
 			imageWith(b, "Debian", "this tree", bin, filepath.Join(out, "debian"), "--rootfs", debian))
 	}
+	bootAll(b, subjects, func(s bootSubject, boot string) (string, string) {
+		metric := metricName(s.name) + "-" + boot
+		if s.release == "previous" {
+			metric = "prev-" + metric
+		}
+		return s.name + ", " + s.release + ", " + boot + " boot", metric
+	})
+}
+
+// bootAll boots every subject twice (bootTwice) b.N times, prints each
+// boot's timeline under the title name gives it and reports its QEMU
+// start → marker and ingot-init times as metrics named from name's
+// second result.
+func bootAll(b *testing.B, subjects []bootSubject, name func(s bootSubject, boot string) (title, metric string)) {
+	b.Helper()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, s := range subjects {
@@ -89,18 +104,24 @@ func BenchmarkBootTime(b *testing.B) {
 				boot string
 				f    bootFigures
 			}{{"first", first}, {"later", later}} {
+				title, metric := name(s, f.boot)
 				// On standard output, not b.Log: a benchmark's log is cut
 				// to a few lines without -v.
-				fmt.Println(f.f.report(s.name + ", " + s.release + ", " + f.boot + " boot"))
-				metric := strings.ReplaceAll(strings.ToLower(strings.Fields(s.name)[0]), " ", "-") + "-" + f.boot
-				if s.release == "previous" {
-					metric = "prev-" + metric
-				}
+				fmt.Println(f.f.report(title))
 				b.ReportMetric(f.f.total.Seconds(), metric+"-s")
 				b.ReportMetric((f.f.switchRoot - f.f.initStart).Seconds(), metric+"-init-s")
 			}
 		}
 	}
+}
+
+// metricName is an image's name as a metric's first word ("musl",
+// "debian").
+func metricName(name string) string {
+	if name == "Debian" {
+		return "debian"
+	}
+	return "musl"
 }
 
 // previousBinaries builds ingot, ingot-init and ingot-agent of the previous
