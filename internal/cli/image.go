@@ -112,7 +112,7 @@ bytes.`,
 	f.StringVarP(&o.OutputDir, "output", "o", "out", "output directory")
 	f.BoolVar(&o.Autologin, "autologin", false, "root shell on the serial console (development and tests)")
 	f.StringVar(&o.KernelVersion, "kernel-version", "", "kernel to use when the root filesystem has several")
-	f.StringVar(&o.Compression, "compression", "none", "compression of /usr: lz4hc, zstd or none, optionally with :LEVEL (lz4hc 1-9, zstd 1-22), or auto (zstd from Linux 6.10, else lz4hc)")
+	f.StringVar(&o.Compression, "compression", "auto", "compression of /usr: auto (the best the image's kernel mounts: zstd from Linux 6.10 with EROFS_FS_ZIP_ZSTD, else lz4hc), lz4hc, zstd or none, optionally with :LEVEL (lz4hc 1-9, zstd 1-22)")
 	f.StringArrayVar(&cmdline, "cmdline", nil, "extra kernel command-line argument (repeatable)")
 	f.StringVar(&usrSize, "usr-size", "", "size of each usr partition, e.g. 2G (default: from /usr, with room to grow)")
 	f.StringVar(&maxContent, "rootfs-max-bytes", "", "bound on the root filesystem's content, sparse files expanded, e.g. 20G (default: 100 times what it stores, at least 1G)")
