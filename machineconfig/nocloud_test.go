@@ -22,14 +22,8 @@ func TestParseMetaData(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, ignored, err := ParseMetaData("meta-data", []byte(tc.doc))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want it to contain %q", err, tc.err)
-				}
+			if wantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if cfg.Hostname != tc.host {
 				t.Errorf("hostname %q, want %q", cfg.Hostname, tc.host)
@@ -132,14 +126,8 @@ config:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, ignored, err := ParseNetworkConfig("network-config", []byte(tc.doc))
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want it to contain %q", err, tc.err)
-				}
+			if wantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(cfg.Network, tc.want) {
 				t.Errorf("network\n got %+v\nwant %+v", cfg.Network, tc.want)
@@ -187,4 +175,20 @@ func FuzzParseNetworkConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// wantErr fails the test unless err contains want (want "": err is
+// nil) and says whether an error was wanted (the case ends there).
+func wantErr(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to contain %q", err, want)
+	}
+	return true
 }
